@@ -1,0 +1,75 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <mutex>
+#include <vector>
+
+namespace vigil::agent {
+
+// A bounded multi-producer, single-consumer queue that carries work between threads in
+// batches. Push blocks while the queue is full: that is vigil's back-pressure (the Paho
+// callback blocks, Paho stops reading the socket, the broker keeps the rest). Nothing is
+// ever dropped. Thread-safe: all state is guarded by mu_.
+template <typename T>
+class BoundedQueue {
+ public:
+  explicit BoundedQueue(std::size_t capacity) : capacity_(capacity) {}
+
+  // Blocks while full. False (and nothing queued) once Close() was called.
+  bool Push(T item) {
+    std::unique_lock lock(mu_);
+    not_full_.wait(lock, [&] { return closed_ || items_.size() < capacity_; });
+    if (closed_) return false;
+    items_.push_back(std::move(item));
+    if (items_.size() == 1) not_empty_.notify_one();
+    return true;
+  }
+
+  // Moves up to `max` items into *out (appended), waiting up to `timeout` for the first one.
+  // Returns the number moved; 0 on timeout or when closed and empty.
+  template <typename Rep, typename Period>
+  std::size_t PopBatch(std::vector<T>* out, std::size_t max,
+                       std::chrono::duration<Rep, Period> timeout) {
+    std::unique_lock lock(mu_);
+    not_empty_.wait_for(lock, timeout, [&] { return closed_ || !items_.empty(); });
+    std::size_t n = 0;
+    while (n < max && !items_.empty()) {
+      out->push_back(std::move(items_.front()));
+      items_.pop_front();
+      ++n;
+    }
+    if (n > 0) not_full_.notify_all();
+    return n;
+  }
+
+  // Wakes every waiter; later pushes fail, pops drain what is left.
+  void Close() {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+    not_full_.notify_all();
+    not_empty_.notify_all();
+  }
+
+  bool closed() const {
+    std::lock_guard lock(mu_);
+    return closed_;
+  }
+
+  std::size_t size() const {
+    std::lock_guard lock(mu_);
+    return items_.size();
+  }
+
+ private:
+  const std::size_t capacity_;
+  mutable std::mutex mu_;
+  std::condition_variable not_full_;
+  std::condition_variable not_empty_;
+  std::deque<T> items_;
+  bool closed_ = false;
+};
+
+}  // namespace vigil::agent

@@ -1,0 +1,234 @@
+#include "agent/http_endpoint.h"
+
+#include <httplib.h>
+
+#include <cmath>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "config/log.h"
+
+namespace vigil::agent {
+namespace {
+
+// Prometheus label values escape backslash, double quote and newline.
+std::string Label(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+void Header(std::ostringstream& o, const char* name, const char* type, const char* help) {
+  o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+}
+
+nlohmann::json KeyJson(const rules::Tags& key) {
+  nlohmann::json k = nlohmann::json::object();
+  for (const auto& [name, value] : key) k[name] = value;
+  return k;
+}
+
+bool SplitListen(const std::string& listen, std::string* host, int* port) {
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos) return false;
+  *host = listen.substr(0, colon);
+  if (host->size() > 1 && host->front() == '[') *host = host->substr(1, host->size() - 2);
+  try {
+    *port = std::stoi(listen.substr(colon + 1));
+  } catch (const std::exception&) {
+    return false;
+  }
+  return !host->empty() && *port >= 0 && *port < 65536;
+}
+
+}  // namespace
+
+HttpEndpoint::HttpEndpoint(EndpointSources sources) : sources_(std::move(sources)) {}
+
+HttpEndpoint::~HttpEndpoint() {
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(const std::string& listen,
+                                                          EndpointSources sources) {
+  std::string host;
+  int port = 0;
+  if (!SplitListen(listen, &host, &port)) {
+    return Result<std::unique_ptr<HttpEndpoint>>::Error("http.listen: expected host:port, got \"" +
+                                                        listen + "\"");
+  }
+  std::unique_ptr<HttpEndpoint> ep(new HttpEndpoint(std::move(sources)));
+  ep->server_ = std::make_unique<httplib::Server>();
+  httplib::Server& srv = *ep->server_;
+  const EndpointSources* s = &ep->sources_;
+  srv.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("ok\n", "text/plain");
+  });
+  srv.Get("/readyz", [s](const httplib::Request&, httplib::Response& res) {
+    std::string reason = NotReadyReason(*s);
+    res.status = reason.empty() ? 200 : 503;
+    res.set_content(reason.empty() ? "ready\n" : reason + "\n", "text/plain");
+  });
+  srv.Get("/metrics", [s](const httplib::Request&, httplib::Response& res) {
+    res.set_content(MetricsText(*s), "text/plain; version=0.0.4");
+  });
+  srv.Get("/api/v1/status", [s](const httplib::Request&, httplib::Response& res) {
+    res.set_content(StatusJson(*s), "application/json");
+  });
+  srv.Get("/api/v1/alerts", [s](const httplib::Request&, httplib::Response& res) {
+    res.set_content(AlertsJson(*s), "application/json");
+  });
+  if (!srv.bind_to_port(host, port)) {
+    return Result<std::unique_ptr<HttpEndpoint>>::Error("http.listen: cannot listen on " + listen);
+  }
+  ep->thread_ = std::thread([&srv] { srv.listen_after_bind(); });
+  return ep;
+}
+
+std::string HttpEndpoint::NotReadyReason(const EndpointSources& s) {
+  if (!s.metrics->mqtt_connected) return "broker not connected: " + s.config->mqtt.uri;
+  if (s.metrics->last_commit_failed) return "state database not writable: last commit failed";
+  return "";
+}
+
+std::string HttpEndpoint::MetricsText(const EndpointSources& s) {
+  const Metrics& m = *s.metrics;
+  std::ostringstream o;
+  Header(o, "vigil_readings_total", "counter", "Accepted readings.");
+  o << "vigil_readings_total " << m.readings_total.load() << '\n';
+  Header(o, "vigil_rejected_readings_total", "counter", "Rejected readings by reason.");
+  for (std::size_t i = 0; i < Metrics::kReasons; ++i) {
+    o << "vigil_rejected_readings_total{reason=\"" << ReasonName(static_cast<RejectReason>(i))
+      << "\"} " << m.rejected[i].load() << '\n';
+  }
+  const Pipeline::Snapshot snap = s.pipeline->LastSnapshot();
+  std::uint64_t dropped_keys = 0;
+  Header(o, "vigil_late_readings_total", "counter", "Readings dropped as late, by rule.");
+  for (const auto& r : snap.rules) {
+    o << "vigil_late_readings_total{rule=\"" << Label(r.rule) << "\"} " << r.late_readings
+      << '\n';
+    dropped_keys += r.dropped_keys;
+  }
+  Header(o, "vigil_rule_evaluations_total", "counter", "Readings evaluated, by rule.");
+  for (const auto& r : snap.rules) {
+    o << "vigil_rule_evaluations_total{rule=\"" << Label(r.rule) << "\"} " << r.evaluations
+      << '\n';
+  }
+  Header(o, "vigil_events_total", "counter", "Events produced, by kind.");
+  o << "vigil_events_total{kind=\"alert\"} " << m.alert_events.load() << '\n';
+  o << "vigil_events_total{kind=\"aggregate\"} " << m.aggregate_events.load() << '\n';
+
+  std::map<std::string, store::OutboxCounts> counts;
+  if (auto c = s.store->Counts(); c.ok()) {
+    for (auto& row : c.value()) counts[row.uplink] = row;
+  }
+  const Millis now = Now();
+  Header(o, "vigil_outbox_depth", "gauge", "Events waiting for delivery, by uplink.");
+  for (const auto* d : s.dispatchers) {
+    o << "vigil_outbox_depth{uplink=\"" << Label(d->name()) << "\"} " << counts[d->name()].pending
+      << '\n';
+  }
+  Header(o, "vigil_outbox_oldest_seconds", "gauge",
+         "Age of the oldest undelivered event, by uplink.");
+  for (const auto* d : s.dispatchers) {
+    const auto& c = counts[d->name()];
+    double age = c.pending > 0 ? static_cast<double>((now - c.oldest_pending).count()) / 1000.0 : 0;
+    o << "vigil_outbox_oldest_seconds{uplink=\"" << Label(d->name()) << "\"} " << age << '\n';
+  }
+  Header(o, "vigil_deliveries_total", "counter", "Delivery outcomes, by uplink.");
+  for (const auto* d : s.dispatchers) {
+    auto st = d->Stats();
+    const std::string u = Label(d->name());
+    o << "vigil_deliveries_total{uplink=\"" << u << "\",outcome=\"delivered\"} " << st.delivered
+      << '\n';
+    o << "vigil_deliveries_total{uplink=\"" << u << "\",outcome=\"retry\"} " << st.retried << '\n';
+    o << "vigil_deliveries_total{uplink=\"" << u << "\",outcome=\"dead\"} " << st.dead << '\n';
+  }
+  Header(o, "vigil_dropped_total", "counter", "Data dropped, by what.");
+  o << "vigil_dropped_total{what=\"max_keys\"} " << dropped_keys << '\n';
+  Header(o, "vigil_commit_duration_seconds", "histogram", "Group commit latency.");
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < Metrics::kCommitBuckets.size(); ++i) {
+    cumulative += m.commit_buckets[i].load();
+    o << "vigil_commit_duration_seconds_bucket{le=\"" << Metrics::kCommitBuckets[i] << "\"} "
+      << cumulative << '\n';
+  }
+  cumulative += m.commit_buckets.back().load();
+  o << "vigil_commit_duration_seconds_bucket{le=\"+Inf\"} " << cumulative << '\n';
+  o << "vigil_commit_duration_seconds_sum " << static_cast<double>(m.commit_micros_sum.load()) / 1e6
+    << '\n';
+  o << "vigil_commit_duration_seconds_count " << cumulative << '\n';
+  Header(o, "vigil_mqtt_connected", "gauge", "1 while connected to the broker.");
+  o << "vigil_mqtt_connected " << (m.mqtt_connected ? 1 : 0) << '\n';
+  return o.str();
+}
+
+std::string HttpEndpoint::AlertsJson(const EndpointSources& s) {
+  nlohmann::json alerts = nlohmann::json::array();
+  for (const auto& a : s.pipeline->LastSnapshot().firing) {
+    alerts.push_back({{"rule", a.rule},
+                      {"key", KeyJson(a.key)},
+                      {"alert_id", a.alert_id},
+                      {"severity", a.severity},
+                      {"summary", a.summary},
+                      {"since", config::FormatRfc3339(a.since)}});
+  }
+  return alerts.dump();
+}
+
+std::string HttpEndpoint::StatusJson(const EndpointSources& s) {
+  const Metrics& m = *s.metrics;
+  const Millis now = Now();
+  const double uptime = static_cast<double>((now - s.started).count()) / 1000.0;
+  std::uint64_t rejected = 0;
+  for (const auto& r : m.rejected) rejected += r.load();
+  nlohmann::json j;
+  j["version"] = VIGIL_VERSION;
+  j["agent"] = s.config->agent.id;
+  j["uptime_seconds"] = static_cast<std::int64_t>(uptime);
+  j["mqtt"] = {{"uri", s.config->mqtt.uri}, {"connected", m.mqtt_connected.load()}};
+  j["readings_total"] = m.readings_total.load();
+  j["readings_per_second"] =
+      uptime > 0 ? std::round(static_cast<double>(m.readings_total.load()) / uptime * 10) / 10 : 0;
+  j["rejected_total"] = rejected;
+  j["ready"] = NotReadyReason(s).empty();
+  const Pipeline::Snapshot snap = s.pipeline->LastSnapshot();
+  j["rules"] = nlohmann::json::array();
+  for (const auto& r : snap.rules) {
+    j["rules"].push_back({{"id", r.rule},
+                          {"keys", r.keys},
+                          {"evaluations", r.evaluations},
+                          {"late_readings", r.late_readings},
+                          {"dropped_keys", r.dropped_keys}});
+  }
+  j["alerts"] = nlohmann::json::parse(AlertsJson(s));
+  std::map<std::string, store::OutboxCounts> counts;
+  if (auto c = s.store->Counts(); c.ok()) {
+    for (auto& row : c.value()) counts[row.uplink] = row;
+  }
+  j["uplinks"] = nlohmann::json::array();
+  for (const auto* d : s.dispatchers) {
+    auto st = d->Stats();
+    const auto& c = counts[d->name()];
+    j["uplinks"].push_back({{"name", d->name()},
+                            {"pending", c.pending},
+                            {"dead", c.dead},
+                            {"delivered", st.delivered},
+                            {"retried", st.retried},
+                            {"last_error", st.last_error}});
+  }
+  return j.dump();
+}
+
+}  // namespace vigil::agent

@@ -1,0 +1,47 @@
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+
+#include "agent/decode.h"
+
+namespace vigil::agent {
+
+// The agent's process-wide counters (SPEC §10 names). Lock-free: written by the ingest and
+// engine threads, read by status and the HTTP endpoint.
+struct Metrics {
+  static constexpr std::size_t kReasons = static_cast<std::size_t>(RejectReason::kSize) + 1;
+
+  std::atomic<std::uint64_t> readings_total{0};  // accepted readings
+  std::array<std::atomic<std::uint64_t>, kReasons> rejected{};
+  std::atomic<std::uint64_t> alert_events{0};
+  std::atomic<std::uint64_t> aggregate_events{0};
+  std::atomic<std::uint64_t> commits{0};
+  std::atomic<std::uint64_t> commit_failures{0};
+  std::atomic<bool> mqtt_connected{false};
+  std::atomic<bool> last_commit_failed{false};
+
+  // vigil_commit_duration_seconds: cumulative-by-export histogram of group commit latency.
+  static constexpr std::array<double, 8> kCommitBuckets = {0.001, 0.0025, 0.005, 0.01,
+                                                           0.025, 0.05,   0.1,   0.5};
+  std::array<std::atomic<std::uint64_t>, kCommitBuckets.size() + 1> commit_buckets{};
+  std::atomic<std::uint64_t> commit_micros_sum{0};
+
+  void ObserveCommit(double seconds) {
+    std::size_t i = 0;
+    while (i < kCommitBuckets.size() && seconds > kCommitBuckets[i]) ++i;
+    commit_buckets[i].fetch_add(1, std::memory_order_relaxed);
+    commit_micros_sum.fetch_add(static_cast<std::uint64_t>(seconds * 1e6),
+                                std::memory_order_relaxed);
+  }
+
+  void CountReject(RejectReason reason) {
+    rejected[static_cast<std::size_t>(reason)].fetch_add(1, std::memory_order_relaxed);
+  }
+  std::uint64_t Rejected(RejectReason reason) const {
+    return rejected[static_cast<std::size_t>(reason)].load(std::memory_order_relaxed);
+  }
+};
+
+}  // namespace vigil::agent

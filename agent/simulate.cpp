@@ -1,0 +1,201 @@
+#include <mqtt/async_client.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <deque>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <numbers>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "agent/commands.h"
+#include "agent/pipeline.h"
+#include "config/log.h"
+
+namespace vigil::agent {
+namespace {
+
+std::atomic<bool> g_stop{false};
+extern "C" void OnStopSignal(int) { g_stop = true; }
+
+constexpr std::size_t kMaxInFlight = 2000;
+constexpr double kDriftPeriodS = 120;
+
+// One simulated device: a baseline with noise; every fifth device drifts up and back
+// (crossing the example rule's threshold), so alerts fire and resolve in a demo.
+struct Device {
+  std::string name;
+  double baseline = 20;
+  bool drifts = false;
+};
+
+// Splits "a/{x}/#" into levels; fills captures: device → the device name, metric → metric,
+// anything else → "sim"; a final `#` is dropped.
+std::string MakeTopic(const config::TopicTemplate& tmpl, const std::string& device,
+                      const std::string& metric) {
+  std::string out;
+  std::stringstream levels(tmpl.text());
+  std::string level;
+  bool first = true;
+  while (std::getline(levels, level, '/')) {
+    if (level == "#") break;
+    if (!first) out += '/';
+    first = false;
+    if (level == "{device}") {
+      out += device;
+    } else if (level == "{metric}") {
+      out += metric;
+    } else if (level == "+" || (level.size() > 2 && level.front() == '{')) {
+      out += "sim";
+    } else {
+      out += level;
+    }
+  }
+  return out;
+}
+
+void SetPath(nlohmann::json& obj, const std::string& path, nlohmann::json value) {
+  nlohmann::json* at = &obj;
+  std::size_t start = 0;
+  while (true) {
+    std::size_t dot = path.find('.', start);
+    std::string part = path.substr(start, dot == std::string::npos ? dot : dot - start);
+    if (dot == std::string::npos) {
+      (*at)[part] = std::move(value);
+      return;
+    }
+    at = &(*at)[part];
+    start = dot + 1;
+  }
+}
+
+std::string MakePayload(const config::PayloadMapping& mapping, double value, Millis now) {
+  if (mapping.format == config::PayloadMapping::Format::kNumber) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f", value);
+    return buf;
+  }
+  nlohmann::json obj = nlohmann::json::object();
+  const double rounded = std::round(value * 100) / 100;
+  if (mapping.metrics.empty()) {
+    SetPath(obj, mapping.value, rounded);
+  } else {
+    for (const auto& m : mapping.metrics) SetPath(obj, m, rounded);
+  }
+  if (!mapping.time.empty()) {
+    using config::TimeUnit;
+    const auto ms = now.count();
+    switch (mapping.time_unit.value_or(TimeUnit::kMillis)) {
+      case TimeUnit::kSeconds:
+        SetPath(obj, mapping.time, static_cast<double>(ms) / 1000.0);
+        break;
+      case TimeUnit::kMillis:
+        SetPath(obj, mapping.time, ms);
+        break;
+      case TimeUnit::kMicros:
+        SetPath(obj, mapping.time, ms * 1000);
+        break;
+      case TimeUnit::kNanos:
+        SetPath(obj, mapping.time, ms * 1'000'000);
+        break;
+      case TimeUnit::kRfc3339:
+        SetPath(obj, mapping.time, config::FormatRfc3339(now));
+        break;
+    }
+  }
+  return obj.dump();
+}
+
+}  // namespace
+
+int Simulate(const config::Config& config, const SimulateOptions& options) {
+  if (config.mqtt.subscriptions.empty()) {
+    std::cerr << "simulate: the config has no mqtt.subscriptions to publish to\n";
+    return kExitInvalid;
+  }
+  const config::Subscription& sub = config.mqtt.subscriptions.front();
+  std::mt19937_64 rng(options.seed);
+  std::normal_distribution<double> noise(0.0, 0.5);
+  std::vector<Device> devices;
+  for (int i = 0; i < options.devices; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof name, "dev-%03d", i + 1);
+    devices.push_back({name, 18.0 + (i % 7), i % 5 == 0});
+  }
+  std::string metric = sub.metric.empty() ? "temperature" : sub.metric;
+
+  std::signal(SIGINT, OnStopSignal);
+  std::signal(SIGTERM, OnStopSignal);
+
+  mqtt::async_client client(config.mqtt.uri, config.mqtt.client_id + "-simulate");
+  auto opts = mqtt::connect_options_builder().clean_session(true).connect_timeout(
+      std::chrono::seconds(10));
+  if (!config.mqtt.username.empty()) opts.user_name(config.mqtt.username);
+  if (!config.mqtt.password.empty()) opts.password(config.mqtt.password);
+  try {
+    client.connect(opts.finalize())->wait();
+  } catch (const mqtt::exception& e) {
+    std::cerr << "simulate: cannot connect to " << config.mqtt.uri << ": " << e.what() << '\n';
+    return kExitFatal;
+  }
+
+  const double rate = options.rate > 0 ? options.rate : 10;
+  const auto start = std::chrono::steady_clock::now();
+  const Millis wall_start = Now();
+  std::deque<mqtt::delivery_token_ptr> in_flight;
+  std::uint64_t published = 0;
+  std::uint64_t failed = 0;
+  while (!g_stop) {
+    const double elapsed_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (options.seconds && elapsed_s >= *options.seconds) break;
+    const auto due = static_cast<std::uint64_t>(elapsed_s * rate) + 1;
+    if (published >= due) {
+      std::this_thread::sleep_for(std::chrono::microseconds(
+          static_cast<std::int64_t>(1e6 * (static_cast<double>(published) / rate - elapsed_s)) +
+          50));
+      continue;
+    }
+    const Device& d = devices[published % devices.size()];
+    const Millis now = Now();
+    double value = d.baseline + noise(rng);
+    if (d.drifts) {
+      const double t = static_cast<double>((now - wall_start).count()) / 1000.0;
+      value += 45.0 * std::max(0.0, std::sin(2 * std::numbers::pi * t / kDriftPeriodS));
+    }
+    try {
+      auto msg = mqtt::make_message(MakeTopic(sub.topic, d.name, metric),
+                                    MakePayload(sub.payload, value, now), options.qos, false);
+      in_flight.push_back(client.publish(msg));
+      while (in_flight.size() > kMaxInFlight) {
+        in_flight.front()->wait();
+        in_flight.pop_front();
+      }
+      ++published;
+    } catch (const mqtt::exception& e) {
+      ++failed;
+      log::WriteLimited(log::Level::kWarning, "simulate", std::string("simulate: ") + e.what(), 5);
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (failed > 100 && published == 0) break;
+    }
+  }
+  try {
+    for (auto& tok : in_flight) tok->wait_for(std::chrono::seconds(5));
+    client.disconnect()->wait_for(std::chrono::seconds(5));
+  } catch (const mqtt::exception& e) {
+    std::cerr << "simulate: " << e.what() << '\n';
+  }
+  const double took =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("published %llu readings in %.1f s (%.0f/s)\n",
+              static_cast<unsigned long long>(published), took,
+              took > 0 ? static_cast<double>(published) / took : 0.0);
+  return failed > 0 && published == 0 ? kExitFatal : kExitOk;
+}
+
+}  // namespace vigil::agent

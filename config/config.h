@@ -1,0 +1,130 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "config/diagnostic.h"
+#include "config/topic_template.h"
+#include "config/values.h"
+
+namespace vigil::config {
+
+// The agent configuration (vigil.json, SPEC §2) as plain values, every default applied,
+// every `${env:}`/`${file:}` substituted, every relative path made relative to the config
+// file's folder (SPEC §12.23).
+
+struct TlsConfig {
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  bool insecure_skip_verify = false;
+};
+
+enum class TimeUnit { kSeconds, kMillis, kMicros, kNanos, kRfc3339 };
+
+struct PayloadMapping {
+  enum class Format { kJson, kNumber };
+  Format format = Format::kJson;
+  std::string value = "value";       // field path (dots for nesting); unused with `metrics`
+  std::vector<std::string> metrics;  // several numeric fields, each its own reading
+  std::string time;                  // field path; empty: readings get the arrival time
+  // Without `time_unit` a numeric time is milliseconds and a string time RFC 3339 (§12.1).
+  std::optional<TimeUnit> time_unit;
+  std::vector<std::string> tags;  // field paths copied as tags (tag name = the path)
+};
+
+struct Subscription {
+  TopicTemplate topic;
+  int qos = 1;
+  std::string metric;  // used when the template captures no `metric`; else last level
+  PayloadMapping payload;
+};
+
+struct MqttConfig {
+  enum class Ack { kAfterCommit, kOnReceive };
+  std::string uri = "tcp://localhost:1883";
+  std::string client_id;  // default "vigil-<agent.id>"
+  Ack ack = Ack::kAfterCommit;
+  std::string username;
+  std::string password;  // secret: never logged
+  std::optional<TlsConfig> tls;
+  std::vector<Subscription> subscriptions;  // at least one
+  Millis max_clock_skew{3'600'000};
+  std::uint64_t max_payload_bytes = 256 * 1024;
+  Millis keepalive{30'000};
+};
+
+struct AgentSection {
+  std::string id;  // default: the host name
+  std::string state_dir = "/var/lib/vigil";
+  std::string log_level = "info";
+};
+
+struct StoreConfig {
+  enum class Sync { kNormal, kFull };
+  std::uint64_t max_bytes = 512ull * 1024 * 1024;
+  Millis commit_interval{100};
+  Sync sync = Sync::kNormal;
+  Millis journal_retention{3'600'000};
+  Millis ttl{7ll * 24 * 3'600'000};
+};
+
+struct UplinkConfig {
+  std::string name;
+  std::string type;  // "http", "alertmanager", "influxdb", "mqtt"
+  std::string url;   // http, alertmanager, influxdb
+  std::vector<std::pair<std::string, std::string>> headers;  // values may be secrets
+  std::size_t batch_max_events = 500;
+  Millis batch_max_delay{1000};
+  Millis retry_initial{1000};
+  Millis retry_max{300'000};
+  Millis timeout{10'000};
+  bool gzip = false;
+  TlsConfig tls;
+  // mqtt uplinks
+  std::string uri;
+  std::string topic = "vigil/{agent}/{kind}/{rule}";
+  int qos = 1;
+  std::string username;
+  std::string password;
+};
+
+struct RouteConfig {
+  std::vector<std::string> kinds;       // empty: any kind
+  std::vector<std::string> rules;       // globs (`*`, `?`); empty: any rule
+  std::vector<std::string> severities;  // empty: any severity
+  std::vector<std::string> to;          // uplink names (checked to exist)
+};
+
+struct HttpConfig {
+  std::string listen = "127.0.0.1:9460";  // "" disables the endpoint
+};
+
+struct Config {
+  std::string path;  // the config file as given
+  std::string dir;   // its folder; relative paths in the config are relative to it
+  AgentSection agent;
+  MqttConfig mqtt;
+  std::vector<std::string> rule_paths;  // `rules.paths`, resolved; default <dir>/rules.d
+  StoreConfig store;
+  std::vector<UplinkConfig> uplinks;
+  std::vector<RouteConfig> routes;
+  HttpConfig http;
+};
+
+struct ConfigResult {
+  std::optional<Config> config;  // set only when diagnostics is empty
+  Diagnostics diagnostics;
+};
+
+// Reads and validates the file. Every problem is reported (unknown keys with a did-you-mean,
+// wrong types, bad durations/sizes/templates, missing ${env:}/${file:} naming the key).
+ConfigResult LoadConfig(const std::string& path);
+// The same from text; `path` is used for diagnostics and to resolve relative paths.
+ConfigResult ParseConfig(std::string_view text, const std::string& path);
+
+}  // namespace vigil::config

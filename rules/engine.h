@@ -1,0 +1,95 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/diagnostic.h"
+#include "config/values.h"
+#include "rules/event.h"
+#include "rules/reading.h"
+
+namespace vigil::rules {
+
+struct CompiledRule;  // rule.h: one loaded, validated rule
+
+// An immutable set of loaded rules; shared by the engine and whoever reloads.
+struct RuleSet {
+  std::vector<std::shared_ptr<const CompiledRule>> rules;
+  std::vector<std::string> ids() const;
+};
+
+struct LoadResult {
+  std::shared_ptr<const RuleSet> rules;  // set only when diagnostics is empty
+  config::Diagnostics diagnostics;       // every problem in every file
+};
+
+// Loads rule files: each path is a file, or a folder whose `*.json` files are read in name
+// order. Each file holds one rule object or an array of them (SPEC §3). Duplicate ids
+// across files are errors.
+LoadResult LoadRules(const std::vector<std::string>& paths);
+// The same for one file's text (`file` names it in diagnostics).
+LoadResult ParseRules(std::string_view text, const std::string& file);
+
+// The checkpointable state of one (rule, key), as opaque bytes. The bytes carry the rule's
+// fingerprint, so a changed rule starts fresh when restored.
+struct StateChange {
+  std::string rule;
+  std::string key;                   // canonical encoding of the key's tags
+  std::optional<std::string> bytes;  // nullopt: the key's state was removed
+};
+
+struct RuleStats {
+  std::string rule;
+  std::uint64_t evaluations = 0;    // readings that reached the rule's windows
+  std::uint64_t late_readings = 0;  // dropped as late (SPEC §5)
+  std::uint64_t dropped_keys = 0;   // readings dropped by the max_keys guard
+  std::uint64_t keys = 0;           // keys with state now
+};
+
+struct FiringAlert {
+  std::string rule;
+  Tags key;
+  std::string alert_id;
+  std::string severity;
+  std::string summary;
+  Millis since{0};  // event time at which it fired
+};
+
+// The rule engine: pure and deterministic (SPEC §5). It does no I/O and reads no clock:
+// `now` is the processing time, passed in. Not thread-safe: one thread owns it.
+class Engine {
+ public:
+  Engine(std::string agent_id, std::shared_ptr<const RuleSet> rules);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Routes the reading to the rules whose source matches, updates their state and appends
+  // the events produced, in order, to *out.
+  void Process(const Reading& reading, Millis now, std::vector<Event>* out);
+  // Fires processing-time timers (idle_timeout flush, absent, repeat) due at `now`.
+  void Advance(Millis now, std::vector<Event>* out);
+  // End of a bounded input (replay): every key's watermark moves to infinity; every open
+  // window closes and is emitted (SPEC §12.10).
+  void Finish(std::vector<Event>* out);
+
+  // Appends the state of every (rule, key) changed since the last call, and clears the
+  // change set. The store commits these with the events produced up to now.
+  void TakeChanges(std::vector<StateChange>* out);
+  // Restores one key's state from a checkpoint. False (and nothing changes) when the rule
+  // is unknown, its fingerprint differs (the rule changed) or the bytes are malformed.
+  bool Restore(const std::string& rule, const std::string& key, const std::string& bytes);
+
+  std::vector<RuleStats> Stats() const;
+  std::vector<FiringAlert> Firing() const;
+  std::size_t rule_count() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vigil::rules

@@ -1,0 +1,107 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "config/result.h"
+#include "config/values.h"
+
+namespace vigil::store {
+
+// One (rule, key) state row; bytes == nullopt deletes the row.
+struct StateRow {
+  std::string rule;
+  std::string key;
+  std::optional<std::string> bytes;
+};
+
+// One event to put in the outbox, with one delivery row per routed uplink.
+struct OutboxEvent {
+  std::string event_id;
+  std::string kind;  // "alert" or "aggregate" (quota drops aggregates first)
+  std::string rule;
+  std::string json;  // the event as sent (SPEC §6)
+  Millis time{0};    // the event's time
+  std::vector<std::string> uplinks;
+};
+
+// What one group commit writes, atomically.
+struct CommitBatch {
+  std::vector<StateRow> state;
+  std::vector<OutboxEvent> events;
+};
+
+// One pending delivery of one event to one uplink. `seq` orders deliveries per uplink.
+struct OutboxRow {
+  std::int64_t seq = 0;
+  std::string uplink;
+  std::string event_id;
+  std::string json;
+  Millis created{0};  // processing time at which it was committed
+  int attempts = 0;
+  std::string last_error;  // dead letters: why
+};
+
+struct OutboxCounts {
+  std::string uplink;
+  std::int64_t pending = 0;
+  std::int64_t dead = 0;
+  Millis oldest_pending{0};  // created time of the oldest pending row; 0 when none
+};
+
+// The state database `<state_dir>/vigil.db`: SQLite in WAL mode, file mode 0600. Holds rule
+// state, the outbox (pending deliveries per uplink) and dead letters. All SQL of vigil lives
+// in store/.
+//
+// Thread-safe: every method may be called from any thread; writes are serialized on one
+// connection (SQLite has one writer), guarded by mu_. Methods return errors, never throw.
+class Store {
+ public:
+  // Opens or creates the database (and its folder), applies the schema, sets WAL and
+  // `synchronous` from `options.sync`.
+  static Result<std::unique_ptr<Store>> Open(const std::string& path,
+                                             const config::StoreConfig& options);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // One transaction: state upserts/deletes and outbox rows. `now` stamps the rows.
+  Status Commit(const CommitBatch& batch, Millis now);
+
+  // Calls fn for every stored state row (restore at start).
+  Status LoadState(
+      const std::function<void(const std::string& rule, const std::string& key,
+                               const std::string& bytes)>& fn);
+
+  // Up to `limit` pending rows of `uplink`, oldest first (by seq).
+  Result<std::vector<OutboxRow>> Pending(const std::string& uplink, std::size_t limit);
+  // Deletes delivered rows.
+  Status Ack(const std::string& uplink, const std::vector<std::int64_t>& seqs);
+  // Records a failed attempt (attempts+1, last_error) without removing the rows.
+  Status RecordFailure(const std::string& uplink, const std::vector<std::int64_t>& seqs,
+                       const std::string& error);
+  // Moves rows to dead letters with the reason.
+  Status MoveToDead(const std::string& uplink, const std::vector<std::int64_t>& seqs,
+                    const std::string& reason);
+
+  // `vigil outbox`: rows pending (dead=false) or dead (dead=true), oldest first.
+  Result<std::vector<OutboxRow>> List(bool dead, std::size_t limit);
+  // Moves dead letters back to pending (all uplinks, or one); returns how many.
+  Result<std::int64_t> RetryDead(const std::string& uplink = "");
+  // Deletes pending (dead=false) or dead (dead=true) rows; returns how many.
+  Result<std::int64_t> Purge(bool dead, const std::string& uplink = "");
+  Result<std::vector<OutboxCounts>> Counts();
+
+ private:
+  struct Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vigil::store

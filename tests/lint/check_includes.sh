@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Each library has one owner (DESIGN.md §7): SQLite only in store/, libcurl only in uplink/,
+# Paho only in agent/ and uplink/, cpp-httplib only in agent/ (and tests), and no
+# nlohmann/json in module headers. Prints every stray include and fails if there is one.
+set -u
+cd "$(dirname "$0")/../.."
+status=0
+check() {  # pattern, allowed folders regex, description
+  local hits
+  hits=$(grep -rnE "#include *[<\"]($1)" config rules store uplink agent --include='*.h' --include='*.cpp' \
+    | grep -vE "^($2)/" || true)
+  if [ -n "$hits" ]; then
+    echo "$3:"; echo "$hits"; status=1
+  fi
+}
+check 'sqlite3\.h' 'store' 'SQLite outside store/'
+check 'curl/' 'uplink' 'libcurl outside uplink/'
+check 'mqtt/' 'agent|uplink' 'Paho outside agent/ and uplink/'
+check 'httplib\.h' 'agent' 'cpp-httplib outside agent/'
+hits=$(grep -rnE '#include *[<"]nlohmann/' config rules store uplink agent --include='*.h' || true)
+if [ -n "$hits" ]; then echo "nlohmann/json in a module header:"; echo "$hits"; status=1; fi
+[ $status -eq 0 ] && echo "includes: every library stays with its owner"
+exit $status

@@ -1,0 +1,44 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "config/result.h"
+#include "config/values.h"
+#include "store/store.h"
+
+namespace vigil::uplink {
+
+// What a sink says of one attempt to deliver a batch. Sinks never retry: the dispatcher
+// owns batching, backoff with jitter and dead letters.
+struct Verdict {
+  enum class Outcome { kDelivered, kRetry, kReject };
+  Outcome outcome = Outcome::kRetry;
+  std::optional<Millis> retry_after;  // from a Retry-After header
+  std::string error;                  // for logs, metrics and dead letters; no secrets
+};
+
+// One upstream destination. Send may block up to the uplink's timeout. Not thread-safe:
+// one dispatcher thread owns a sink.
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  // REQUIRES: !batch.empty(). Every row's `json` is one event (SPEC §6).
+  virtual Verdict Send(const std::vector<store::OutboxRow>& batch) = 0;
+};
+
+// The factory: one explicit switch over `type`. Fails for an unknown or not yet supported
+// type, or when the sink cannot be set up.
+Result<std::unique_ptr<Sink>> MakeSink(const config::UplinkConfig& config);
+
+// The uplinks an event goes to (SPEC §2 routes, §12.25): the union of every matching
+// route's `to`; with no routes at all, every uplink.
+std::vector<std::string> Route(const std::vector<config::RouteConfig>& routes,
+                               const std::vector<config::UplinkConfig>& uplinks,
+                               const std::string& kind, const std::string& rule,
+                               const std::string& severity);
+
+}  // namespace vigil::uplink
