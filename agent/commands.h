@@ -11,11 +11,11 @@ namespace vigil::agent {
 
 // Exit codes shared by the commands.
 constexpr int kExitOk = 0;
-constexpr int kExitInvalid = 1;    // check/replay: invalid config or rules
-constexpr int kExitUsage = 2;      // bad command line
+constexpr int kExitInvalid = 1;     // check/replay: invalid config or rules
+constexpr int kExitUsage = 2;       // bad command line
 constexpr int kExitNotRunning = 3;  // status: no daemon answers
-constexpr int kExitConfig = 78;    // run: invalid config at start (EX_CONFIG)
-constexpr int kExitFatal = 1;      // run: cannot start (state directory, …)
+constexpr int kExitConfig = 78;     // run: invalid config at start (EX_CONFIG)
+constexpr int kExitFatal = 1;       // run: cannot start (state directory, …)
 
 // `vigil run`: the daemon in the foreground until SIGTERM/SIGINT (SPEC §1).
 int RunDaemon(const config::Config& config);
@@ -27,7 +27,7 @@ int Replay(const config::Config& config, std::istream& in, std::ostream& out);
 
 struct SimulateOptions {
   int devices = 10;
-  double rate = 10;  // readings per second, all devices together
+  double rate = 10;               // readings per second, all devices together
   std::optional<double> seconds;  // unset: until SIGINT/SIGTERM
   int qos = 1;
   std::uint64_t seed = 1;

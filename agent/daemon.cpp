@@ -68,8 +68,8 @@ int RunDaemon(const config::Config& config) {
   std::vector<std::unique_ptr<uplink::Dispatcher>> dispatchers;
   std::map<std::string, uplink::Dispatcher*> by_name;
   for (std::size_t i = 0; i < config.uplinks.size(); ++i) {
-    dispatchers.push_back(std::make_unique<uplink::Dispatcher>(config.uplinks[i], store.get(),
-                                                               std::move(sinks[i])));
+    dispatchers.push_back(
+        std::make_unique<uplink::Dispatcher>(config.uplinks[i], store.get(), std::move(sinks[i])));
     by_name[config.uplinks[i].name] = dispatchers.back().get();
   }
 
@@ -129,14 +129,13 @@ int RunDaemon(const config::Config& config) {
       log::Info("SIGHUP: rule reload is not available in this version; restart to apply changes");
       continue;
     }
-    log::Info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
-              ": stopping");
+    log::Info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ": stopping");
     break;
   }
 
   endpoint.reset();
-  ingest.Stop();     // take no more messages
-  pipeline.Stop();   // process what is queued, final commit
+  ingest.Stop();    // take no more messages
+  pipeline.Stop();  // process what is queued, final commit
   for (auto& d : dispatchers) d->Stop(kDrainTime);
   log::Info("stopped");
   return kExitOk;

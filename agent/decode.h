@@ -18,7 +18,7 @@ enum class RejectReason {
   kJson,     // "json": the payload is not valid JSON
   kValue,    // "value": missing, null, object, array or non-numeric string value
   kNaN,      // "nan": NaN or infinite value
-  kTime,     // "time": missing/unparseable time field given, or before 1970
+  kTime,     // "time": the time field is present but unparseable, or before 1970
   kFuture,   // "future": more than max_clock_skew ahead of the agent's clock
   kSize,     // "size": payload larger than mqtt.max_payload_bytes
 };

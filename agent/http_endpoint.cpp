@@ -116,14 +116,12 @@ std::string HttpEndpoint::MetricsText(const EndpointSources& s) {
   std::uint64_t dropped_keys = 0;
   Header(o, "vigil_late_readings_total", "counter", "Readings dropped as late, by rule.");
   for (const auto& r : snap.rules) {
-    o << "vigil_late_readings_total{rule=\"" << Label(r.rule) << "\"} " << r.late_readings
-      << '\n';
+    o << "vigil_late_readings_total{rule=\"" << Label(r.rule) << "\"} " << r.late_readings << '\n';
     dropped_keys += r.dropped_keys;
   }
   Header(o, "vigil_rule_evaluations_total", "counter", "Readings evaluated, by rule.");
   for (const auto& r : snap.rules) {
-    o << "vigil_rule_evaluations_total{rule=\"" << Label(r.rule) << "\"} " << r.evaluations
-      << '\n';
+    o << "vigil_rule_evaluations_total{rule=\"" << Label(r.rule) << "\"} " << r.evaluations << '\n';
   }
   Header(o, "vigil_events_total", "counter", "Events produced, by kind.");
   o << "vigil_events_total{kind=\"alert\"} " << m.alert_events.load() << '\n';

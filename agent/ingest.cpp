@@ -55,7 +55,8 @@ void Ingest::Stop() {
   if (thread_.joinable()) thread_.join();
   if (client_) {
     try {
-      if (client_->is_connected()) client_->disconnect(std::chrono::milliseconds(2000))->wait_for(3000);
+      if (client_->is_connected())
+        client_->disconnect(std::chrono::milliseconds(2000))->wait_for(3000);
     } catch (const mqtt::exception& e) {
       log::Warning(std::string("mqtt: disconnect: ") + e.what());
     }

@@ -86,8 +86,8 @@ struct Args {
 
 // Options that take a value; every other --option is a flag.
 bool TakesValue(const std::string& name) {
-  static const std::vector<std::string> with_value = {"config", "input",   "devices", "rate",
-                                                      "seconds", "qos",    "seed",    "since"};
+  static const std::vector<std::string> with_value = {"config",  "input", "devices", "rate",
+                                                      "seconds", "qos",   "seed",    "since"};
   return std::find(with_value.begin(), with_value.end(), name) != with_value.end();
 }
 
@@ -169,8 +169,8 @@ int RunCommand(const Args& args) {
   if (cmd == "run") {
     if (!config) return vigil::agent::kExitConfig;
     if (!vigil::log::SetLevel(config->agent.log_level)) {
-      std::cerr << args.config << ": /agent/log_level: unknown level \""
-                << config->agent.log_level << "\"\n";
+      std::cerr << args.config << ": /agent/log_level: unknown level \"" << config->agent.log_level
+                << "\"\n";
       return vigil::agent::kExitConfig;
     }
     return vigil::agent::RunDaemon(*config);

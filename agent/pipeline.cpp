@@ -26,8 +26,7 @@ std::string DescribeKey(const rules::Tags& key) {
 }  // namespace
 
 Millis Now() {
-  return std::chrono::duration_cast<Millis>(
-      std::chrono::system_clock::now().time_since_epoch());
+  return std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch());
 }
 
 Pipeline::Pipeline(const config::Config& config, std::shared_ptr<const rules::RuleSet> rules,
@@ -148,8 +147,8 @@ void Pipeline::Commit(Millis now) {
     const auto& e = events_[i];
     if (e.kind == "alert") {
       metrics_->alert_events.fetch_add(1, std::memory_order_relaxed);
-      log::Info("alert " + e.state + ": " + e.rule + " {" + DescribeKey(e.key) + "} " +
-                e.severity + ": " + e.summary);
+      log::Info("alert " + e.state + ": " + e.rule + " {" + DescribeKey(e.key) + "} " + e.severity +
+                ": " + e.summary);
     } else {
       metrics_->aggregate_events.fetch_add(1, std::memory_order_relaxed);
       if (config_.uplinks.empty()) log::Info("event: " + batch.events[i].json);

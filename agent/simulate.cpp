@@ -133,8 +133,8 @@ int Simulate(const config::Config& config, const SimulateOptions& options) {
   std::signal(SIGTERM, OnStopSignal);
 
   mqtt::async_client client(config.mqtt.uri, config.mqtt.client_id + "-simulate");
-  auto opts = mqtt::connect_options_builder().clean_session(true).connect_timeout(
-      std::chrono::seconds(10));
+  auto opts =
+      mqtt::connect_options_builder().clean_session(true).connect_timeout(std::chrono::seconds(10));
   if (!config.mqtt.username.empty()) opts.user_name(config.mqtt.username);
   if (!config.mqtt.password.empty()) opts.password(config.mqtt.password);
   try {

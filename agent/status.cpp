@@ -58,13 +58,11 @@ int ShowStatus(const config::Config& config) {
   std::cout << "broker     " << Str(mqtt, "uri") << ": "
             << (mqtt.value("connected", false) ? "connected" : "NOT connected") << '\n';
   std::cout << "readings   " << Str(s, "readings_total") << " accepted, "
-            << Str(s, "readings_per_second") << "/s, " << Str(s, "rejected_total")
-            << " rejected\n";
+            << Str(s, "readings_per_second") << "/s, " << Str(s, "rejected_total") << " rejected\n";
   std::cout << "rules      " << s["rules"].size() << '\n';
   for (const auto& r : s["rules"]) {
     std::cout << "  " << Str(r, "id") << ": " << Str(r, "keys") << " keys, "
-              << Str(r, "evaluations") << " evaluations, " << Str(r, "late_readings")
-              << " late\n";
+              << Str(r, "evaluations") << " evaluations, " << Str(r, "late_readings") << " late\n";
   }
   std::cout << "firing     " << s["alerts"].size() << '\n';
   for (const auto& a : s["alerts"]) {

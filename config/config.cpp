@@ -1,1 +1,358 @@
-// placeholder: implemented by its module owner
+#include "config/config.h"
+
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "config/json_reader.h"
+
+namespace vigil::config {
+namespace {
+
+using nlohmann::json;
+
+std::string Resolve(const std::string& dir, const std::string& path) {
+  if (path.empty() || path[0] == '/' || dir.empty()) return path;
+  return dir + "/" + path;
+}
+
+std::string HostName() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "vigil";
+  return buf;
+}
+
+// Substitutes ${env:}/${file:} in every string of the document, in place.
+void SubstituteAll(json& node, const std::string& pointer, const std::string& dir,
+                   JsonReader* reader) {
+  if (node.is_string()) {
+    const std::string& text = node.get_ref<const std::string&>();
+    if (text.find("${") == std::string::npos) return;
+    Result<std::string> r = Substitute(text, dir);
+    if (r.ok()) {
+      node = r.value();
+    } else {
+      reader->Error(pointer, r.error());
+    }
+  } else if (node.is_object()) {
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      SubstituteAll(it.value(), pointer + "/" + it.key(), dir, reader);
+    }
+  } else if (node.is_array()) {
+    for (std::size_t i = 0; i < node.size(); ++i) {
+      SubstituteAll(node[i], pointer + "/" + std::to_string(i), dir, reader);
+    }
+  }
+}
+
+void ReadTls(JsonReader& r, const json& o, const std::string& p, const std::string& dir,
+             TlsConfig* tls) {
+  if (!r.CheckObject(o, p, {"ca_file", "cert_file", "key_file", "insecure_skip_verify"})) return;
+  r.String(o, "ca_file", p, &tls->ca_file);
+  r.String(o, "cert_file", p, &tls->cert_file);
+  r.String(o, "key_file", p, &tls->key_file);
+  r.Bool(o, "insecure_skip_verify", p, &tls->insecure_skip_verify);
+  tls->ca_file = Resolve(dir, tls->ca_file);
+  tls->cert_file = Resolve(dir, tls->cert_file);
+  tls->key_file = Resolve(dir, tls->key_file);
+}
+
+std::vector<std::string> ReadStrings(JsonReader& r, const json& o, std::string_view key,
+                                     const std::string& p) {
+  std::vector<std::string> out;
+  auto it = o.find(key);
+  if (it == o.end()) return out;
+  std::string ptr = p + "/" + std::string(key);
+  if (it->is_string()) {
+    out.push_back(it->get<std::string>());
+    return out;
+  }
+  if (!it->is_array()) {
+    r.Error(ptr, "must be a list of strings");
+    return out;
+  }
+  for (std::size_t i = 0; i < it->size(); ++i) {
+    if (!(*it)[i].is_string()) {
+      r.Error(ptr + "/" + std::to_string(i), "must be a string");
+    } else {
+      out.push_back((*it)[i].get<std::string>());
+    }
+  }
+  return out;
+}
+
+std::optional<TimeUnit> ParseTimeUnit(const std::string& s) {
+  if (s == "s") return TimeUnit::kSeconds;
+  if (s == "ms") return TimeUnit::kMillis;
+  if (s == "us") return TimeUnit::kMicros;
+  if (s == "ns") return TimeUnit::kNanos;
+  if (s == "rfc3339") return TimeUnit::kRfc3339;
+  return std::nullopt;
+}
+
+void ReadPayload(JsonReader& r, const json& o, const std::string& p, PayloadMapping* m) {
+  if (!r.CheckObject(o, p, {"format", "value", "metrics", "time", "time_unit", "tags"})) return;
+  std::string format = "json";
+  r.String(o, "format", p, &format);
+  if (format == "json") {
+    m->format = PayloadMapping::Format::kJson;
+  } else if (format == "number") {
+    m->format = PayloadMapping::Format::kNumber;
+  } else {
+    r.Error(p + "/format", "unknown format \"" + format + "\" (json, number)");
+  }
+  r.String(o, "value", p, &m->value);
+  m->metrics = ReadStrings(r, o, "metrics", p);
+  r.String(o, "time", p, &m->time);
+  std::string unit;
+  if (r.String(o, "time_unit", p, &unit) && !unit.empty()) {
+    m->time_unit = ParseTimeUnit(unit);
+    if (!m->time_unit) {
+      r.Error(p + "/time_unit", "unknown time unit \"" + unit + "\" (s, ms, us, ns, rfc3339)");
+    }
+  }
+  m->tags = ReadStrings(r, o, "tags", p);
+}
+
+void ReadMqtt(JsonReader& r, const json& o, const std::string& p, const std::string& dir,
+              MqttConfig* m) {
+  if (!r.CheckObject(o, p,
+                     {"uri", "client_id", "ack", "username", "password", "tls", "subscriptions",
+                      "max_clock_skew", "max_payload_bytes", "keepalive"})) {
+    return;
+  }
+  r.String(o, "uri", p, &m->uri);
+  r.String(o, "client_id", p, &m->client_id);
+  std::string ack = "after_commit";
+  r.String(o, "ack", p, &ack);
+  if (ack == "after_commit") {
+    m->ack = MqttConfig::Ack::kAfterCommit;
+  } else if (ack == "on_receive") {
+    m->ack = MqttConfig::Ack::kOnReceive;
+  } else {
+    r.Error(p + "/ack", "must be \"after_commit\" or \"on_receive\"");
+  }
+  r.String(o, "username", p, &m->username);
+  r.String(o, "password", p, &m->password);
+  if (o.contains("tls")) {
+    m->tls.emplace();
+    ReadTls(r, o["tls"], p + "/tls", dir, &*m->tls);
+  }
+  r.Duration(o, "max_clock_skew", p, &m->max_clock_skew);
+  r.Size(o, "max_payload_bytes", p, &m->max_payload_bytes);
+  r.Duration(o, "keepalive", p, &m->keepalive);
+  auto subs = o.find("subscriptions");
+  if (subs == o.end() || !subs->is_array() || subs->empty()) {
+    r.Error(p + "/subscriptions", "at least one subscription is needed");
+    return;
+  }
+  for (std::size_t i = 0; i < subs->size(); ++i) {
+    const json& s = (*subs)[i];
+    std::string sp = p + "/subscriptions/" + std::to_string(i);
+    if (!r.CheckObject(s, sp, {"topic", "qos", "metric", "payload"})) continue;
+    std::string topic;
+    r.String(s, "topic", sp, &topic);
+    std::string error;
+    auto tmpl = TopicTemplate::Parse(topic, &error);
+    if (!tmpl) {
+      r.Error(sp + "/topic", topic.empty() ? "a topic is needed" : error);
+      continue;
+    }
+    Subscription sub{*tmpl, 1, "", {}};
+    std::int64_t qos = 1;
+    r.Int(s, "qos", sp, 0, 2, &qos);
+    sub.qos = static_cast<int>(qos);
+    r.String(s, "metric", sp, &sub.metric);
+    if (s.contains("payload")) ReadPayload(r, s["payload"], sp + "/payload", &sub.payload);
+    m->subscriptions.push_back(std::move(sub));
+  }
+}
+
+void ReadUplink(JsonReader& r, const json& o, const std::string& p, const std::string& dir,
+                UplinkConfig* u) {
+  if (!r.CheckObject(o, p,
+                     {"name", "type", "url", "headers", "batch", "retry", "timeout", "gzip", "tls",
+                      "uri", "topic", "qos", "username", "password"})) {
+    return;
+  }
+  r.String(o, "name", p, &u->name);
+  if (u->name.empty()) r.Error(p + "/name", "an uplink needs a name");
+  r.String(o, "type", p, &u->type);
+  if (u->type != "http" && u->type != "alertmanager" && u->type != "influxdb" &&
+      u->type != "mqtt") {
+    r.Error(p + "/type",
+            "unknown uplink type \"" + u->type + "\" (http, alertmanager, influxdb, mqtt)");
+  }
+  r.String(o, "url", p, &u->url);
+  r.String(o, "uri", p, &u->uri);
+  if (u->type == "mqtt" ? u->uri.empty() : u->url.empty()) {
+    r.Error(p + (u->type == "mqtt" ? "/uri" : "/url"), "missing");
+  }
+  if (auto h = o.find("headers"); h != o.end()) {
+    if (!h->is_object()) r.Error(p + "/headers", "must be an object of strings");
+    for (auto it = h->begin(); h->is_object() && it != h->end(); ++it) {
+      if (!it->is_string()) {
+        r.Error(p + "/headers/" + it.key(), "must be a string");
+      } else {
+        u->headers.emplace_back(it.key(), it->get<std::string>());
+      }
+    }
+  }
+  if (auto b = o.find("batch"); b != o.end()) {
+    std::string bp = p + "/batch";
+    if (r.CheckObject(*b, bp, {"max_events", "max_delay"})) {
+      std::int64_t n = static_cast<std::int64_t>(u->batch_max_events);
+      r.Int(*b, "max_events", bp, 1, 100000, &n);
+      u->batch_max_events = static_cast<std::size_t>(n);
+      r.Duration(*b, "max_delay", bp, &u->batch_max_delay);
+    }
+  }
+  if (auto rt = o.find("retry"); rt != o.end()) {
+    std::string rp = p + "/retry";
+    if (r.CheckObject(*rt, rp, {"initial", "max"})) {
+      r.Duration(*rt, "initial", rp, &u->retry_initial);
+      r.Duration(*rt, "max", rp, &u->retry_max);
+      if (u->retry_initial.count() <= 0) r.Error(rp + "/initial", "must be more than 0");
+      if (u->retry_max < u->retry_initial) r.Error(rp + "/max", "must be at least initial");
+    }
+  }
+  r.Duration(o, "timeout", p, &u->timeout);
+  r.Bool(o, "gzip", p, &u->gzip);
+  if (o.contains("tls")) ReadTls(r, o["tls"], p + "/tls", dir, &u->tls);
+  r.String(o, "topic", p, &u->topic);
+  std::int64_t qos = u->qos;
+  r.Int(o, "qos", p, 0, 2, &qos);
+  u->qos = static_cast<int>(qos);
+  r.String(o, "username", p, &u->username);
+  r.String(o, "password", p, &u->password);
+}
+
+}  // namespace
+
+ConfigResult ParseConfig(std::string_view text, const std::string& path) {
+  ConfigResult result;
+  JsonReader r(path, &result.diagnostics);
+  auto doc = r.Parse(text);
+  if (!doc) return result;
+  Config c;
+  c.path = path;
+  std::size_t slash = path.rfind('/');
+  c.dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  SubstituteAll(*doc, "", c.dir, &r);
+  const json& o = *doc;
+  if (!r.CheckObject(o, "", {"agent", "mqtt", "rules", "store", "uplinks", "routes", "http"})) {
+    if (!o.is_object()) return result;
+  }
+
+  if (auto a = o.find("agent"); a != o.end()) {
+    if (r.CheckObject(*a, "/agent", {"id", "state_dir", "log_level"})) {
+      r.String(*a, "id", "/agent", &c.agent.id);
+      r.String(*a, "state_dir", "/agent", &c.agent.state_dir);
+      r.String(*a, "log_level", "/agent", &c.agent.log_level);
+      if (c.agent.log_level != "error" && c.agent.log_level != "warning" &&
+          c.agent.log_level != "info" && c.agent.log_level != "debug") {
+        r.Error("/agent/log_level",
+                "unknown level \"" + c.agent.log_level + "\" (error, warning, info, debug)");
+      }
+    }
+  }
+  if (c.agent.id.empty()) c.agent.id = HostName();
+  c.agent.state_dir = Resolve(c.dir, c.agent.state_dir);
+
+  if (auto m = o.find("mqtt"); m != o.end()) {
+    ReadMqtt(r, *m, "/mqtt", c.dir, &c.mqtt);
+  } else {
+    r.Error("/mqtt", "missing (at least one subscription is needed)");
+  }
+  if (c.mqtt.client_id.empty()) c.mqtt.client_id = "vigil-" + c.agent.id;
+
+  c.rule_paths = {c.dir + "/rules.d"};
+  if (auto rules = o.find("rules"); rules != o.end()) {
+    if (r.CheckObject(*rules, "/rules", {"paths"}) && rules->contains("paths")) {
+      c.rule_paths = ReadStrings(r, *rules, "paths", "/rules");
+      for (auto& rp : c.rule_paths) rp = Resolve(c.dir, rp);
+    }
+  }
+
+  if (auto s = o.find("store"); s != o.end()) {
+    const std::string p = "/store";
+    if (r.CheckObject(*s, p,
+                      {"max_bytes", "commit_interval", "sync", "journal_retention", "ttl"})) {
+      r.Size(*s, "max_bytes", p, &c.store.max_bytes);
+      r.Duration(*s, "commit_interval", p, &c.store.commit_interval);
+      if (c.store.commit_interval.count() <= 0) r.Error(p + "/commit_interval", "must be > 0");
+      std::string sync = "normal";
+      r.String(*s, "sync", p, &sync);
+      if (sync == "normal") {
+        c.store.sync = StoreConfig::Sync::kNormal;
+      } else if (sync == "full") {
+        c.store.sync = StoreConfig::Sync::kFull;
+      } else {
+        r.Error(p + "/sync", "must be \"normal\" or \"full\"");
+      }
+      r.Duration(*s, "journal_retention", p, &c.store.journal_retention);
+      r.Duration(*s, "ttl", p, &c.store.ttl);
+    }
+  }
+
+  if (auto u = o.find("uplinks"); u != o.end()) {
+    if (!u->is_array()) r.Error("/uplinks", "must be a list");
+    for (std::size_t i = 0; u->is_array() && i < u->size(); ++i) {
+      UplinkConfig up;
+      std::string p = "/uplinks/" + std::to_string(i);
+      ReadUplink(r, (*u)[i], p, c.dir, &up);
+      for (const auto& other : c.uplinks) {
+        if (other.name == up.name) r.Error(p + "/name", "duplicate uplink \"" + up.name + "\"");
+      }
+      c.uplinks.push_back(std::move(up));
+    }
+  }
+
+  if (auto routes = o.find("routes"); routes != o.end()) {
+    if (!routes->is_array()) r.Error("/routes", "must be a list");
+    for (std::size_t i = 0; routes->is_array() && i < routes->size(); ++i) {
+      std::string p = "/routes/" + std::to_string(i);
+      const json& ro = (*routes)[i];
+      if (!r.CheckObject(ro, p, {"kinds", "rules", "severities", "to"})) continue;
+      RouteConfig rc;
+      rc.kinds = ReadStrings(r, ro, "kinds", p);
+      for (const auto& k : rc.kinds) {
+        if (k != "alert" && k != "aggregate") {
+          r.Error(p + "/kinds", "unknown kind \"" + k + "\" (alert, aggregate)");
+        }
+      }
+      rc.rules = ReadStrings(r, ro, "rules", p);
+      rc.severities = ReadStrings(r, ro, "severities", p);
+      rc.to = ReadStrings(r, ro, "to", p);
+      if (rc.to.empty()) r.Error(p + "/to", "a route needs at least one uplink");
+      for (const auto& name : rc.to) {
+        bool known = false;
+        for (const auto& up : c.uplinks) known = known || up.name == name;
+        if (!known) r.Error(p + "/to", "unknown uplink \"" + name + "\"");
+      }
+      c.routes.push_back(std::move(rc));
+    }
+  }
+
+  if (auto h = o.find("http"); h != o.end()) {
+    if (r.CheckObject(*h, "/http", {"listen"})) r.String(*h, "listen", "/http", &c.http.listen);
+  }
+
+  if (!r.failed()) result.config = std::move(c);
+  return result;
+}
+
+ConfigResult LoadConfig(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    ConfigResult result;
+    result.diagnostics.push_back({path, "", "cannot read the config file"});
+    return result;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return ParseConfig(text.str(), path);
+}
+
+}  // namespace vigil::config

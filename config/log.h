@@ -22,7 +22,6 @@ inline void Debug(std::string_view m) { Write(Level::kDebug, m); }
 
 // Like Write, but a message with the same `key` is written at most once per `interval_s`
 // seconds (processing time); the suppressed count is appended to the next one written.
-void WriteLimited(Level level, std::string_view key, std::string_view message,
-                  int interval_s = 60);
+void WriteLimited(Level level, std::string_view key, std::string_view message, int interval_s = 60);
 
 }  // namespace vigil::log

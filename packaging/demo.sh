@@ -31,8 +31,11 @@ cleanup() {
   trap - INT TERM EXIT
   echo
   echo "stopping the simulator, the agent and the broker…"
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  # Simulator, then agent (it commits and drains), then the broker.
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${pids[i]}" 2>/dev/null || true
+    wait "${pids[i]}" 2>/dev/null || true
+  done
 }
 trap cleanup INT TERM EXIT
 

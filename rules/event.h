@@ -34,8 +34,8 @@ struct Event {
   std::string kind;  // "alert" or "aggregate"
   std::string agent;
   std::string rule;
-  Tags key;            // the group_by tags of the key
-  std::string state;   // "firing" | "resolved" (alerts)
+  Tags key;           // the group_by tags of the key
+  std::string state;  // "firing" | "resolved" (alerts)
   std::string severity;
   std::string summary;
   std::vector<std::pair<std::string, std::string>> labels;  // in rule order

@@ -29,6 +29,7 @@ struct Scope {
     int slot;  // index into EvalContext::numbers (kNumber/kBool) or ::strings (kString)
   };
   std::vector<Name> names;
+  std::vector<std::string> tags;        // names read as tags (e.g. the group_by tags)
   bool unknown_names_are_tags = false;  // e.g. `where`: `device` is a tag
   std::string hint;  // appended to "unknown name" errors, e.g. "(aggregates: avg, max, n)"
 };
@@ -47,7 +48,7 @@ struct EvalContext {
 class CompiledExpr;
 
 struct CompileError {
-  int column = 1;  // 1-based column inside the expression text
+  int column = 1;       // 1-based column inside the expression text
   std::string message;  // e.g. `unknown name "avgg" (aggregates: avg, max, n)`
 };
 

@@ -1,1 +1,453 @@
-// placeholder: implemented by its module owner
+// Rule files (SPEC §3) → CompiledRule. Every problem is reported with file, JSON pointer and,
+// inside an expression, the column.
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "config/json_reader.h"
+#include "rules/engine.h"
+#include "rules/rule.h"
+
+namespace vigil::rules {
+namespace {
+
+using config::JsonReader;
+using nlohmann::json;
+
+bool ValidId(const std::string& id) {
+  static const std::regex kId("^[a-z0-9][a-z0-9_.-]*$");
+  return std::regex_match(id, kId);
+}
+
+std::shared_ptr<const Expr> CompileAt(JsonReader& r, const std::string& text,
+                                      const std::string& pointer, const Scope& scope,
+                                      bool condition) {
+  CompileError error;
+  auto expr = Expr::Compile(text, scope, &error);
+  if (!expr) {
+    r.Error(pointer, "col " + std::to_string(error.column) + ": " + error.message);
+    return nullptr;
+  }
+  if (condition && expr->type() != Type::kBool) {
+    r.Error(pointer, "col 1: must be a condition (true/false), not a number or string");
+    return nullptr;
+  }
+  if (!condition && expr->type() != Type::kNumber) {
+    r.Error(pointer, "col 1: must be a number");
+    return nullptr;
+  }
+  return expr;
+}
+
+// "avg(value)", "count()", "percentile(value, 95)", "distinct(device)".
+void ParseAggregate(JsonReader& r, const std::string& name, const std::string& text,
+                    const std::string& pointer, AggregateSpec* out) {
+  static const std::regex kCall(R"(^\s*([a-z_]+)\s*\((.*)\)\s*$)");
+  std::smatch m;
+  if (!std::regex_match(text, m, kCall)) {
+    r.Error(pointer, "col 1: an aggregate is a call such as avg(value) or count()");
+    return;
+  }
+  struct Known {
+    const char* name;
+    AggregateSpec::Fn fn;
+  };
+  static const Known kFns[] = {
+      {"count", AggregateSpec::Fn::kCount},
+      {"sum", AggregateSpec::Fn::kSum},
+      {"avg", AggregateSpec::Fn::kAvg},
+      {"min", AggregateSpec::Fn::kMin},
+      {"max", AggregateSpec::Fn::kMax},
+      {"stddev", AggregateSpec::Fn::kStddev},
+      {"first", AggregateSpec::Fn::kFirst},
+      {"last", AggregateSpec::Fn::kLast},
+      {"delta", AggregateSpec::Fn::kDelta},
+      {"rate", AggregateSpec::Fn::kRate},
+      {"percentile", AggregateSpec::Fn::kPercentile},
+      {"distinct", AggregateSpec::Fn::kDistinct},
+  };
+  std::string fn = m[1].str();
+  std::string args = m[2].str();
+  const Known* known = nullptr;
+  for (const Known& k : kFns) {
+    if (fn == k.name) known = &k;
+  }
+  if (known == nullptr) {
+    r.Error(pointer, "col 1: unknown aggregate \"" + fn +
+                         "\" (count, sum, avg, min, max, stddev, first, last, delta, rate, "
+                         "percentile, distinct)");
+    return;
+  }
+  out->name = name;
+  out->fn = known->fn;
+  const int arg_column = static_cast<int>(m.position(2)) + 1;
+  auto blank = [](const std::string& s) { return s.find_first_not_of(" \t") == std::string::npos; };
+  if (out->fn == AggregateSpec::Fn::kCount) {
+    if (!blank(args))
+      r.Error(pointer, "col " + std::to_string(arg_column) + ": count() takes no argument");
+    return;
+  }
+  if (out->fn == AggregateSpec::Fn::kDistinct) {
+    static const std::regex kTag(R"(^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*$)");
+    std::smatch t;
+    if (!std::regex_match(args, t, kTag)) {
+      r.Error(pointer, "col " + std::to_string(arg_column) + ": distinct() takes a tag name");
+      return;
+    }
+    out->tag = t[1].str();
+    return;
+  }
+  std::string value_expr = args;
+  if (out->fn == AggregateSpec::Fn::kPercentile) {
+    std::size_t comma = args.rfind(',');
+    double p = -1;
+    if (comma != std::string::npos) {
+      std::string ptext = args.substr(comma + 1);
+      char* end = nullptr;
+      p = std::strtod(ptext.c_str(), &end);
+      if (!blank(end)) p = -1;
+      value_expr = args.substr(0, comma);
+    }
+    if (p < 0 || p > 100) {
+      r.Error(pointer, "col " + std::to_string(arg_column) +
+                           ": percentile takes (value, P) with P from 0 to 100");
+      return;
+    }
+    out->percentile = p;
+  }
+  Scope scope;
+  scope.names.push_back({"value", Type::kNumber, 0});
+  scope.hint = "(an aggregate's argument is an expression over value)";
+  CompileError error;
+  out->arg = Expr::Compile(value_expr, scope, &error);
+  if (!out->arg) {
+    r.Error(pointer, "col " + std::to_string(arg_column + error.column - 1) + ": " + error.message);
+  } else if (out->arg->type() != Type::kNumber) {
+    r.Error(pointer, "col " + std::to_string(arg_column) + ": the argument must be a number");
+    out->arg = nullptr;
+  }
+}
+
+// Checks `{name}` / `{name:.Nf}` placeholders of a summary template.
+void CheckSummary(JsonReader& r, const std::string& summary, const std::string& pointer,
+                  const CompiledRule& rule) {
+  static const std::regex kPlaceholder(R"(\{([^{}]*)\})");
+  static const std::regex kValid(R"(^([A-Za-z_][A-Za-z0-9_.]*)(:\.[0-9]f)?$)");
+  for (auto it = std::sregex_iterator(summary.begin(), summary.end(), kPlaceholder);
+       it != std::sregex_iterator(); ++it) {
+    std::string inner = (*it)[1].str();
+    std::smatch m;
+    int col = static_cast<int>(it->position(0)) + 1;
+    if (!std::regex_match(inner, m, kValid)) {
+      r.Error(pointer, "col " + std::to_string(col) + ": placeholder {" + inner +
+                           "} must be {name} or {name:.Nf}");
+      continue;
+    }
+    std::string name = m[1].str();
+    bool known = std::any_of(rule.aggregates.begin(), rule.aggregates.end(),
+                             [&](const AggregateSpec& a) { return a.name == name; }) ||
+                 rule.group_by_all ||
+                 std::find(rule.group_by.begin(), rule.group_by.end(), name) != rule.group_by.end();
+    if (!known) {
+      r.Error(pointer, "col " + std::to_string(col) + ": unknown name \"" + name +
+                           "\" (not an aggregate or a group_by tag)");
+    }
+  }
+}
+
+void ParseRule(JsonReader& r, const json& o, const std::string& p, RuleSet* set) {
+  if (!r.CheckObject(o, p,
+                     {"id", "description", "source", "group_by", "window", "aggregates", "alert",
+                      "detector", "emit", "max_keys"})) {
+    return;
+  }
+  const int errors_before = r.errors();
+  CompiledRule rule;
+  rule.file = r.file();
+  rule.fingerprint = StableHash({o.dump()});
+  r.String(o, "id", p, &rule.id);
+  if (rule.id.empty()) {
+    r.Error(p + "/id", "a rule needs an id");
+  } else if (!ValidId(rule.id)) {
+    r.Error(p + "/id", "\"" + rule.id + "\" is not a valid id ([a-z0-9][a-z0-9_.-]*)");
+  }
+
+  // source
+  auto src = o.find("source");
+  if (src == o.end()) {
+    r.Error(p + "/source", "missing (a rule needs source.metric)");
+  } else if (r.CheckObject(*src, p + "/source", {"metric", "where"})) {
+    auto metric = src->find("metric");
+    if (metric != src->end() && metric->is_string()) {
+      rule.metrics.push_back(metric->get<std::string>());
+    } else if (metric != src->end() && metric->is_array()) {
+      for (const auto& m : *metric) {
+        if (m.is_string()) rule.metrics.push_back(m.get<std::string>());
+      }
+    }
+    if (rule.metrics.empty()) {
+      r.Error(p + "/source/metric", "must be a metric name or a list of names");
+    }
+    std::string where;
+    if (r.String(*src, "where", p + "/source", &where) && !where.empty()) {
+      Scope scope;
+      scope.names.push_back({"value", Type::kNumber, 0});
+      scope.unknown_names_are_tags = true;
+      rule.where = CompileAt(r, where, p + "/source/where", scope, true);
+    }
+  }
+
+  // group_by
+  if (auto g = o.find("group_by"); g != o.end()) {
+    rule.group_by_all = false;
+    if (!g->is_array()) r.Error(p + "/group_by", "must be a list of tag names");
+    for (std::size_t i = 0; g->is_array() && i < g->size(); ++i) {
+      if (!(*g)[i].is_string()) {
+        r.Error(p + "/group_by/" + std::to_string(i), "must be a tag name");
+      } else {
+        rule.group_by.push_back((*g)[i].get<std::string>());
+      }
+    }
+    std::sort(rule.group_by.begin(), rule.group_by.end());
+    rule.group_by.erase(std::unique(rule.group_by.begin(), rule.group_by.end()),
+                        rule.group_by.end());
+  }
+
+  // window
+  if (o.contains("detector")) {
+    r.Error(p + "/detector", "anomaly detectors are not available in this version");
+  }
+  auto w = o.find("window");
+  if (w == o.end()) {
+    r.Error(p + "/window", "missing (a rule needs a window)");
+  } else if (r.CheckObject(*w, p + "/window",
+                           {"type", "size", "slide", "lateness", "idle_timeout", "gap", "count"})) {
+    const std::string wp = p + "/window";
+    std::string type;
+    r.String(*w, "type", wp, &type);
+    if (type == "tumbling" || type == "hopping") {
+      rule.window.type =
+          type == "tumbling" ? WindowSpec::Type::kTumbling : WindowSpec::Type::kHopping;
+      if (!w->contains("size")) r.Error(wp + "/size", "missing");
+      r.Duration(*w, "size", wp, &rule.window.size);
+      if (rule.window.size.count() <= 0) r.Error(wp + "/size", "must be more than 0");
+      rule.window.slide = rule.window.size;
+      if (type == "hopping") {
+        if (!w->contains("slide")) r.Error(wp + "/slide", "missing");
+        r.Duration(*w, "slide", wp, &rule.window.slide);
+        if (rule.window.slide.count() <= 0 || rule.window.slide > rule.window.size) {
+          r.Error(wp + "/slide", "must be more than 0 and at most size");
+        }
+      } else if (w->contains("slide")) {
+        r.Error(wp + "/slide", "only hopping windows have a slide");
+      }
+      rule.window.idle_timeout = rule.window.size;
+    } else if (type == "sliding" || type == "session" || type == "count") {
+      r.Error(wp + "/type", "\"" + type +
+                                "\" windows are not available in this version "
+                                "(tumbling, hopping)");
+    } else {
+      r.Error(wp + "/type",
+              "unknown window type \"" + type + "\" (tumbling, hopping, sliding, session, count)");
+    }
+    r.Duration(*w, "lateness", wp, &rule.window.lateness);
+    r.Duration(*w, "idle_timeout", wp, &rule.window.idle_timeout);
+  }
+
+  // aggregates
+  if (auto a = o.find("aggregates"); a != o.end()) {
+    if (!a->is_object()) r.Error(p + "/aggregates", "must be an object of name → aggregate");
+    for (auto it = a->begin(); a->is_object() && it != a->end(); ++it) {
+      std::string ap = p + "/aggregates/" + it.key();
+      static const std::regex kName("^[A-Za-z_][A-Za-z0-9_]*$");
+      if (!std::regex_match(it.key(), kName) || it.key() == "value" || it.key() == "true" ||
+          it.key() == "false") {
+        r.Error(ap, "\"" + it.key() + "\" cannot name an aggregate");
+        continue;
+      }
+      if (!it->is_string()) {
+        r.Error(ap, "must be a string such as \"avg(value)\"");
+        continue;
+      }
+      AggregateSpec spec;
+      ParseAggregate(r, it.key(), it->get<std::string>(), ap, &spec);
+      rule.aggregates.push_back(std::move(spec));
+    }
+  }
+
+  // emit
+  bool emit_given = false;
+  if (auto e = o.find("emit"); e != o.end()) {
+    emit_given = true;
+    rule.emit_alert = rule.emit_aggregate = false;
+    std::vector<std::string> kinds;
+    if (e->is_string()) kinds.push_back(e->get<std::string>());
+    if (e->is_array()) {
+      for (const auto& k : *e) kinds.push_back(k.is_string() ? k.get<std::string>() : "?");
+    }
+    if (kinds.empty()) r.Error(p + "/emit", "must list \"alert\" and/or \"aggregate\"");
+    for (const auto& k : kinds) {
+      if (k == "alert") {
+        rule.emit_alert = true;
+      } else if (k == "aggregate") {
+        rule.emit_aggregate = true;
+      } else {
+        r.Error(p + "/emit", "unknown kind \"" + k + "\" (alert, aggregate)");
+      }
+    }
+  }
+
+  // alert
+  if (auto al = o.find("alert"); al != o.end()) {
+    const std::string ap = p + "/alert";
+    if (r.CheckObject(*al, ap,
+                      {"when", "clear_when", "for", "repeat", "severity", "summary", "labels"})) {
+      AlertSpec spec;
+      Scope scope;
+      std::string names;
+      for (std::size_t i = 0; i < rule.aggregates.size(); ++i) {
+        scope.names.push_back({rule.aggregates[i].name, Type::kNumber, static_cast<int>(i)});
+        names += (i ? ", " : "") + rule.aggregates[i].name;
+      }
+      scope.unknown_names_are_tags = rule.group_by_all;
+      scope.hint = "(aggregates: " + (names.empty() ? std::string("none") : names) +
+                   (rule.group_by_all ? ")" : "; tags: those in group_by)");
+      if (!rule.group_by_all) {
+        for (const auto& tag : rule.group_by) {
+          bool clash = std::any_of(rule.aggregates.begin(), rule.aggregates.end(),
+                                   [&](const AggregateSpec& a) { return a.name == tag; });
+          if (!clash) scope.tags.push_back(tag);
+        }
+      }
+      std::string when, clear;
+      r.String(*al, "when", ap, &when);
+      if (when.empty()) {
+        r.Error(ap + "/when", "missing");
+      } else {
+        spec.when = CompileAt(r, when, ap + "/when", scope, true);
+      }
+      if (r.String(*al, "clear_when", ap, &clear) && !clear.empty()) {
+        spec.clear_when = CompileAt(r, clear, ap + "/clear_when", scope, true);
+      }
+      r.Duration(*al, "for", ap, &spec.for_duration);
+      r.Duration(*al, "repeat", ap, &spec.repeat);
+      r.String(*al, "severity", ap, &spec.severity);
+      r.String(*al, "summary", ap, &spec.summary);
+      if (auto l = al->find("labels"); l != al->end()) {
+        if (!l->is_object()) r.Error(ap + "/labels", "must be an object of strings");
+        for (auto it = l->begin(); l->is_object() && it != l->end(); ++it) {
+          if (it->is_string()) {
+            spec.labels.emplace_back(it.key(), it->get<std::string>());
+          } else {
+            r.Error(ap + "/labels/" + it.key(), "must be a string");
+          }
+        }
+      }
+      CheckSummary(r, spec.summary, ap + "/summary", rule);
+      rule.alert = std::move(spec);
+    }
+  } else {
+    if (emit_given && rule.emit_alert) {
+      r.Error(p + "/emit", "\"alert\" needs an alert section");
+    }
+    if (!emit_given) {
+      rule.emit_alert = false;
+      rule.emit_aggregate = true;
+    }
+  }
+  if (rule.aggregates.empty()) {
+    r.Error(p + "/aggregates", "a window rule needs at least one aggregate");
+  }
+
+  std::int64_t max_keys = static_cast<std::int64_t>(rule.max_keys);
+  r.Int(o, "max_keys", p, 1, 100'000'000, &max_keys);
+  rule.max_keys = static_cast<std::size_t>(max_keys);
+
+  if (r.errors() == errors_before) {
+    set->rules.push_back(std::make_shared<const CompiledRule>(std::move(rule)));
+  }
+}
+
+void ParseInto(std::string_view text, const std::string& file, RuleSet* set,
+               config::Diagnostics* diagnostics) {
+  JsonReader r(file, diagnostics);
+  auto doc = r.Parse(text);
+  if (!doc) return;
+  if (doc->is_array()) {
+    for (std::size_t i = 0; i < doc->size(); ++i) {
+      ParseRule(r, (*doc)[i], "/" + std::to_string(i), set);
+    }
+  } else if (doc->is_object()) {
+    ParseRule(r, *doc, "", set);
+  } else {
+    r.Error("", "a rule file holds one rule object or an array of them");
+  }
+}
+
+LoadResult Finish(RuleSet set, config::Diagnostics diagnostics) {
+  std::set<std::string> seen;
+  for (const auto& rule : set.rules) {
+    if (!seen.insert(rule->id).second) {
+      diagnostics.push_back({rule->file, "/id", "duplicate rule id \"" + rule->id + "\""});
+    }
+  }
+  LoadResult result;
+  result.diagnostics = std::move(diagnostics);
+  if (result.diagnostics.empty()) result.rules = std::make_shared<const RuleSet>(std::move(set));
+  return result;
+}
+
+}  // namespace
+
+std::vector<std::string> RuleSet::ids() const {
+  std::vector<std::string> out;
+  for (const auto& r : rules) out.push_back(r->id);
+  return out;
+}
+
+LoadResult ParseRules(std::string_view text, const std::string& file) {
+  RuleSet set;
+  config::Diagnostics diagnostics;
+  ParseInto(text, file, &set, &diagnostics);
+  return Finish(std::move(set), std::move(diagnostics));
+}
+
+LoadResult LoadRules(const std::vector<std::string>& paths) {
+  namespace fs = std::filesystem;
+  RuleSet set;
+  config::Diagnostics diagnostics;
+  for (const auto& path : paths) {
+    std::error_code ec;
+    std::vector<std::string> files;
+    if (fs::is_directory(path, ec)) {
+      for (const auto& entry : fs::directory_iterator(path, ec)) {
+        if (entry.path().extension() == ".json" && !entry.is_directory()) {
+          files.push_back(entry.path().string());
+        }
+      }
+      std::sort(files.begin(), files.end());
+    } else if (fs::exists(path, ec)) {
+      files.push_back(path);
+    } else {
+      diagnostics.push_back({path, "", "no such rule file or folder"});
+      continue;
+    }
+    for (const auto& file : files) {
+      std::ifstream in(file, std::ios::binary);
+      if (!in) {
+        diagnostics.push_back({file, "", "cannot read the rule file"});
+        continue;
+      }
+      std::ostringstream text;
+      text << in.rdbuf();
+      ParseInto(text.str(), file, &set, &diagnostics);
+    }
+  }
+  return Finish(std::move(set), std::move(diagnostics));
+}
+
+}  // namespace vigil::rules

@@ -75,9 +75,8 @@ class Store {
   Status Commit(const CommitBatch& batch, Millis now);
 
   // Calls fn for every stored state row (restore at start).
-  Status LoadState(
-      const std::function<void(const std::string& rule, const std::string& key,
-                               const std::string& bytes)>& fn);
+  Status LoadState(const std::function<void(const std::string& rule, const std::string& key,
+                                            const std::string& bytes)>& fn);
 
   // Up to `limit` pending rows of `uplink`, oldest first (by seq).
   Result<std::vector<OutboxRow>> Pending(const std::string& uplink, std::size_t limit);

@@ -1,1 +1,175 @@
-// placeholder: implemented by its module owner
+#include "uplink/dispatcher.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <random>
+
+#include "config/log.h"
+
+namespace vigil::uplink {
+namespace {
+
+Millis SteadyNow() {
+  return std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now().time_since_epoch());
+}
+
+Millis WallNow() {
+  return std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch());
+}
+
+// How long to wait when no rows are pending and nobody notifies (dead letters moved back
+// by `vigil outbox retry` are picked up so).
+constexpr Millis kIdlePoll{2000};
+
+}  // namespace
+
+Dispatcher::Dispatcher(config::UplinkConfig config, store::Store* store, std::unique_ptr<Sink> sink)
+    : config_(std::move(config)), store_(store), sink_(std::move(sink)) {}
+
+Dispatcher::~Dispatcher() { Stop(Millis(0)); }
+
+void Dispatcher::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void Dispatcher::Notify() {
+  {
+    std::lock_guard lock(mu_);
+    notified_ = true;
+  }
+  cv_.notify_one();
+}
+
+void Dispatcher::Stop(Millis drain) {
+  {
+    std::lock_guard lock(mu_);
+    if (!stopping_) {
+      stopping_ = true;
+      drain_until_ = SteadyNow() + drain;
+    }
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+DispatcherStats Dispatcher::Stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+void Dispatcher::Run() {
+  std::mt19937_64 rng(std::random_device{}());
+  int failures = 0;  // consecutive failed attempts
+  const std::string& name = config_.name;
+
+  // Waits until `deadline` (steady clock) or a Notify; false when the dispatcher must stop.
+  auto wait = [&](Millis deadline, bool wake_on_notify) {
+    std::unique_lock lock(mu_);
+    while (true) {
+      if (stopping_ && SteadyNow() >= drain_until_) return false;
+      if (wake_on_notify && notified_) break;
+      Millis now = SteadyNow();
+      if (now >= deadline) break;
+      Millis until = deadline;
+      if (stopping_) until = std::min(until, drain_until_);
+      cv_.wait_for(lock, until - now);
+      if (stopping_ && !wake_on_notify) {
+        // While draining, a backoff still ends the dispatcher at drain_until_.
+        if (SteadyNow() >= drain_until_) return false;
+      }
+    }
+    notified_ = false;
+    return true;
+  };
+
+  while (true) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_ && SteadyNow() >= drain_until_) return;
+      notified_ = false;
+    }
+    auto pending = store_->Pending(name, config_.batch_max_events);
+    if (!pending.ok()) {
+      log::WriteLimited(log::Level::kError, "uplink-store-" + name,
+                        "uplink " + name + ": cannot read the outbox: " + pending.error());
+      if (!wait(SteadyNow() + Millis(1000), false)) return;
+      continue;
+    }
+    std::vector<store::OutboxRow>& rows = pending.value();
+    if (rows.empty()) {
+      {
+        std::lock_guard lock(mu_);
+        if (stopping_) return;  // drained
+      }
+      if (!wait(SteadyNow() + kIdlePoll, true)) return;
+      continue;
+    }
+    // A partial batch waits up to batch_max_delay after its oldest row was committed.
+    bool stopping;
+    {
+      std::lock_guard lock(mu_);
+      stopping = stopping_;
+    }
+    if (rows.size() < config_.batch_max_events && !stopping) {
+      Millis age = WallNow() - rows.front().created;
+      if (age < config_.batch_max_delay) {
+        if (!wait(SteadyNow() + (config_.batch_max_delay - age), false)) return;
+        continue;
+      }
+    }
+
+    Verdict v = sink_->Send(rows);
+    std::vector<std::int64_t> seqs;
+    seqs.reserve(rows.size());
+    for (const auto& r : rows) seqs.push_back(r.seq);
+
+    if (v.outcome == Verdict::Outcome::kDelivered) {
+      Status s = store_->Ack(name, seqs);
+      if (!s.ok()) {
+        log::WriteLimited(log::Level::kError, "uplink-ack-" + name,
+                          "uplink " + name +
+                              ": cannot ack delivered rows (they will be sent "
+                              "again): " +
+                              s.message());
+      }
+      if (failures > 0) log::Info("uplink " + name + ": delivering again");
+      failures = 0;
+      std::lock_guard lock(mu_);
+      stats_.delivered += rows.size();
+      continue;
+    }
+    if (v.outcome == Verdict::Outcome::kReject) {
+      Status s = store_->MoveToDead(name, seqs, v.error);
+      log::Error("uplink " + name + ": " + v.error + "; " + std::to_string(rows.size()) +
+                 " event(s) moved to dead letters" +
+                 (s.ok() ? "" : " (failed: " + s.message() + ")"));
+      std::lock_guard lock(mu_);
+      stats_.dead += rows.size();
+      stats_.last_error = v.error;
+      continue;
+    }
+    // Retry: full jitter between retry_initial and the doubling cap, or Retry-After.
+    (void)store_->RecordFailure(name, seqs, v.error);
+    ++failures;
+    const double cap = std::min<double>(static_cast<double>(config_.retry_max.count()),
+                                        static_cast<double>(config_.retry_initial.count()) *
+                                            std::pow(2.0, std::min(failures - 1, 30)));
+    std::uniform_real_distribution<double> jitter(
+        static_cast<double>(config_.retry_initial.count()),
+        std::max(cap, static_cast<double>(config_.retry_initial.count())));
+    Millis delay(static_cast<std::int64_t>(jitter(rng)));
+    if (v.retry_after) delay = std::min(std::max(*v.retry_after, delay), config_.retry_max);
+    log::WriteLimited(
+        log::Level::kWarning, "uplink-retry-" + name,
+        "uplink " + name + ": " + v.error + ", retry in " + std::to_string(delay.count()) + "ms");
+    {
+      std::lock_guard lock(mu_);
+      ++stats_.retried;
+      stats_.last_error = v.error;
+    }
+    if (!wait(SteadyNow() + delay, false)) return;
+  }
+}
+
+}  // namespace vigil::uplink

@@ -1,0 +1,159 @@
+#include "config/json_reader.h"
+
+#include <algorithm>
+#include <vector>
+
+namespace vigil::config {
+namespace {
+
+std::size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string Child(const std::string& pointer, std::string_view key) {
+  return pointer + "/" + std::string(key);
+}
+
+}  // namespace
+
+std::string LineCol(std::string_view text, std::size_t offset) {
+  std::size_t line = 1, col = 1;
+  for (std::size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      col = 1;
+    } else {
+      ++col;
+    }
+  }
+  return std::to_string(line) + ":" + std::to_string(col);
+}
+
+std::string DidYouMean(std::string_view word, std::initializer_list<std::string_view> candidates) {
+  std::string best;
+  std::size_t best_d = 3;
+  for (std::string_view c : candidates) {
+    std::size_t d = EditDistance(word, c);
+    if (d < best_d && d < std::max<std::size_t>(2, c.size() / 2)) {
+      best_d = d;
+      best = std::string(c);
+    }
+  }
+  return best;
+}
+
+std::optional<nlohmann::json> JsonReader::Parse(std::string_view text) {
+  try {
+    return nlohmann::json::parse(text.begin(), text.end());
+  } catch (const nlohmann::json::parse_error& e) {
+    std::string what = e.what();
+    // nlohmann: "[json.exception.parse_error.101] parse error at line 1, column 2: <detail>"
+    std::size_t colon = what.find(": ", what.find("parse error"));
+    std::string detail = colon == std::string::npos ? what : what.substr(colon + 2);
+    std::size_t at = e.byte > 0 ? e.byte - 1 : 0;
+    diagnostics_->push_back({file_, LineCol(text, at), "invalid JSON: " + detail});
+    ++errors_;
+    return std::nullopt;
+  }
+}
+
+void JsonReader::Error(const std::string& pointer, const std::string& message) {
+  diagnostics_->push_back({file_, pointer, message});
+  ++errors_;
+}
+
+bool JsonReader::CheckObject(const nlohmann::json& object, const std::string& pointer,
+                             std::initializer_list<std::string_view> allowed) {
+  if (!object.is_object()) {
+    Error(pointer.empty() ? "/" : pointer, "must be an object");
+    return false;
+  }
+  bool ok = true;
+  for (auto it = object.begin(); it != object.end(); ++it) {
+    if (std::find(allowed.begin(), allowed.end(), it.key()) != allowed.end()) continue;
+    std::string hint = DidYouMean(it.key(), allowed);
+    Error(Child(pointer, it.key()),
+          "unknown key \"" + it.key() + "\"" +
+              (hint.empty() ? std::string() : " (did you mean \"" + hint + "\"?)"));
+    ok = false;
+  }
+  return ok;
+}
+
+bool JsonReader::String(const nlohmann::json& object, std::string_view key,
+                        const std::string& pointer, std::string* out) {
+  auto it = object.find(key);
+  if (it == object.end()) return true;
+  if (!it->is_string()) {
+    Error(Child(pointer, key), "must be a string");
+    return false;
+  }
+  *out = it->get<std::string>();
+  return true;
+}
+
+bool JsonReader::Int(const nlohmann::json& object, std::string_view key, const std::string& pointer,
+                     std::int64_t min, std::int64_t max, std::int64_t* out) {
+  auto it = object.find(key);
+  if (it == object.end()) return true;
+  if (!it->is_number_integer() || it->get<std::int64_t>() < min || it->get<std::int64_t>() > max) {
+    Error(Child(pointer, key),
+          "must be an integer from " + std::to_string(min) + " to " + std::to_string(max));
+    return false;
+  }
+  *out = it->get<std::int64_t>();
+  return true;
+}
+
+bool JsonReader::Bool(const nlohmann::json& object, std::string_view key,
+                      const std::string& pointer, bool* out) {
+  auto it = object.find(key);
+  if (it == object.end()) return true;
+  if (!it->is_boolean()) {
+    Error(Child(pointer, key), "must be true or false");
+    return false;
+  }
+  *out = it->get<bool>();
+  return true;
+}
+
+bool JsonReader::Duration(const nlohmann::json& object, std::string_view key,
+                          const std::string& pointer, Millis* out) {
+  auto it = object.find(key);
+  if (it == object.end()) return true;
+  std::optional<Millis> d;
+  if (it->is_string()) d = ParseDuration(it->get<std::string>());
+  if (!d) {
+    Error(Child(pointer, key), "must be a duration such as \"250ms\", \"10s\", \"1m30s\"");
+    return false;
+  }
+  *out = *d;
+  return true;
+}
+
+bool JsonReader::Size(const nlohmann::json& object, std::string_view key,
+                      const std::string& pointer, std::uint64_t* out) {
+  auto it = object.find(key);
+  if (it == object.end()) return true;
+  std::optional<std::uint64_t> s;
+  if (it->is_string()) s = ParseSize(it->get<std::string>());
+  if (it->is_number_unsigned()) s = it->get<std::uint64_t>();
+  if (!s) {
+    Error(Child(pointer, key), "must be a size such as \"64KiB\", \"512MiB\", \"1GiB\"");
+    return false;
+  }
+  *out = *s;
+  return true;
+}
+
+}  // namespace vigil::config

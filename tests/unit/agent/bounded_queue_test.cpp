@@ -1,0 +1,69 @@
+#include "agent/bounded_queue.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+namespace vigil::agent {
+namespace {
+
+using std::chrono::milliseconds;
+
+TEST(BoundedQueue, PopBatchTakesAtMostMaxInOrder) {
+  BoundedQueue<int> q(10);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(q.Push(i));
+  std::vector<int> out;
+  EXPECT_EQ(q.PopBatch(&out, 3, milliseconds(0)), 3u);
+  EXPECT_EQ(out, (std::vector<int>{0, 1, 2}));
+  EXPECT_EQ(q.PopBatch(&out, 10, milliseconds(0)), 2u);
+  EXPECT_EQ(out, (std::vector<int>{0, 1, 2, 3, 4}));
+  EXPECT_EQ(q.size(), 0u);
+}
+
+TEST(BoundedQueue, PopBatchTimesOutWhenEmpty) {
+  BoundedQueue<int> q(1);
+  std::vector<int> out;
+  EXPECT_EQ(q.PopBatch(&out, 1, milliseconds(5)), 0u);
+  EXPECT_TRUE(out.empty());
+}
+
+TEST(BoundedQueue, PushBlocksWhileFullAndResumesAfterPop) {
+  BoundedQueue<int> q(2);
+  ASSERT_TRUE(q.Push(1));
+  ASSERT_TRUE(q.Push(2));
+  std::atomic<bool> pushed{false};
+  std::thread producer([&] {
+    q.Push(3);  // blocks: the queue is full
+    pushed = true;
+  });
+  // The producer cannot finish while the queue stays full.
+  std::this_thread::sleep_for(milliseconds(50));
+  EXPECT_FALSE(pushed.load());
+  std::vector<int> out;
+  EXPECT_EQ(q.PopBatch(&out, 1, milliseconds(0)), 1u);
+  producer.join();
+  EXPECT_TRUE(pushed.load());
+  out.clear();
+  q.PopBatch(&out, 10, milliseconds(0));
+  EXPECT_EQ(out, (std::vector<int>{2, 3}));
+}
+
+TEST(BoundedQueue, CloseWakesBlockedProducerAndRejectsLaterPushes) {
+  BoundedQueue<int> q(1);
+  ASSERT_TRUE(q.Push(1));
+  std::atomic<int> result{-1};
+  std::thread producer([&] { result = q.Push(2) ? 1 : 0; });
+  q.Close();
+  producer.join();
+  EXPECT_EQ(result.load(), 0);
+  EXPECT_FALSE(q.Push(3));
+  EXPECT_TRUE(q.closed());
+  std::vector<int> out;
+  EXPECT_EQ(q.PopBatch(&out, 10, milliseconds(0)), 1u);  // what was queued still drains
+  EXPECT_EQ(out, (std::vector<int>{1}));
+}
+
+}  // namespace
+}  // namespace vigil::agent
