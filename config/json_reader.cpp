@@ -1,23 +1,27 @@
 #include "config/json_reader.h"
 
 #include <algorithm>
+#include <cctype>
 #include <vector>
 
 namespace vigil::config {
 namespace {
 
+// Edit distance with adjacent transpositions ("agnet" is one edit from "agent").
 std::size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
   for (std::size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
     for (std::size_t j = 1; j <= b.size(); ++j) {
-      std::size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+      std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
     }
-    std::swap(prev, cur);
   }
-  return prev[b.size()];
+  return d[a.size()][b.size()];
 }
 
 std::string Child(const std::string& pointer, std::string_view key) {
@@ -60,7 +64,18 @@ std::optional<nlohmann::json> JsonReader::Parse(std::string_view text) {
     // nlohmann: "[json.exception.parse_error.101] parse error at line 1, column 2: <detail>"
     std::size_t colon = what.find(": ", what.find("parse error"));
     std::string detail = colon == std::string::npos ? what : what.substr(colon + 2);
-    std::size_t at = e.byte > 0 ? e.byte - 1 : 0;
+    // e.byte is just past the offending token: point at the token's first character.
+    std::size_t at = std::min(e.byte > 0 ? e.byte - 1 : 0, text.size());
+    if (at < text.size() && text[at] == '"' && at > 0) {
+      std::size_t open = text.rfind('"', at - 1);
+      if (open != std::string_view::npos) at = open;
+    } else {
+      while (at > 0 && at <= text.size() &&
+             std::isalnum(static_cast<unsigned char>(text[at - 1])) && at < text.size() &&
+             std::isalnum(static_cast<unsigned char>(text[at]))) {
+        --at;
+      }
+    }
     diagnostics_->push_back({file_, LineCol(text, at), "invalid JSON: " + detail});
     ++errors_;
     return std::nullopt;
@@ -78,16 +93,14 @@ bool JsonReader::CheckObject(const nlohmann::json& object, const std::string& po
     Error(pointer.empty() ? "/" : pointer, "must be an object");
     return false;
   }
-  bool ok = true;
   for (auto it = object.begin(); it != object.end(); ++it) {
     if (std::find(allowed.begin(), allowed.end(), it.key()) != allowed.end()) continue;
     std::string hint = DidYouMean(it.key(), allowed);
     Error(Child(pointer, it.key()),
           "unknown key \"" + it.key() + "\"" +
               (hint.empty() ? std::string() : " (did you mean \"" + hint + "\"?)"));
-    ok = false;
   }
-  return ok;
+  return true;
 }
 
 bool JsonReader::String(const nlohmann::json& object, std::string_view key,

@@ -26,8 +26,8 @@ class JsonReader {
 
   void Error(const std::string& pointer, const std::string& message);
 
-  // Records an error for each key of `object` not in `allowed` (with a did-you-mean).
-  // False (and an error) when `object` is not an object.
+  // Records an error for each key of `object` not in `allowed` (with a did-you-mean); the
+  // caller goes on reading the known keys. False (and an error) when `object` is not an object.
   bool CheckObject(const nlohmann::json& object, const std::string& pointer,
                    std::initializer_list<std::string_view> allowed);
 

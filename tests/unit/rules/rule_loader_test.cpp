@@ -1,0 +1,98 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "rules/engine.h"
+
+namespace vigil::rules {
+namespace {
+
+std::string Errors(const LoadResult& r) {
+  std::string out;
+  for (const auto& d : r.diagnostics) out += d.ToString() + "\n";
+  return out;
+}
+
+constexpr const char* kBoiler = R"json({
+  "id": "boiler-overheat",
+  "description": "Boiler running hot",
+  "source": { "metric": "temperature", "where": "device =~ \"^boiler-\"" },
+  "group_by": ["device"],
+  "window": { "type": "tumbling", "size": "1m", "lateness": "10s" },
+  "aggregates": { "avg": "avg(value)", "max": "max(value)", "n": "count()" },
+  "alert": {
+    "when": "avg > 90 && n >= 3", "clear_when": "avg < 85", "for": "2m",
+    "severity": "critical", "summary": "{device}: average {avg:.1f} °C", "labels": { "team": "heating" }
+  },
+  "emit": ["alert", "aggregate"]
+})json";
+
+TEST(RuleLoader, LoadsTheSpecExample) {
+  LoadResult r = ParseRules(kBoiler, "boiler.json");
+  ASSERT_TRUE(r.rules) << Errors(r);
+  EXPECT_EQ(r.rules->ids(), std::vector<std::string>{"boiler-overheat"});
+}
+
+TEST(RuleLoader, UnknownNameInWhenNamesFilePointerAndColumn) {
+  std::string text = kBoiler;
+  text.replace(text.find("avg > 90"), 3, "avgg");
+  LoadResult r = ParseRules(text, "rules.d/boiler.json");
+  ASSERT_FALSE(r.rules);
+  ASSERT_EQ(r.diagnostics.size(), 1u) << Errors(r);
+  EXPECT_EQ(r.diagnostics[0].ToString(),
+            "rules.d/boiler.json: /alert/when: col 1: unknown name \"avgg\" (aggregates: avg, "
+            "max, n; tags: those in group_by)");
+}
+
+TEST(RuleLoader, EveryProblemIsReported) {
+  LoadResult r = ParseRules(R"json([
+    { "id": "Bad Id", "source": { "metric": "t" },
+      "window": { "type": "tumbling", "size": "forever" },
+      "aggregates": { "a": "avgg(value)", "b": "avg(value +)", "c": "percentile(value, 101)" },
+      "alert": { "when": "a > 1 && ", "summary": "{nope}" }, "emitt": [] },
+    { "id": "ok-but-no-window", "source": { "metric": "t" }, "aggregates": { "n": "count()" } },
+    { "id": "x", "source": { "metric": "t" }, "window": { "type": "session", "gap": "1m" },
+      "aggregates": { "n": "count()" } }
+  ])json",
+                            "r.json");
+  ASSERT_FALSE(r.rules);
+  std::string all = Errors(r);
+  for (const char* want : {
+           "r.json: /0/emitt: unknown key \"emitt\" (did you mean \"emit\"?)",
+           "r.json: /0/id: \"Bad Id\" is not a valid id",
+           "r.json: /0/window/size: must be a duration",
+           "r.json: /0/aggregates/a: col 1: unknown aggregate \"avgg\"",
+           "r.json: /0/aggregates/b: col 12: unexpected end of expression",
+           "r.json: /0/aggregates/c: col 12: percentile takes (value, P) with P from 0 to 100",
+           "r.json: /0/alert/when: col 10: unexpected end of expression",
+           "r.json: /1/window: missing",
+           "r.json: /2/window/type: \"session\" windows are not available in this version",
+       }) {
+    EXPECT_NE(all.find(want), std::string::npos) << "missing: " << want << "\nall:\n" << all;
+  }
+}
+
+TEST(RuleLoader, JsonSyntaxErrorNamesLineAndColumn) {
+  LoadResult r = ParseRules("{\n  \"id\": \"x\"\n  \"source\": {}\n}", "r.json");
+  ASSERT_EQ(r.diagnostics.size(), 1u);
+  EXPECT_EQ(r.diagnostics[0].location, "3:3");
+}
+
+TEST(RuleLoader, DuplicateIdsAcrossFilesAndMissingPaths) {
+  auto dir = std::filesystem::temp_directory_path() / "vigil_rule_loader_test";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "a.json") << kBoiler;
+  std::ofstream(dir / "b.json") << kBoiler;
+  std::ofstream(dir / "notes.txt") << "not a rule";
+  LoadResult r = LoadRules({dir.string(), (dir / "missing.json").string()});
+  std::string all = Errors(r);
+  EXPECT_NE(all.find("b.json: /id: duplicate rule id \"boiler-overheat\""), std::string::npos)
+      << all;
+  EXPECT_NE(all.find("missing.json: no such rule file or folder"), std::string::npos) << all;
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace vigil::rules
