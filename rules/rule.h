@@ -16,12 +16,14 @@ namespace vigil::rules {
 // Immutable after loading; shared by the engine (and, on reload, by old and new engines).
 
 struct WindowSpec {
-  enum class Type { kTumbling, kHopping };
+  enum class Type { kTumbling, kHopping, kSliding, kSession, kCount };
   Type type = Type::kTumbling;
-  Millis size{60'000};
-  Millis slide{60'000};  // == size for tumbling windows
+  Millis size{60'000};      // tumbling, hopping, sliding
+  Millis slide{60'000};     // hopping; == size for tumbling windows
+  Millis gap{0};            // session
+  std::uint64_t count = 0;  // count
   Millis lateness{0};
-  Millis idle_timeout{60'000};  // 0: never
+  Millis idle_timeout{60'000};  // 0: never (the default for count windows)
 };
 
 struct AggregateSpec {

@@ -229,27 +229,56 @@ void ParseRule(JsonReader& r, const json& o, const std::string& p, RuleSet* set)
     const std::string wp = p + "/window";
     std::string type;
     r.String(*w, "type", wp, &type);
-    if (type == "tumbling" || type == "hopping") {
-      rule.window.type =
-          type == "tumbling" ? WindowSpec::Type::kTumbling : WindowSpec::Type::kHopping;
-      if (!w->contains("size")) r.Error(wp + "/size", "missing");
-      r.Duration(*w, "size", wp, &rule.window.size);
-      if (rule.window.size.count() <= 0) r.Error(wp + "/size", "must be more than 0");
+    auto need = [&](const char* key) {
+      if (!w->contains(key)) r.Error(wp + "/" + key, "missing (a " + type + " window needs it)");
+    };
+    auto refuse = [&](const char* key) {
+      if (w->contains(key)) r.Error(wp + "/" + key, "a " + type + " window has no " + key);
+    };
+    auto positive = [&](const char* key, Millis* out) {
+      r.Duration(*w, key, wp, out);
+      if (out->count() <= 0) r.Error(wp + "/" + key, "must be more than 0");
+    };
+    if (type == "tumbling" || type == "hopping" || type == "sliding") {
+      rule.window.type = type == "tumbling"  ? WindowSpec::Type::kTumbling
+                         : type == "hopping" ? WindowSpec::Type::kHopping
+                                             : WindowSpec::Type::kSliding;
+      need("size");
+      positive("size", &rule.window.size);
       rule.window.slide = rule.window.size;
       if (type == "hopping") {
-        if (!w->contains("slide")) r.Error(wp + "/slide", "missing");
+        need("slide");
         r.Duration(*w, "slide", wp, &rule.window.slide);
         if (rule.window.slide.count() <= 0 || rule.window.slide > rule.window.size) {
           r.Error(wp + "/slide", "must be more than 0 and at most size");
         }
-      } else if (w->contains("slide")) {
-        r.Error(wp + "/slide", "only hopping windows have a slide");
+      } else {
+        refuse("slide");
       }
+      refuse("gap");
+      refuse("count");
       rule.window.idle_timeout = rule.window.size;
-    } else if (type == "sliding" || type == "session" || type == "count") {
-      r.Error(wp + "/type", "\"" + type +
-                                "\" windows are not available in this version "
-                                "(tumbling, hopping)");
+    } else if (type == "session") {
+      rule.window.type = WindowSpec::Type::kSession;
+      need("gap");
+      positive("gap", &rule.window.gap);
+      refuse("size");
+      refuse("slide");
+      refuse("count");
+      rule.window.idle_timeout = rule.window.gap;
+    } else if (type == "count") {
+      rule.window.type = WindowSpec::Type::kCount;
+      need("count");
+      std::int64_t n = 0;
+      r.Int(*w, "count", wp, 1, 1'000'000, &n);
+      rule.window.count = static_cast<std::uint64_t>(n);
+      refuse("size");
+      refuse("slide");
+      refuse("gap");
+      refuse("lateness");
+      rule.window.idle_timeout = Millis(0);
+    } else if (type.empty()) {
+      r.Error(wp + "/type", "missing (tumbling, hopping, sliding, session, count)");
     } else {
       r.Error(wp + "/type",
               "unknown window type \"" + type + "\" (tumbling, hopping, sliding, session, count)");

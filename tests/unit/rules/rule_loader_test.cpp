@@ -52,7 +52,11 @@ TEST(RuleLoader, EveryProblemIsReported) {
       "aggregates": { "a": "avgg(value)", "b": "avg(value +)", "c": "percentile(value, 101)" },
       "alert": { "when": "a > 1 && ", "summary": "{nope}" }, "emitt": [] },
     { "id": "ok-but-no-window", "source": { "metric": "t" }, "aggregates": { "n": "count()" } },
-    { "id": "x", "source": { "metric": "t" }, "window": { "type": "session", "gap": "1m" },
+    { "id": "x", "source": { "metric": "t" }, "window": { "type": "session", "size": "1m" },
+      "aggregates": { "n": "count()" } },
+    { "id": "y", "source": { "metric": "t" }, "window": { "type": "count", "count": 0, "lateness": "1s" },
+      "aggregates": { "n": "count()" } },
+    { "id": "z", "source": { "metric": "t" }, "window": { "type": "rolling" },
       "aggregates": { "n": "count()" } }
   ])json",
                             "r.json");
@@ -67,7 +71,12 @@ TEST(RuleLoader, EveryProblemIsReported) {
            "r.json: /0/aggregates/c: col 12: percentile takes (value, P) with P from 0 to 100",
            "r.json: /0/alert/when: col 10: unexpected end of expression",
            "r.json: /1/window: missing",
-           "r.json: /2/window/type: \"session\" windows are not available in this version",
+           "r.json: /2/window/gap: missing (a session window needs it)",
+           "r.json: /2/window/size: a session window has no size",
+           "r.json: /3/window/count: must be an integer from 1 to 1000000",
+           "r.json: /3/window/lateness: a count window has no lateness",
+           "r.json: /4/window/type: unknown window type \"rolling\" (tumbling, hopping, sliding, "
+           "session, count)",
        }) {
     EXPECT_NE(all.find(want), std::string::npos) << "missing: " << want << "\nall:\n" << all;
   }

@@ -1,0 +1,255 @@
+#include "rules/aggregate.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+namespace vigil::rules {
+namespace {
+
+using nlohmann::json;
+
+const double kGamma = (1 + Quantiles::kAlpha) / (1 - Quantiles::kAlpha);
+const double kLogGamma = std::log(kGamma);
+// Magnitudes below this count as zero in the sketch.
+constexpr double kMinMagnitude = 1e-12;
+
+int BucketOf(double magnitude) {
+  return static_cast<int>(std::ceil(std::log(magnitude) / kLogGamma));
+}
+double BucketValue(int index) { return 2 * std::pow(kGamma, index) / (kGamma + 1); }
+
+}  // namespace
+
+void Quantiles::Add(double x) {
+  ++n_;
+  if (!sketch_) {
+    exact_.push_back(x);
+    if (exact_.size() > kExactLimit) ToSketch();
+    return;
+  }
+  AddToSketch(x, 1);
+}
+
+void Quantiles::AddToSketch(double x, std::uint64_t count) {
+  if (std::fabs(x) < kMinMagnitude) {
+    zero_ += count;
+  } else if (x > 0) {
+    positive_[BucketOf(x)] += count;
+  } else {
+    negative_[BucketOf(-x)] += count;
+  }
+}
+
+void Quantiles::ToSketch() {
+  sketch_ = true;
+  for (double x : exact_) AddToSketch(x, 1);
+  exact_.clear();
+  exact_.shrink_to_fit();
+}
+
+void Quantiles::Merge(const Quantiles& other) {
+  if (!sketch_ && !other.sketch_ && exact_.size() + other.exact_.size() <= kExactLimit) {
+    exact_.insert(exact_.end(), other.exact_.begin(), other.exact_.end());
+    n_ += other.n_;
+    return;
+  }
+  if (!sketch_) ToSketch();
+  for (double x : other.exact_) AddToSketch(x, 1);
+  for (const auto& [i, c] : other.positive_) positive_[i] += c;
+  for (const auto& [i, c] : other.negative_) negative_[i] += c;
+  zero_ += other.zero_;
+  n_ += other.n_;
+}
+
+double Quantiles::ValueAtRank(std::uint64_t rank) const {
+  // Ascending: negatives by decreasing magnitude, zeros, positives by increasing magnitude.
+  std::uint64_t seen = 0;
+  for (auto it = negative_.rbegin(); it != negative_.rend(); ++it) {
+    seen += it->second;
+    if (rank < seen) return -BucketValue(it->first);
+  }
+  seen += zero_;
+  if (rank < seen) return 0;
+  for (const auto& [i, c] : positive_) {
+    seen += c;
+    if (rank < seen) return BucketValue(i);
+  }
+  return positive_.empty() ? 0 : BucketValue(positive_.rbegin()->first);
+}
+
+double Quantiles::Percentile(double p) const {
+  const double rank = p / 100.0 * static_cast<double>(n_ - 1);
+  const auto lo = static_cast<std::uint64_t>(std::floor(rank));
+  const std::uint64_t hi = std::min(lo + 1, n_ - 1);
+  const double frac = rank - static_cast<double>(lo);
+  if (!sketch_) {
+    std::vector<double> v = exact_;
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(lo), v.end());
+    double a = v[lo];
+    if (hi == lo || frac == 0) return a;
+    double b = *std::min_element(v.begin() + static_cast<std::ptrdiff_t>(lo) + 1, v.end());
+    return a + (b - a) * frac;
+  }
+  double a = ValueAtRank(lo);
+  double b = ValueAtRank(hi);
+  return a + (b - a) * frac;
+}
+
+json Quantiles::Save() const {
+  json j = {{"n", n_}};
+  if (!sketch_) {
+    j["exact"] = exact_;
+  } else {
+    j["pos"] = positive_;
+    j["neg"] = negative_;
+    j["zero"] = zero_;
+  }
+  return j;
+}
+
+void Quantiles::Load(const json& j) {
+  n_ = j.at("n").get<std::uint64_t>();
+  sketch_ = !j.contains("exact");
+  if (!sketch_) {
+    exact_ = j.at("exact").get<std::vector<double>>();
+  } else {
+    positive_ = j.at("pos").get<std::map<int, std::uint64_t>>();
+    negative_ = j.at("neg").get<std::map<int, std::uint64_t>>();
+    zero_ = j.at("zero").get<std::uint64_t>();
+  }
+}
+
+void Acc::Add(const AggregateSpec& spec, double x, const std::string* tag, std::int64_t t,
+              std::uint64_t arrival) {
+  using Fn = AggregateSpec::Fn;
+  if (spec.fn == Fn::kDistinct) {
+    if (tag != nullptr) ++distinct[*tag];
+    return;
+  }
+  ++n;
+  if (spec.fn == Fn::kCount) return;
+  sum += x;
+  const double d = x - mean;
+  mean += d / static_cast<double>(n);
+  m2 += d * (x - mean);
+  if (n == 1 || x < min) min = x;
+  if (n == 1 || x > max) max = x;
+  if (n == 1 || t < first_t || (t == first_t && arrival < first_arrival)) {
+    first_t = t;
+    first_arrival = arrival;
+    first_v = x;
+  }
+  if (n == 1 || t > last_t || (t == last_t && arrival > last_arrival)) {
+    last_t = t;
+    last_arrival = arrival;
+    last_v = x;
+  }
+  if (spec.fn == Fn::kPercentile) quantiles.Add(x);
+}
+
+void Acc::Merge(const AggregateSpec& spec, const Acc& o) {
+  for (const auto& [tag, count] : o.distinct) distinct[tag] += count;
+  if (o.n == 0) return;
+  if (n == 0) {
+    *this = o;
+    return;
+  }
+  // Chan et al.: parallel combination of Welford states.
+  const double total = static_cast<double>(n + o.n);
+  const double delta = o.mean - mean;
+  m2 += o.m2 + delta * delta * static_cast<double>(n) * static_cast<double>(o.n) / total;
+  mean += delta * static_cast<double>(o.n) / total;
+  n += o.n;
+  sum += o.sum;
+  min = std::min(min, o.min);
+  max = std::max(max, o.max);
+  if (o.first_t < first_t || (o.first_t == first_t && o.first_arrival < first_arrival)) {
+    first_t = o.first_t;
+    first_arrival = o.first_arrival;
+    first_v = o.first_v;
+  }
+  if (o.last_t > last_t || (o.last_t == last_t && o.last_arrival > last_arrival)) {
+    last_t = o.last_t;
+    last_arrival = o.last_arrival;
+    last_v = o.last_v;
+  }
+  if (spec.fn == AggregateSpec::Fn::kPercentile) quantiles.Merge(o.quantiles);
+}
+
+Value Acc::Result(const AggregateSpec& spec) const {
+  using Fn = AggregateSpec::Fn;
+  if (spec.fn == Fn::kCount) return Value::Int(static_cast<double>(n));
+  if (spec.fn == Fn::kDistinct) return Value::Int(static_cast<double>(distinct.size()));
+  if (n == 0) return Value::Null();
+  switch (spec.fn) {
+    case Fn::kSum:
+      return Value::Double(sum);
+    case Fn::kAvg:
+      return Value::Double(mean);
+    case Fn::kMin:
+      return Value::Double(min);
+    case Fn::kMax:
+      return Value::Double(max);
+    case Fn::kStddev:
+      return Value::Double(std::sqrt(std::max(0.0, m2 / static_cast<double>(n))));
+    case Fn::kFirst:
+      return Value::Double(first_v);
+    case Fn::kLast:
+      return Value::Double(last_v);
+    case Fn::kDelta:
+      return n < 2 ? Value::Null() : Value::Double(last_v - first_v);
+    case Fn::kRate:
+      if (n < 2 || last_t == first_t) return Value::Null();
+      return Value::Double((last_v - first_v) / (static_cast<double>(last_t - first_t) / 1000.0));
+    case Fn::kPercentile:
+      return Value::Double(quantiles.Percentile(spec.percentile));
+    default:
+      return Value::Null();
+  }
+}
+
+json Acc::Save(const AggregateSpec& spec) const {
+  using Fn = AggregateSpec::Fn;
+  if (spec.fn == Fn::kDistinct) return json{{"d", distinct}};
+  if (spec.fn == Fn::kCount) return json{{"n", n}};
+  json j = {{"n", n},
+            {"s", sum},
+            {"mean", mean},
+            {"m2", m2},
+            {"min", min},
+            {"max", max},
+            {"first", {first_t, first_arrival, first_v}},
+            {"last", {last_t, last_arrival, last_v}}};
+  if (spec.fn == Fn::kPercentile) j["q"] = quantiles.Save();
+  return j;
+}
+
+Acc Acc::Load(const AggregateSpec& spec, const json& j) {
+  using Fn = AggregateSpec::Fn;
+  Acc a;
+  if (spec.fn == Fn::kDistinct) {
+    a.distinct = j.at("d").get<std::map<std::string, std::uint64_t>>();
+    return a;
+  }
+  a.n = j.at("n").get<std::uint64_t>();
+  if (spec.fn == Fn::kCount) return a;
+  a.sum = j.at("s").get<double>();
+  a.mean = j.at("mean").get<double>();
+  a.m2 = j.at("m2").get<double>();
+  a.min = j.at("min").get<double>();
+  a.max = j.at("max").get<double>();
+  const json& f = j.at("first");
+  a.first_t = f.at(0).get<std::int64_t>();
+  a.first_arrival = f.at(1).get<std::uint64_t>();
+  a.first_v = f.at(2).get<double>();
+  const json& l = j.at("last");
+  a.last_t = l.at(0).get<std::int64_t>();
+  a.last_arrival = l.at(1).get<std::uint64_t>();
+  a.last_v = l.at(2).get<double>();
+  if (spec.fn == Fn::kPercentile) a.quantiles.Load(j.at("q"));
+  return a;
+}
+
+}  // namespace vigil::rules

@@ -1,0 +1,74 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "rules/event.h"
+#include "rules/rule.h"
+
+namespace vigil::rules {
+
+// Percentiles in bounded memory (SPEC §3: ≤1% relative error): exact while a window holds
+// up to kExactLimit values, then a DDSketch (log-spaced buckets with relative accuracy
+// kAlpha, so every value is known within 0.5%). Mergeable, for session windows.
+class Quantiles {
+ public:
+  static constexpr std::size_t kExactLimit = 256;
+  static constexpr double kAlpha = 0.005;
+
+  void Add(double x);
+  void Merge(const Quantiles& other);
+  // P in 0–100, linear interpolation between closest ranks (SPEC §12.8). REQUIRES: count()>0.
+  double Percentile(double p) const;
+  std::uint64_t count() const { return n_; }
+
+  nlohmann::json Save() const;
+  void Load(const nlohmann::json& j);
+
+ private:
+  void ToSketch();
+  void AddToSketch(double x, std::uint64_t count);
+  double ValueAtRank(std::uint64_t rank) const;  // 0-based, in ascending order
+
+  std::uint64_t n_ = 0;
+  bool sketch_ = false;
+  std::vector<double> exact_;
+  std::map<int, std::uint64_t> positive_;  // bucket index → count
+  std::map<int, std::uint64_t> negative_;  // by magnitude
+  std::uint64_t zero_ = 0;
+};
+
+// The running state of one aggregate over one window: every aggregate function reads its
+// result from it, and two accumulators merge (session windows). `arrival` breaks ties of
+// equal event times for first/last (SPEC §12.8: arrival order).
+struct Acc {
+  std::uint64_t n = 0;
+  double sum = 0;
+  double mean = 0;  // Welford
+  double m2 = 0;
+  double min = 0;
+  double max = 0;
+  std::int64_t first_t = 0;
+  std::uint64_t first_arrival = 0;
+  double first_v = 0;
+  std::int64_t last_t = 0;
+  std::uint64_t last_arrival = 0;
+  double last_v = 0;
+  Quantiles quantiles;                            // percentile only
+  std::map<std::string, std::uint64_t> distinct;  // distinct only: tag value → readings
+
+  // x is the aggregate's argument for one reading (finite), or a distinct tag value.
+  void Add(const AggregateSpec& spec, double x, const std::string* tag, std::int64_t t,
+           std::uint64_t arrival);
+  void Merge(const AggregateSpec& spec, const Acc& other);
+  Value Result(const AggregateSpec& spec) const;
+
+  nlohmann::json Save(const AggregateSpec& spec) const;
+  static Acc Load(const AggregateSpec& spec, const nlohmann::json& j);
+};
+
+}  // namespace vigil::rules

@@ -1,0 +1,540 @@
+#include "rules/window.h"
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <map>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include "rules/aggregate.h"
+
+namespace vigil::rules {
+namespace {
+
+using nlohmann::json;
+
+std::int64_t FloorDiv(std::int64_t a, std::int64_t b) {
+  std::int64_t q = a / b;
+  return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+// A number for a checkpoint: JSON has no NaN, so a skipped argument is null.
+json Number(double x) { return std::isfinite(x) ? json(x) : json(nullptr); }
+double Number(const json& j) { return j.is_null() ? std::nan("") : j.get<double>(); }
+
+// Accumulators for one window, one per aggregate.
+class Accs {
+ public:
+  explicit Accs(const CompiledRule& rule) : rule_(&rule), accs_(rule.aggregates.size()) {}
+
+  void Add(const Sample& s) {
+    for (std::size_t i = 0; i < accs_.size(); ++i) {
+      const AggregateSpec& spec = rule_->aggregates[i];
+      if (spec.fn == AggregateSpec::Fn::kCount) {
+        accs_[i].Add(spec, 0, nullptr, s.t, s.arrival);
+      } else if (spec.fn == AggregateSpec::Fn::kDistinct) {
+        accs_[i].Add(spec, 0, s.tags[i], s.t, s.arrival);
+      } else if (std::isfinite(s.xs[i])) {
+        accs_[i].Add(spec, s.xs[i], nullptr, s.t, s.arrival);
+      }
+    }
+  }
+  void Merge(const Accs& o) {
+    for (std::size_t i = 0; i < accs_.size(); ++i) accs_[i].Merge(rule_->aggregates[i], o.accs_[i]);
+  }
+  std::vector<Value> Values() const {
+    std::vector<Value> out;
+    out.reserve(accs_.size());
+    for (std::size_t i = 0; i < accs_.size(); ++i)
+      out.push_back(accs_[i].Result(rule_->aggregates[i]));
+    return out;
+  }
+  json Save() const {
+    json j = json::array();
+    for (std::size_t i = 0; i < accs_.size(); ++i) j.push_back(accs_[i].Save(rule_->aggregates[i]));
+    return j;
+  }
+  void Load(const json& j) {
+    if (!j.is_array() || j.size() != accs_.size()) {
+      throw json::type_error::create(302, "aggregate count differs", nullptr);
+    }
+    for (std::size_t i = 0; i < accs_.size(); ++i) accs_[i] = Acc::Load(rule_->aggregates[i], j[i]);
+  }
+
+ private:
+  const CompiledRule* rule_;
+  std::vector<Acc> accs_;
+};
+
+// Tumbling and hopping windows: [k·slide, k·slide + size), aligned to the epoch.
+class AlignedWindows final : public WindowState {
+ public:
+  explicit AlignedWindows(const CompiledRule& rule)
+      : rule_(rule), size_(rule.window.size.count()), slide_(rule.window.slide.count()) {}
+
+  bool IsLate(std::int64_t t, std::int64_t watermark) const override {
+    for (std::int64_t start = FloorDiv(t, slide_) * slide_; start > t - size_; start -= slide_) {
+      if (!Closed(start + size_, watermark)) return false;
+    }
+    return true;
+  }
+
+  void Add(const Sample& s, std::int64_t watermark, std::vector<ClosedWindow>*) override {
+    for (std::int64_t start = FloorDiv(s.t, slide_) * slide_; start > s.t - size_;
+         start -= slide_) {
+      if (Closed(start + size_, watermark)) continue;
+      auto it = open_.find(start);
+      if (it == open_.end()) it = open_.emplace(start, Accs(rule_)).first;
+      it->second.Add(s);
+    }
+  }
+
+  void Advance(std::int64_t watermark, std::vector<ClosedWindow>* out) override {
+    while (!open_.empty() && watermark != kNoWatermark &&
+           open_.begin()->first + size_ <= watermark) {
+      CloseFirst(out);
+    }
+  }
+
+  void CloseAll(std::vector<ClosedWindow>* out) override {
+    while (!open_.empty()) CloseFirst(out);
+  }
+
+  bool HasOpen() const override { return !open_.empty(); }
+
+  json Save() const override {
+    json windows = json::array();
+    for (const auto& [start, accs] : open_) windows.push_back({start, accs.Save()});
+    return {{"closed_through", closed_through_}, {"open", std::move(windows)}};
+  }
+
+  void Load(const json& j) override {
+    closed_through_ = j.at("closed_through").get<std::int64_t>();
+    for (const auto& w : j.at("open")) {
+      Accs accs(rule_);
+      accs.Load(w.at(1));
+      open_.emplace(w.at(0).get<std::int64_t>(), std::move(accs));
+    }
+  }
+
+ private:
+  bool Closed(std::int64_t end, std::int64_t watermark) const {
+    return (closed_through_ != kNoWatermark && end <= closed_through_) ||
+           (watermark != kNoWatermark && end <= watermark);
+  }
+
+  void CloseFirst(std::vector<ClosedWindow>* out) {
+    auto node = open_.extract(open_.begin());
+    const std::int64_t end = node.key() + size_;
+    closed_through_ = closed_through_ == kNoWatermark ? end : std::max(closed_through_, end);
+    out->push_back({{Millis(node.key()), Millis(end)}, node.mapped().Values(), -1});
+  }
+
+  const CompiledRule& rule_;
+  const std::int64_t size_;
+  const std::int64_t slide_;
+  std::map<std::int64_t, Accs> open_;           // by start
+  std::int64_t closed_through_ = kNoWatermark;  // every window ending at or before is closed
+};
+
+// Session windows: readings less than `gap` apart form one session; it closes when the
+// watermark reaches its last reading + gap (SPEC §12.7: [first, last + gap)).
+class SessionWindows final : public WindowState {
+ public:
+  explicit SessionWindows(const CompiledRule& rule) : rule_(rule), gap_(rule.window.gap.count()) {}
+
+  bool IsLate(std::int64_t t, std::int64_t watermark) const override {
+    for (const auto& s : open_) {
+      if (Joins(s, t)) return false;
+    }
+    return (watermark != kNoWatermark && t + gap_ <= watermark) ||
+           (closed_through_ != kNoWatermark && t < closed_through_);
+  }
+
+  void Add(const Sample& s, std::int64_t, std::vector<ClosedWindow>*) override {
+    Session merged{s.t, s.t, Accs(rule_)};
+    merged.accs.Add(s);
+    std::vector<Session> kept;
+    kept.reserve(open_.size() + 1);
+    for (auto& session : open_) {
+      if (Joins(session, s.t)) {
+        merged.start = std::min(merged.start, session.start);
+        merged.last = std::max(merged.last, session.last);
+        session.accs.Merge(merged.accs);
+        merged.accs = std::move(session.accs);
+      } else {
+        kept.push_back(std::move(session));
+      }
+    }
+    auto pos =
+        std::lower_bound(kept.begin(), kept.end(), merged.start,
+                         [](const Session& a, std::int64_t start) { return a.start < start; });
+    kept.insert(pos, std::move(merged));
+    open_ = std::move(kept);
+  }
+
+  void Advance(std::int64_t watermark, std::vector<ClosedWindow>* out) override {
+    if (watermark == kNoWatermark) return;
+    std::vector<Session> kept;
+    for (auto& s : open_) {
+      if (s.last + gap_ <= watermark) {
+        Close(s, out);
+      } else {
+        kept.push_back(std::move(s));
+      }
+    }
+    open_ = std::move(kept);
+  }
+
+  void CloseAll(std::vector<ClosedWindow>* out) override {
+    for (auto& s : open_) Close(s, out);
+    open_.clear();
+  }
+
+  bool HasOpen() const override { return !open_.empty(); }
+
+  json Save() const override {
+    json sessions = json::array();
+    for (const auto& s : open_) sessions.push_back({s.start, s.last, s.accs.Save()});
+    return {{"closed_through", closed_through_}, {"open", std::move(sessions)}};
+  }
+
+  void Load(const json& j) override {
+    closed_through_ = j.at("closed_through").get<std::int64_t>();
+    for (const auto& s : j.at("open")) {
+      Session session{s.at(0).get<std::int64_t>(), s.at(1).get<std::int64_t>(), Accs(rule_)};
+      session.accs.Load(s.at(2));
+      open_.push_back(std::move(session));
+    }
+  }
+
+ private:
+  struct Session {
+    std::int64_t start;
+    std::int64_t last;
+    Accs accs;
+  };
+
+  bool Joins(const Session& s, std::int64_t t) const {
+    return t > s.start - gap_ && t < s.last + gap_;
+  }
+
+  void Close(Session& s, std::vector<ClosedWindow>* out) {
+    const std::int64_t end = s.last + gap_;
+    closed_through_ = closed_through_ == kNoWatermark ? end : std::max(closed_through_, end);
+    out->push_back({{Millis(s.start), Millis(end)}, s.accs.Values(), -1});
+  }
+
+  const CompiledRule& rule_;
+  const std::int64_t gap_;
+  std::vector<Session> open_;  // sorted by start, never overlapping
+  std::int64_t closed_through_ = kNoWatermark;
+};
+
+// Count windows: every `count` readings of the key, in arrival order (SPEC §12.6–12.7).
+class CountWindows final : public WindowState {
+ public:
+  explicit CountWindows(const CompiledRule& rule) : rule_(rule), accs_(rule) {}
+
+  bool IsLate(std::int64_t, std::int64_t) const override { return false; }
+
+  void Add(const Sample& s, std::int64_t, std::vector<ClosedWindow>* out) override {
+    accs_.Add(s);
+    min_t_ = n_ == 0 ? s.t : std::min(min_t_, s.t);
+    max_t_ = n_ == 0 ? s.t : std::max(max_t_, s.t);
+    if (++n_ >= rule_.window.count) CloseAll(out);
+  }
+
+  void Advance(std::int64_t, std::vector<ClosedWindow>*) override {}
+
+  void CloseAll(std::vector<ClosedWindow>* out) override {
+    if (n_ == 0) return;
+    out->push_back({{Millis(min_t_), Millis(max_t_)}, accs_.Values(), seq_++});
+    accs_ = Accs(rule_);
+    n_ = 0;
+  }
+
+  bool HasOpen() const override { return n_ > 0; }
+
+  json Save() const override {
+    return {{"n", n_}, {"min_t", min_t_}, {"max_t", max_t_}, {"seq", seq_}, {"accs", accs_.Save()}};
+  }
+
+  void Load(const json& j) override {
+    n_ = j.at("n").get<std::uint64_t>();
+    min_t_ = j.at("min_t").get<std::int64_t>();
+    max_t_ = j.at("max_t").get<std::int64_t>();
+    seq_ = j.at("seq").get<std::int64_t>();
+    accs_.Load(j.at("accs"));
+  }
+
+ private:
+  const CompiledRule& rule_;
+  Accs accs_;
+  std::uint64_t n_ = 0;
+  std::int64_t min_t_ = 0;
+  std::int64_t max_t_ = 0;
+  std::int64_t seq_ = 0;
+};
+
+// Sliding windows: each reading, once the watermark reaches it, is evaluated over the
+// readings in (t − size, t] up to and including itself, in (time, arrival) order. The
+// aggregates are kept incrementally as readings enter and leave the window: count, sum,
+// avg and stddev (Welford with removal) in O(1), min and max with monotonic deques
+// (amortised O(1)), first/last from the ends of the window, distinct with a counted map;
+// percentile sorts the window's values (exact).
+class SlidingWindows final : public WindowState {
+ public:
+  explicit SlidingWindows(const CompiledRule& rule)
+      : rule_(rule), size_(rule.window.size.count()), aggs_(rule.aggregates.size()) {}
+
+  bool IsLate(std::int64_t t, std::int64_t watermark) const override {
+    return (watermark != kNoWatermark && t < watermark) ||
+           (evaluated_ != kNoWatermark && t < evaluated_);
+  }
+
+  void Add(const Sample& s, std::int64_t, std::vector<ClosedWindow>*) override {
+    Entry e{s.t, s.arrival, 0, {}, {}};
+    e.xs.assign(s.xs, s.xs + aggs_.size());
+    e.tags.resize(aggs_.size());
+    for (std::size_t i = 0; i < aggs_.size(); ++i) {
+      if (s.tags[i] != nullptr) e.tags[i] = *s.tags[i];
+    }
+    // After every reading of an equal or earlier time: (time, arrival) order.
+    auto pos =
+        std::upper_bound(entries_.begin() + static_cast<std::ptrdiff_t>(in_window_), entries_.end(),
+                         s.t, [](std::int64_t t, const Entry& x) { return t < x.t; });
+    entries_.insert(pos, std::move(e));
+  }
+
+  void Advance(std::int64_t watermark, std::vector<ClosedWindow>* out) override {
+    while (in_window_ < entries_.size() && watermark != kNoWatermark &&
+           entries_[in_window_].t <= watermark) {
+      Evaluate(out);
+    }
+  }
+
+  void CloseAll(std::vector<ClosedWindow>* out) override {
+    while (in_window_ < entries_.size()) Evaluate(out);
+  }
+
+  bool HasOpen() const override { return in_window_ < entries_.size(); }
+
+  json Save() const override {
+    json entries = json::array();
+    for (const auto& e : entries_) {
+      json xs = json::array();
+      for (double x : e.xs) xs.push_back(Number(x));
+      json tags = json::array();
+      for (const auto& t : e.tags) tags.push_back(t ? json(*t) : json(nullptr));
+      entries.push_back({e.t, e.arrival, std::move(xs), std::move(tags)});
+    }
+    return {{"evaluated", evaluated_},
+            {"in_window", in_window_},
+            {"seq", seq_},
+            {"entries", std::move(entries)}};
+  }
+
+  void Load(const json& j) override {
+    evaluated_ = j.at("evaluated").get<std::int64_t>();
+    seq_ = j.at("seq").get<std::int64_t>();
+    const auto in_window = j.at("in_window").get<std::size_t>();
+    for (const auto& e : j.at("entries")) {
+      Entry entry{e.at(0).get<std::int64_t>(), e.at(1).get<std::uint64_t>(), 0, {}, {}};
+      for (const auto& x : e.at(2)) entry.xs.push_back(Number(x));
+      for (const auto& t : e.at(3)) {
+        entry.tags.push_back(t.is_null() ? std::nullopt
+                                         : std::optional<std::string>(t.get<std::string>()));
+      }
+      if (entry.xs.size() != aggs_.size() || entry.tags.size() != aggs_.size()) {
+        throw json::type_error::create(302, "aggregate count differs", nullptr);
+      }
+      entries_.push_back(std::move(entry));
+    }
+    if (in_window > entries_.size()) throw json::type_error::create(302, "bad in_window", nullptr);
+    while (in_window_ < in_window) Enter(entries_[in_window_++]);
+  }
+
+ private:
+  struct Entry {
+    std::int64_t t;
+    std::uint64_t arrival;
+    std::uint64_t order;  // assigned when it enters the window: increasing
+    std::vector<double> xs;
+    std::vector<std::optional<std::string>> tags;
+  };
+  // The incremental state of one aggregate over the entries in the window.
+  struct Agg {
+    std::uint64_t n = 0;  // finite arguments in the window
+    double sum = 0;
+    double mean = 0;
+    double m2 = 0;
+    std::deque<std::pair<std::uint64_t, double>> min;  // increasing values
+    std::deque<std::pair<std::uint64_t, double>> max;  // decreasing values
+    std::map<std::string, std::uint64_t> distinct;
+  };
+
+  void Enter(Entry& e) {
+    e.order = next_order_++;
+    for (std::size_t i = 0; i < aggs_.size(); ++i) {
+      Agg& a = aggs_[i];
+      if (e.tags[i]) ++a.distinct[*e.tags[i]];
+      const double x = e.xs[i];
+      if (!std::isfinite(x)) continue;
+      ++a.n;
+      a.sum += x;
+      const double d = x - a.mean;
+      a.mean += d / static_cast<double>(a.n);
+      a.m2 += d * (x - a.mean);
+      while (!a.min.empty() && a.min.back().second >= x) a.min.pop_back();
+      a.min.emplace_back(e.order, x);
+      while (!a.max.empty() && a.max.back().second <= x) a.max.pop_back();
+      a.max.emplace_back(e.order, x);
+    }
+  }
+
+  void Leave(const Entry& e) {
+    for (std::size_t i = 0; i < aggs_.size(); ++i) {
+      Agg& a = aggs_[i];
+      if (e.tags[i]) {
+        auto it = a.distinct.find(*e.tags[i]);
+        if (--it->second == 0) a.distinct.erase(it);
+      }
+      const double x = e.xs[i];
+      if (!std::isfinite(x)) continue;
+      if (a.n == 1) {
+        a.n = 0;
+        a.sum = a.mean = a.m2 = 0;
+      } else {
+        const double old_mean = a.mean;
+        a.mean = (static_cast<double>(a.n) * a.mean - x) / static_cast<double>(a.n - 1);
+        a.m2 = std::max(0.0, a.m2 - (x - old_mean) * (x - a.mean));
+        a.sum -= x;
+        --a.n;
+      }
+      if (!a.min.empty() && a.min.front().first == e.order) a.min.pop_front();
+      if (!a.max.empty() && a.max.front().first == e.order) a.max.pop_front();
+    }
+  }
+
+  void Evaluate(std::vector<ClosedWindow>* out) {
+    Entry& e = entries_[in_window_++];
+    const std::int64_t t = e.t;
+    Enter(e);
+    while (entries_.front().t <= t - size_) {
+      Leave(entries_.front());
+      entries_.pop_front();
+      --in_window_;
+    }
+    evaluated_ = t;
+    out->push_back({{Millis(t - size_), Millis(t)}, Values(), seq_++});
+  }
+
+  std::vector<Value> Values() const {
+    using Fn = AggregateSpec::Fn;
+    std::vector<Value> out;
+    out.reserve(aggs_.size());
+    for (std::size_t i = 0; i < aggs_.size(); ++i) {
+      const AggregateSpec& spec = rule_.aggregates[i];
+      const Agg& a = aggs_[i];
+      if (spec.fn == Fn::kCount) {
+        out.push_back(Value::Int(static_cast<double>(in_window_)));
+        continue;
+      }
+      if (spec.fn == Fn::kDistinct) {
+        out.push_back(Value::Int(static_cast<double>(a.distinct.size())));
+        continue;
+      }
+      if (a.n == 0) {
+        out.push_back(Value::Null());
+        continue;
+      }
+      // first/last: the window's entries are in (time, arrival) order.
+      const Entry* first = nullptr;
+      const Entry* last = nullptr;
+      if (spec.fn == Fn::kFirst || spec.fn == Fn::kLast || spec.fn == Fn::kDelta ||
+          spec.fn == Fn::kRate) {
+        for (std::size_t k = 0; k < in_window_ && first == nullptr; ++k) {
+          if (std::isfinite(entries_[k].xs[i])) first = &entries_[k];
+        }
+        for (std::size_t k = in_window_; k > 0 && last == nullptr; --k) {
+          if (std::isfinite(entries_[k - 1].xs[i])) last = &entries_[k - 1];
+        }
+      }
+      switch (spec.fn) {
+        case Fn::kSum:
+          out.push_back(Value::Double(a.sum));
+          break;
+        case Fn::kAvg:
+          out.push_back(Value::Double(a.mean));
+          break;
+        case Fn::kMin:
+          out.push_back(Value::Double(a.min.front().second));
+          break;
+        case Fn::kMax:
+          out.push_back(Value::Double(a.max.front().second));
+          break;
+        case Fn::kStddev:
+          out.push_back(Value::Double(std::sqrt(std::max(0.0, a.m2 / static_cast<double>(a.n)))));
+          break;
+        case Fn::kFirst:
+          out.push_back(Value::Double(first->xs[i]));
+          break;
+        case Fn::kLast:
+          out.push_back(Value::Double(last->xs[i]));
+          break;
+        case Fn::kDelta:
+          out.push_back(a.n < 2 ? Value::Null() : Value::Double(last->xs[i] - first->xs[i]));
+          break;
+        case Fn::kRate:
+          out.push_back(a.n < 2 || last->t == first->t
+                            ? Value::Null()
+                            : Value::Double((last->xs[i] - first->xs[i]) /
+                                            (static_cast<double>(last->t - first->t) / 1000.0)));
+          break;
+        case Fn::kPercentile: {
+          Quantiles q;  // exact up to its limit: a sliding window is evaluated from its values
+          for (std::size_t k = 0; k < in_window_; ++k) {
+            if (std::isfinite(entries_[k].xs[i])) q.Add(entries_[k].xs[i]);
+          }
+          out.push_back(Value::Double(q.Percentile(spec.percentile)));
+          break;
+        }
+        default:
+          out.push_back(Value::Null());
+          break;
+      }
+    }
+    return out;
+  }
+
+  const CompiledRule& rule_;
+  const std::int64_t size_;
+  std::deque<Entry> entries_;  // (time, arrival) order; [0, in_window_) are in the window
+  std::size_t in_window_ = 0;
+  std::vector<Agg> aggs_;
+  std::uint64_t next_order_ = 0;
+  std::int64_t evaluated_ = kNoWatermark;  // time of the last evaluation
+  std::int64_t seq_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<WindowState> MakeWindowState(const CompiledRule& rule) {
+  switch (rule.window.type) {
+    case WindowSpec::Type::kTumbling:
+    case WindowSpec::Type::kHopping:
+      return std::make_unique<AlignedWindows>(rule);
+    case WindowSpec::Type::kSliding:
+      return std::make_unique<SlidingWindows>(rule);
+    case WindowSpec::Type::kSession:
+      return std::make_unique<SessionWindows>(rule);
+    case WindowSpec::Type::kCount:
+      return std::make_unique<CountWindows>(rule);
+  }
+  return nullptr;
+}
+
+}  // namespace vigil::rules
