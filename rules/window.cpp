@@ -413,6 +413,7 @@ class SlidingWindows final : public WindowState {
         a.m2 = std::max(0.0, a.m2 - (x - old_mean) * (x - a.mean));
         a.sum -= x;
         --a.n;
+        if (a.n == 1) a.m2 = 0;  // exactly: one value has no spread
       }
       if (!a.min.empty() && a.min.front().first == e.order) a.min.pop_front();
       if (!a.max.empty() && a.max.front().first == e.order) a.max.pop_front();
