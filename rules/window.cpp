@@ -323,28 +323,44 @@ class SlidingWindows final : public WindowState {
   bool HasOpen() const override { return in_window_ < entries_.size(); }
 
   json Save() const override {
+    // The incremental state is saved as it is (not rebuilt on load), so a restored engine
+    // computes bit-for-bit what the uninterrupted one would.
     json entries = json::array();
     for (const auto& e : entries_) {
       json xs = json::array();
       for (double x : e.xs) xs.push_back(Number(x));
       json tags = json::array();
       for (const auto& t : e.tags) tags.push_back(t ? json(*t) : json(nullptr));
-      entries.push_back({e.t, e.arrival, std::move(xs), std::move(tags)});
+      entries.push_back({e.t, e.arrival, e.order, std::move(xs), std::move(tags)});
     }
-    return {{"evaluated", evaluated_},
-            {"in_window", in_window_},
-            {"seq", seq_},
-            {"entries", std::move(entries)}};
+    json aggs = json::array();
+    for (const Agg& a : aggs_) {
+      aggs.push_back({{"n", a.n},
+                      {"sum", a.sum},
+                      {"mean", a.mean},
+                      {"m2", a.m2},
+                      {"min", a.min},
+                      {"max", a.max},
+                      {"distinct", a.distinct}});
+    }
+    return {
+        {"evaluated", evaluated_},   {"in_window", in_window_},       {"seq", seq_},
+        {"next_order", next_order_}, {"entries", std::move(entries)}, {"aggs", std::move(aggs)}};
   }
 
   void Load(const json& j) override {
     evaluated_ = j.at("evaluated").get<std::int64_t>();
     seq_ = j.at("seq").get<std::int64_t>();
-    const auto in_window = j.at("in_window").get<std::size_t>();
+    next_order_ = j.at("next_order").get<std::uint64_t>();
+    in_window_ = j.at("in_window").get<std::size_t>();
     for (const auto& e : j.at("entries")) {
-      Entry entry{e.at(0).get<std::int64_t>(), e.at(1).get<std::uint64_t>(), 0, {}, {}};
-      for (const auto& x : e.at(2)) entry.xs.push_back(Number(x));
-      for (const auto& t : e.at(3)) {
+      Entry entry{e.at(0).get<std::int64_t>(),
+                  e.at(1).get<std::uint64_t>(),
+                  e.at(2).get<std::uint64_t>(),
+                  {},
+                  {}};
+      for (const auto& x : e.at(3)) entry.xs.push_back(Number(x));
+      for (const auto& t : e.at(4)) {
         entry.tags.push_back(t.is_null() ? std::nullopt
                                          : std::optional<std::string>(t.get<std::string>()));
       }
@@ -353,8 +369,20 @@ class SlidingWindows final : public WindowState {
       }
       entries_.push_back(std::move(entry));
     }
-    if (in_window > entries_.size()) throw json::type_error::create(302, "bad in_window", nullptr);
-    while (in_window_ < in_window) Enter(entries_[in_window_++]);
+    const json& aggs = j.at("aggs");
+    if (in_window_ > entries_.size() || aggs.size() != aggs_.size()) {
+      throw json::type_error::create(302, "malformed sliding window state", nullptr);
+    }
+    for (std::size_t i = 0; i < aggs_.size(); ++i) {
+      Agg& a = aggs_[i];
+      a.n = aggs[i].at("n").get<std::uint64_t>();
+      a.sum = aggs[i].at("sum").get<double>();
+      a.mean = aggs[i].at("mean").get<double>();
+      a.m2 = aggs[i].at("m2").get<double>();
+      a.min = aggs[i].at("min").get<std::deque<std::pair<std::uint64_t, double>>>();
+      a.max = aggs[i].at("max").get<std::deque<std::pair<std::uint64_t, double>>>();
+      a.distinct = aggs[i].at("distinct").get<std::map<std::string, std::uint64_t>>();
+    }
   }
 
  private:

@@ -91,9 +91,10 @@ json Naive(const std::vector<Rec>& recs, double p) {
   v["first"] = first.value;
   v["last"] = last.value;
   v["delta"] = recs.size() < 2 ? json(nullptr) : json(last.value - first.value);
-  v["rate"] = recs.size() < 2 || last.t == first.t
-                  ? json(nullptr)
-                  : json((last.value - first.value) / (static_cast<double>(last.t - first.t) / 1000));
+  v["rate"] =
+      recs.size() < 2 || last.t == first.t
+          ? json(nullptr)
+          : json((last.value - first.value) / (static_cast<double>(last.t - first.t) / 1000));
   v["p"] = values[lo] + (values[hi] - values[lo]) * (rank - static_cast<double>(lo));
   v["p_lo"] = values[lo];
   v["p_hi"] = values[hi];
@@ -145,8 +146,12 @@ std::vector<Window> Reference(const Case& c, const std::vector<In>& stream) {
     }
     if (!w.recs.empty()) out.push_back(w);
     for (auto& win : out) {
-      win.start = std::min_element(win.recs.begin(), win.recs.end(), [](auto& a, auto& b) { return a.t < b.t; })->t;
-      win.end = std::max_element(win.recs.begin(), win.recs.end(), [](auto& a, auto& b) { return a.t < b.t; })->t;
+      win.start = std::min_element(win.recs.begin(), win.recs.end(), [](auto& a, auto& b) {
+                    return a.t < b.t;
+                  })->t;
+      win.end = std::max_element(win.recs.begin(), win.recs.end(), [](auto& a, auto& b) {
+                  return a.t < b.t;
+                })->t;
     }
   } else if (c.type == "sliding") {
     std::vector<Rec> accepted;
@@ -177,7 +182,9 @@ std::vector<Window> Reference(const Case& c, const std::vector<In>& stream) {
     std::int64_t closed_through = kNone;
     for (const In& in : stream) {
       const std::int64_t wm = watermark();
-      auto joins = [&](const Session& s) { return in.t > s.start - c.gap && in.t < s.last + c.gap; };
+      auto joins = [&](const Session& s) {
+        return in.t > s.start - c.gap && in.t < s.last + c.gap;
+      };
       bool any = std::any_of(open.begin(), open.end(), joins);
       if (!any && ((wm != kNone && in.t + c.gap <= wm) ||
                    (closed_through != kNone && in.t < closed_through))) {
@@ -209,7 +216,8 @@ std::vector<Window> Reference(const Case& c, const std::vector<In>& stream) {
       open = still;
     }
     for (auto& s : open) out.push_back({s.start, s.last + c.gap, s.recs});
-    std::sort(out.begin(), out.end(), [](const Window& a, const Window& b) { return a.start < b.start; });
+    std::sort(out.begin(), out.end(),
+              [](const Window& a, const Window& b) { return a.start < b.start; });
   }
   return out;
 }
@@ -228,7 +236,8 @@ Case Generate(std::uint64_t seed) {
   c.slide = c.type == "hopping" ? std::max<std::int64_t>(1, c.size / pick(1, 4)) : c.size;
   c.gap = pick(1, 10) * 1000;
   c.count = static_cast<std::uint64_t>(pick(0, 9) == 0 ? pick(300, 700) : pick(1, 8));
-  c.lateness = c.type == "count" ? 0 : std::vector<std::int64_t>{0, 0, 1000, 5000, 30000}[pick(0, 4)];
+  c.lateness =
+      c.type == "count" ? 0 : std::vector<std::int64_t>{0, 0, 1000, 5000, 30000}[pick(0, 4)];
   c.percentile = static_cast<double>(pick(0, 100));
   const int devices = static_cast<int>(pick(1, 3));
   // Mostly short streams; one in ten long enough for percentile sketches and big windows.
@@ -267,10 +276,18 @@ json RuleFor(const Case& c) {
           {"group_by", {"device"}},
           {"window", window},
           {"aggregates",
-           {{"n", "count()"}, {"sum", "sum(value)"}, {"avg", "avg(value)"}, {"min", "min(value)"},
-            {"max", "max(value)"}, {"sd", "stddev(value)"}, {"first", "first(value)"},
-            {"last", "last(value)"}, {"delta", "delta(value)"}, {"rate", "rate(value)"},
-            {"p", std::string("percentile(value, ") + p + ")"}, {"zones", "distinct(zone)"},
+           {{"n", "count()"},
+            {"sum", "sum(value)"},
+            {"avg", "avg(value)"},
+            {"min", "min(value)"},
+            {"max", "max(value)"},
+            {"sd", "stddev(value)"},
+            {"first", "first(value)"},
+            {"last", "last(value)"},
+            {"delta", "delta(value)"},
+            {"rate", "rate(value)"},
+            {"p", std::string("percentile(value, ") + p + ")"},
+            {"zones", "distinct(zone)"},
             {"expr", "max(value * 2 + 1)"}}},
           {"emit", {"aggregate"}}};
 }
@@ -291,8 +308,8 @@ std::string Compare(const json& got, const json& want) {
   }
   // A standard deviation kept incrementally (Welford, with removal in sliding windows) is
   // accurate relative to the values' magnitude, not to itself.
-  const double scale = std::max({1.0, std::fabs(want.at("min").get<double>()),
-                                 std::fabs(want.at("max").get<double>())});
+  const double scale = std::max(
+      {1.0, std::fabs(want.at("min").get<double>()), std::fabs(want.at("max").get<double>())});
   if (std::fabs(got.at("sd").get<double>() - want.at("sd").get<double>()) > 1e-7 * scale) {
     return "sd differs";
   }
@@ -319,7 +336,8 @@ TEST(EngineProperty, AgreesWithNaiveReferenceOnRandomStreams) {
     std::vector<Event> events;
     std::map<std::string, std::vector<In>> by_device;
     for (const In& in : c.readings) {
-      Reading r{"t", {{"device", in.device}, {"metric", "t"}, {"zone", in.zone}}, Millis(in.t), in.value};
+      Reading r{
+          "t", {{"device", in.device}, {"metric", "t"}, {"zone", in.zone}}, Millis(in.t), in.value};
       engine.Process(r, Millis(in.t), &events);
       by_device[in.device].push_back(in);
     }
@@ -344,8 +362,8 @@ TEST(EngineProperty, AgreesWithNaiveReferenceOnRandomStreams) {
         ASSERT_EQ(mine[k]["window"]["end"], end) << "seed " << seed << " window " << k;
         std::string diff = Compare(mine[k]["values"], Naive(want[k].recs, c.percentile));
         ASSERT_EQ(diff, "") << "seed " << seed << " type " << c.type << " window " << k << "\n"
-                            << mine[k].dump() << "\nreference: "
-                            << Naive(want[k].recs, c.percentile).dump();
+                            << mine[k].dump()
+                            << "\nreference: " << Naive(want[k].recs, c.percentile).dump();
         ++windows_checked;
       }
     }

@@ -30,7 +30,7 @@ std::vector<Reading> Readings() {
     for (const char* dev : {"a", "b"}) {
       Reading r{"t",
                 {{"device", dev}, {"metric", "t"}},
-                Millis(1'795'341'720'000 + i * 1000),
+                Millis(1'795'341'720'000 + i * 1000 + (i / 7) * 5000),
                 (i / 20) % 2 == 0 ? 50.0 + i % 3 : 30.0 - i % 5};
       out.push_back(r);
     }
@@ -44,14 +44,28 @@ std::vector<std::string> Ids(const std::vector<Event>& events) {
   return out;
 }
 
-TEST(EngineState, RestoredEngineContinuesExactly) {
-  auto rules = Load(kRule);
+std::string WithWindow(const std::string& window) {
+  std::string rule = kRule;
+  const std::string tumbling = R"json({ "type": "tumbling", "size": "10s" })json";
+  rule.replace(rule.find(tumbling), tumbling.size(), window);
+  return rule;
+}
+
+class RestoreEveryWindowType : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(RestoreEveryWindowType, RestoredEngineContinuesExactly) {
+  auto rules = Load(WithWindow(GetParam()));
+  ASSERT_TRUE(rules);
   std::vector<Reading> readings = Readings();
+  // Some disorder within the lateness of the lateness-aware variants.
+  std::swap(readings[30], readings[33]);
+  std::swap(readings[71], readings[75]);
 
   Engine whole("gw", rules);
   std::vector<Event> expected;
   for (const auto& r : readings) whole.Process(r, r.time, &expected);
   whole.Finish(&expected);
+  ASSERT_GT(expected.size(), 4u);
 
   for (std::size_t cut : {1u, 17u, 45u, 64u, 119u}) {
     Engine first("gw", rules);
@@ -70,8 +84,34 @@ TEST(EngineState, RestoredEngineContinuesExactly) {
       second.Process(readings[i], readings[i].time, &got);
     }
     second.Finish(&got);
-    EXPECT_EQ(Ids(got), Ids(expected)) << "cut at " << cut;
+    std::vector<std::string> a = Ids(got), b = Ids(expected);
+    ASSERT_EQ(a.size(), b.size()) << "cut at " << cut;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      ASSERT_EQ(a[i], b[i]) << "cut at " << cut << ", event " << i;
+    }
   }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Windows, RestoreEveryWindowType,
+    ::testing::Values(
+        R"json({ "type": "tumbling", "size": "10s" })json",
+        R"json({ "type": "hopping", "size": "10s", "slide": "5s", "lateness": "5s" })json",
+        R"json({ "type": "sliding", "size": "10s", "lateness": "5s" })json",
+        R"json({ "type": "session", "gap": "3s", "lateness": "5s" })json",
+        R"json({ "type": "count", "count": 7 })json"));
+
+TEST(EngineState, NewKeysPastMaxKeysAreDroppedAndCounted) {
+  std::string rule = kRule;
+  rule.replace(rule.find(R"json("emit")json"), 0, R"json("max_keys": 1, )json");
+  Engine engine("gw", Load(rule));
+  std::vector<Event> events;
+  for (const auto& r : Readings()) engine.Process(r, r.time, &events);
+  auto stats = engine.Stats();
+  ASSERT_EQ(stats.size(), 1u);
+  EXPECT_EQ(stats[0].keys, 1u);
+  EXPECT_EQ(stats[0].dropped_keys, 60u);  // every reading of device "b"
+  EXPECT_EQ(stats[0].evaluations, 60u);
 }
 
 TEST(EngineState, ChangedRuleOrBadBytesAreNotRestored) {
@@ -98,7 +138,7 @@ TEST(EngineState, FiringAlertsAreListed) {
   Engine engine("gw", Load(kRule));
   std::vector<Event> events;
   for (const auto& r : Readings()) {
-    if (r.time < Millis(1'795'341'732'000)) engine.Process(r, r.time, &events);
+    if (r.time < Millis(1'795'341'733'000)) engine.Process(r, r.time, &events);
   }
   auto firing = engine.Firing();
   ASSERT_EQ(firing.size(), 2u);
