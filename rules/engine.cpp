@@ -39,6 +39,7 @@ struct KeyState {
   std::int64_t last_notify = 0;  // event time of the last firing notification
   std::string alert_id;
   std::string summary;
+  bool dirty = false;  // listed in RuleState::dirty
 
   std::int64_t Watermark(const WindowSpec& w) const {
     return max_time == kNoTime ? kNoWatermark : max_time - w.lateness.count();
@@ -47,8 +48,11 @@ struct KeyState {
 
 struct RuleState {
   std::shared_ptr<const CompiledRule> rule;
-  std::map<std::string, KeyState> keys;  // ordered: deterministic flush order
-  std::set<std::string> dirty;
+  // Hashed for the per-reading lookup; walked in key order (Sorted) wherever the order of
+  // output depends on it, so the engine stays deterministic across restores.
+  std::unordered_map<std::string, KeyState> keys;
+  std::vector<std::string> dirty;  // keys changed since TakeChanges (KeyState::dirty)
+  std::size_t group = 0;           // rules with the same group_by share the key per reading
   std::int64_t next_idle_check = std::numeric_limits<std::int64_t>::max();
   RuleStats stats;
   // Scratch for one reading: aggregate arguments and distinct() tags (no allocation per reading).
@@ -113,6 +117,24 @@ std::string RenderSummary(const std::string& text, const CompiledRule& rule,
   return out;
 }
 
+void MarkDirty(RuleState& rs, const std::string& key_str, KeyState& ks) {
+  if (ks.dirty) return;
+  ks.dirty = true;
+  rs.dirty.push_back(key_str);
+}
+
+// The keys of a rule (const or not) in key order.
+template <typename Rule>
+auto Sorted(Rule& rs) {
+  using State = decltype(&rs.keys.begin()->second);
+  std::vector<std::pair<const std::string*, State>> out;
+  out.reserve(rs.keys.size());
+  for (auto& [key_str, ks] : rs.keys) out.emplace_back(&key_str, &ks);
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return *a.first < *b.first; });
+  return out;
+}
+
 }  // namespace
 
 struct Engine::Impl {
@@ -120,6 +142,10 @@ struct Engine::Impl {
   std::vector<RuleState> rules;
   std::unordered_map<std::string, std::vector<std::size_t>> by_metric;
   std::vector<ClosedWindow> closed;  // scratch
+  // Per reading: the key string of each group_by (computed once, shared by the rules).
+  std::vector<std::string> group_keys;
+  std::vector<std::uint64_t> group_key_reading;  // which reading group_keys[i] belongs to
+  std::uint64_t reading_number = 0;
 
   // Emits the events of closed windows: aggregates, and the alert evaluation of each.
   void Emit(RuleState& rs, const std::string& key_str, KeyState& ks, std::vector<Event>* out);
@@ -250,6 +276,14 @@ Engine::Engine(std::string agent_id, std::shared_ptr<const RuleSet> rules)
     rs.stats.rule = rule->id;
     rs.xs.resize(rule->aggregates.size());
     rs.tags.resize(rule->aggregates.size());
+    rs.group = impl_->rules.size();
+    for (const RuleState& other : impl_->rules) {
+      if (other.rule->group_by_all == rule->group_by_all &&
+          other.rule->group_by == rule->group_by) {
+        rs.group = other.group;
+        break;
+      }
+    }
     impl_->rules.push_back(std::move(rs));
     for (const auto& metric : rule->metrics) {
       impl_->by_metric[metric].push_back(impl_->rules.size() - 1);
@@ -258,6 +292,37 @@ Engine::Engine(std::string agent_id, std::shared_ptr<const RuleSet> rules)
 }
 
 Engine::~Engine() = default;
+
+namespace {
+
+// The key of a reading under a rule's group_by, encoded as EncodeKey would encode its tags.
+void KeyString(const CompiledRule& rule, const Tags& tags, std::string* out) {
+  out->clear();
+  auto add = [out](const std::string& name, const std::string& value) {
+    *out += name;
+    out->push_back('\x1f');
+    *out += value;
+    out->push_back('\x1e');
+  };
+  if (rule.group_by_all) {
+    for (const auto& [name, value] : tags) add(name, value);
+  } else {
+    for (const auto& name : rule.group_by) {
+      if (const std::string* v = FindTag(tags, name)) add(name, *v);
+    }
+  }
+}
+
+Tags KeyTags(const CompiledRule& rule, const Tags& tags) {
+  if (rule.group_by_all) return tags;
+  Tags key;
+  for (const auto& name : rule.group_by) {
+    if (const std::string* v = FindTag(tags, name)) key.emplace_back(name, *v);
+  }
+  return key;
+}
+
+}  // namespace
 
 void Engine::Process(const Reading& reading, Millis now, std::vector<Event>* out) {
   auto routed = impl_->by_metric.find(reading.metric);
@@ -268,15 +333,15 @@ void Engine::Process(const Reading& reading, Millis now, std::vector<Event>* out
     const CompiledRule& rule = *rs.rule;
     const EvalContext ctx{&reading.value, nullptr, &FindTagThunk, &reading.tags};
     if (rule.where && !rule.where->EvalBool(ctx)) continue;
-    Tags key;
-    if (rule.group_by_all) {
-      key = reading.tags;
-    } else {
-      for (const auto& name : rule.group_by) {
-        if (const std::string* v = FindTag(reading.tags, name)) key.emplace_back(name, *v);
-      }
+    if (impl_->group_keys.size() < impl_->rules.size()) {
+      impl_->group_keys.resize(impl_->rules.size());
+      impl_->group_key_reading.resize(impl_->rules.size(), 0);
     }
-    std::string key_str = EncodeKey(key);
+    std::string& key_str = impl_->group_keys[rs.group];
+    if (impl_->group_key_reading[rs.group] != impl_->reading_number + 1) {
+      KeyString(rule, reading.tags, &key_str);
+      impl_->group_key_reading[rs.group] = impl_->reading_number + 1;
+    }
     auto it = rs.keys.find(key_str);
     if (it == rs.keys.end()) {
       if (rs.keys.size() >= rule.max_keys) {
@@ -284,7 +349,7 @@ void Engine::Process(const Reading& reading, Millis now, std::vector<Event>* out
         continue;
       }
       it = rs.keys.emplace(key_str, KeyState{}).first;
-      it->second.key = std::move(key);
+      it->second.key = KeyTags(rule, reading.tags);
       it->second.windows = MakeWindowState(rule);
     }
     KeyState& ks = it->second;
@@ -305,12 +370,13 @@ void Engine::Process(const Reading& reading, Millis now, std::vector<Event>* out
     ks.last_seen = now.count();
     ks.max_time = std::max(ks.max_time, t);
     ks.windows->Advance(ks.Watermark(w), &impl_->closed);
-    impl_->Emit(rs, key_str, ks, out);
-    rs.dirty.insert(key_str);
+    impl_->Emit(rs, it->first, ks, out);
+    MarkDirty(rs, it->first, ks);
     if (w.idle_timeout.count() > 0) {
       rs.next_idle_check = std::min(rs.next_idle_check, now.count() + w.idle_timeout.count());
     }
   }
+  ++impl_->reading_number;
 }
 
 void Engine::Advance(Millis now, std::vector<Event>* out) {
@@ -318,14 +384,14 @@ void Engine::Advance(Millis now, std::vector<Event>* out) {
     const std::int64_t idle = rs.rule->window.idle_timeout.count();
     if (idle <= 0 || now.count() < rs.next_idle_check) continue;
     rs.next_idle_check = std::numeric_limits<std::int64_t>::max();
-    for (auto& [key_str, ks] : rs.keys) {
-      if (!ks.windows->HasOpen()) continue;
-      if (now.count() - ks.last_seen >= idle) {
-        ks.windows->CloseAll(&impl_->closed);
-        impl_->Emit(rs, key_str, ks, out);
-        rs.dirty.insert(key_str);
+    for (auto& [key_str, ks] : Sorted(rs)) {
+      if (!ks->windows->HasOpen()) continue;
+      if (now.count() - ks->last_seen >= idle) {
+        ks->windows->CloseAll(&impl_->closed);
+        impl_->Emit(rs, *key_str, *ks, out);
+        MarkDirty(rs, *key_str, *ks);
       } else {
-        rs.next_idle_check = std::min(rs.next_idle_check, ks.last_seen + idle);
+        rs.next_idle_check = std::min(rs.next_idle_check, ks->last_seen + idle);
       }
     }
   }
@@ -333,22 +399,24 @@ void Engine::Advance(Millis now, std::vector<Event>* out) {
 
 void Engine::Finish(std::vector<Event>* out) {
   for (RuleState& rs : impl_->rules) {
-    for (auto& [key_str, ks] : rs.keys) {
-      if (!ks.windows->HasOpen()) continue;
-      ks.windows->CloseAll(&impl_->closed);
-      impl_->Emit(rs, key_str, ks, out);
-      rs.dirty.insert(key_str);
+    for (auto& [key_str, ks] : Sorted(rs)) {
+      if (!ks->windows->HasOpen()) continue;
+      ks->windows->CloseAll(&impl_->closed);
+      impl_->Emit(rs, *key_str, *ks, out);
+      MarkDirty(rs, *key_str, *ks);
     }
   }
 }
 
 void Engine::TakeChanges(std::vector<StateChange>* out) {
   for (RuleState& rs : impl_->rules) {
+    std::sort(rs.dirty.begin(), rs.dirty.end());
     for (const auto& key_str : rs.dirty) {
       auto it = rs.keys.find(key_str);
       if (it == rs.keys.end()) {
         out->push_back({rs.rule->id, key_str, std::nullopt});
       } else {
+        it->second.dirty = false;
         out->push_back({rs.rule->id, key_str, impl_->Serialize(rs, it->second)});
       }
     }
@@ -405,10 +473,10 @@ std::vector<RuleStats> Engine::Stats() const {
 std::vector<FiringAlert> Engine::Firing() const {
   std::vector<FiringAlert> out;
   for (const RuleState& rs : impl_->rules) {
-    for (const auto& [key_str, ks] : rs.keys) {
-      if (ks.state != AlertState::kFiring) continue;
-      out.push_back({rs.rule->id, ks.key, ks.alert_id, rs.rule->alert->severity, ks.summary,
-                     Millis(ks.fired_at)});
+    for (const auto& [key_str, ks] : Sorted(rs)) {
+      if (ks->state != AlertState::kFiring) continue;
+      out.push_back({rs.rule->id, ks->key, ks->alert_id, rs.rule->alert->severity, ks->summary,
+                     Millis(ks->fired_at)});
     }
   }
   return out;
