@@ -82,6 +82,31 @@ TEST(RuleLoader, EveryProblemIsReported) {
   }
 }
 
+TEST(RuleLoader, WrongTypesAreReportedWithTheirPointer) {
+  LoadResult r = ParseRules(R"json({
+    "id": 7, "source": { "metric": 5, "where": "value > 1" }, "group_by": "device",
+    "window": { "type": "tumbling", "size": 10 }, "aggregates": { "n": 1 },
+    "alert": { "when": "n > 1", "severity": 3, "labels": { "team": 1 }, "for": "soon" },
+    "max_keys": "many", "emit": ["alerts"]
+  })json",
+                            "r.json");
+  std::string all = Errors(r);
+  for (const char* want : {
+           "r.json: /id: must be a string",
+           "r.json: /source/metric: must be a metric name or a list of names",
+           "r.json: /group_by: must be a list of tag names",
+           "r.json: /window/size: must be a duration such as \"250ms\", \"10s\", \"1m30s\"",
+           "r.json: /aggregates/n: must be a string such as \"avg(value)\"",
+           "r.json: /alert/severity: must be a string",
+           "r.json: /alert/labels/team: must be a string",
+           "r.json: /alert/for: must be a duration",
+           "r.json: /max_keys: must be an integer from 1 to 100000000",
+           "r.json: /emit: unknown kind \"alerts\" (alert, aggregate)",
+       }) {
+    EXPECT_NE(all.find(want), std::string::npos) << "missing: " << want << "\nall:\n" << all;
+  }
+}
+
 TEST(RuleLoader, JsonSyntaxErrorNamesLineAndColumn) {
   LoadResult r = ParseRules("{\n  \"id\": \"x\"\n  \"source\": {}\n}", "r.json");
   ASSERT_EQ(r.diagnostics.size(), 1u);
