@@ -24,6 +24,9 @@ int RunDaemon(const config::Config& config);
 // from `in`, one JSON object a line, and writes every event to `out`, one JSON line each.
 // Malformed lines are reported on stderr with their line number and skipped.
 int Replay(const config::Config& config, std::istream& in, std::ostream& out);
+// `vigil replay --journal [--since D]`: the same over the journal's messages (all, or those
+// received in the last D), each with its recorded arrival time as the clock.
+int ReplayJournal(const config::Config& config, std::optional<Millis> since, std::ostream& out);
 
 struct SimulateOptions {
   int devices = 10;

@@ -1,8 +1,11 @@
+#include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "agent/commands.h"
@@ -13,6 +16,7 @@
 #include "agent/pipeline.h"
 #include "config/log.h"
 #include "rules/engine.h"
+#include "store/journal.h"
 #include "store/store.h"
 #include "uplink/dispatcher.h"
 #include "uplink/sink.h"
@@ -57,13 +61,31 @@ int RunDaemon(const config::Config& config) {
     sinks.push_back(std::move(sink).value());
   }
 
-  const std::string db_path = (std::filesystem::path(config.agent.state_dir) / "vigil.db").string();
+  const std::filesystem::path state_dir(config.agent.state_dir);
+  const std::string db_path = (state_dir / "vigil.db").string();
   auto opened = store::Store::Open(db_path, config.store);
   if (!opened.ok()) {
     log::Error("cannot open state database " + db_path + ": " + opened.error());
     return kExitFatal;
   }
   std::unique_ptr<store::Store> store = std::move(opened).value();
+  const std::string journal_path = (state_dir / "journal.db").string();
+  auto opened_journal = store::Journal::Open(journal_path, config.store);
+  if (!opened_journal.ok()) {
+    log::Error("cannot open journal " + journal_path + ": " + opened_journal.error());
+    return kExitFatal;
+  }
+  std::unique_ptr<store::Journal> journal = std::move(opened_journal).value();
+  std::vector<std::string> warnings;
+  if (!store->moved_aside().empty()) {
+    warnings.push_back("state database " + db_path + " was damaged (" + store->damage() +
+                       "); moved aside to " + store->moved_aside() + ", started afresh");
+  }
+  if (!journal->moved_aside().empty()) {
+    warnings.push_back("journal " + journal_path + " was damaged (" + journal->damage() +
+                       "); moved aside to " + journal->moved_aside() + ", started afresh");
+  }
+  for (const auto& w : warnings) log::Error(w);
 
   std::vector<std::unique_ptr<uplink::Dispatcher>> dispatchers;
   std::map<std::string, uplink::Dispatcher*> by_name;
@@ -74,7 +96,7 @@ int RunDaemon(const config::Config& config) {
   }
 
   Metrics metrics;
-  Pipeline pipeline(config, loaded.rules, store.get(), &metrics,
+  Pipeline pipeline(config, loaded.rules, store.get(), journal.get(), &metrics,
                     [&by_name](const std::string& name) {
                       auto it = by_name.find(name);
                       if (it != by_name.end()) it->second->Notify();
@@ -87,28 +109,60 @@ int RunDaemon(const config::Config& config) {
   pipeline.Start();
 
   Decoder decoder(config.mqtt);
+  const bool ack_after_commit = config.mqtt.ack == config::MqttConfig::Ack::kAfterCommit;
+  std::atomic<bool> stopping{false};
   Ingest ingest(
       config.mqtt,
-      [&](const std::string& topic, const std::string& payload) {
+      [&](const std::string& topic, const std::string& payload, bool duplicate) {
+        IngestMessage m;
+        m.received = Now();
         Decoded decoded;
-        decoder.Decode(topic, payload, Now(), &decoded);
+        decoder.Decode(topic, payload, m.received, &decoded);
         for (const auto& reject : decoded.rejects) {
           metrics.CountReject(reject.reason);
           log::WriteLimited(log::Level::kWarning, ReasonName(reject.reason),
                             std::string("rejected reading (") + ReasonName(reject.reason) +
                                 ") on " + topic + ": " + reject.detail);
         }
-        for (auto& reading : decoded.readings) {
-          metrics.readings_total.fetch_add(1, std::memory_order_relaxed);
-          pipeline.Push(std::move(reading));
+        if (decoded.readings.empty()) return;  // nothing to keep: acknowledged as is
+        if (ack_after_commit) {
+          // A redelivery of a message journaled before a restart is not processed twice.
+          if (duplicate) {
+            auto seen = journal->RecentlyAppended(topic, payload, 100'000);
+            if (seen.ok() && seen.value()) {
+              metrics.duplicates.fetch_add(1, std::memory_order_relaxed);
+              return;
+            }
+          }
+          // Journal before returning: Paho acknowledges the message only after this handler
+          // returns, so only a durable message is acknowledged. A failing disk holds the
+          // message (and the broker the rest) until it can be written.
+          store::JournalMessage jm{0, m.received, topic, payload};
+          while (true) {
+            Status s = journal->Append({&jm});
+            if (s.ok()) break;
+            metrics.journal_failures.fetch_add(1, std::memory_order_relaxed);
+            log::WriteLimited(log::Level::kError, "journal-append",
+                              "journal: cannot append, holding the message: " + s.message());
+            if (stopping.load()) return;  // not acknowledged: the broker redelivers it
+            std::this_thread::sleep_for(std::chrono::seconds(1));
+          }
+          m.seq = jm.seq;
+        } else {
+          m.topic = topic;
+          m.payload = payload;
         }
+        metrics.readings_total.fetch_add(decoded.readings.size(), std::memory_order_relaxed);
+        m.readings = std::move(decoded.readings);
+        pipeline.Push(std::move(m));
       },
       [&metrics](bool connected) { metrics.mqtt_connected = connected; });
   ingest.Start();
 
   std::unique_ptr<HttpEndpoint> endpoint;
   if (!config.http.listen.empty()) {
-    EndpointSources sources{&config, &metrics, store.get(), &pipeline, {}, started};
+    EndpointSources sources{&config,   &metrics, store.get(), journal.get(),
+                            &pipeline, {},       started,     warnings};
     for (const auto& d : dispatchers) sources.dispatchers.push_back(d.get());
     auto ep = HttpEndpoint::Start(config.http.listen, std::move(sources));
     if (ep.ok()) {
@@ -134,6 +188,7 @@ int RunDaemon(const config::Config& config) {
   }
 
   endpoint.reset();
+  stopping = true;
   ingest.Stop();    // take no more messages
   pipeline.Stop();  // process what is queued, final commit
   for (auto& d : dispatchers) d->Stop(kDrainTime);

@@ -78,7 +78,9 @@ Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(const std::string& lis
   srv.Get("/readyz", [s](const httplib::Request&, httplib::Response& res) {
     std::string reason = NotReadyReason(*s);
     res.status = reason.empty() ? 200 : 503;
-    res.set_content(reason.empty() ? "ready\n" : reason + "\n", "text/plain");
+    std::string body = reason.empty() ? "ready\n" : reason + "\n";
+    for (const auto& w : s->warnings) body += "warning: " + w + "\n";
+    res.set_content(body, "text/plain");
   });
   srv.Get("/metrics", [s](const httplib::Request&, httplib::Response& res) {
     res.set_content(MetricsText(*s), "text/plain; version=0.0.4");
@@ -155,6 +157,16 @@ std::string HttpEndpoint::MetricsText(const EndpointSources& s) {
   }
   Header(o, "vigil_dropped_total", "counter", "Data dropped, by what.");
   o << "vigil_dropped_total{what=\"max_keys\"} " << dropped_keys << '\n';
+  o << "vigil_dropped_total{what=\"journal\"} " << m.dropped_journal.load() << '\n';
+  o << "vigil_dropped_total{what=\"aggregates\"} " << m.dropped_aggregates.load() << '\n';
+  o << "vigil_dropped_total{what=\"alerts\"} " << m.dropped_alerts.load() << '\n';
+  o << "vigil_dropped_total{what=\"ttl\"} " << m.dropped_ttl.load() << '\n';
+  Header(o, "vigil_duplicate_messages_total", "counter",
+         "QoS 1 redeliveries of messages already journaled (not processed twice).");
+  o << "vigil_duplicate_messages_total " << m.duplicates.load() << '\n';
+  Header(o, "vigil_store_bytes", "gauge", "Bytes on disk of the state database and journal.");
+  o << "vigil_store_bytes " << s.store->SizeBytes() + (s.journal ? s.journal->SizeBytes() : 0)
+    << '\n';
   Header(o, "vigil_commit_duration_seconds", "histogram", "Group commit latency.");
   std::uint64_t cumulative = 0;
   for (std::size_t i = 0; i < Metrics::kCommitBuckets.size(); ++i) {
@@ -201,6 +213,7 @@ std::string HttpEndpoint::StatusJson(const EndpointSources& s) {
       uptime > 0 ? std::round(static_cast<double>(m.readings_total.load()) / uptime * 10) / 10 : 0;
   j["rejected_total"] = rejected;
   j["ready"] = NotReadyReason(s).empty();
+  j["warnings"] = s.warnings;
   const Pipeline::Snapshot snap = s.pipeline->LastSnapshot();
   j["rules"] = nlohmann::json::array();
   for (const auto& r : snap.rules) {

@@ -23,9 +23,12 @@ struct EndpointSources {
   const config::Config* config = nullptr;
   const Metrics* metrics = nullptr;
   store::Store* store = nullptr;
+  store::Journal* journal = nullptr;
   const Pipeline* pipeline = nullptr;
   std::vector<const uplink::Dispatcher*> dispatchers;
   Millis started{0};
+  // Shown by /readyz and /api/v1/status, e.g. a damaged state file that was moved aside.
+  std::vector<std::string> warnings;
 };
 
 // The local HTTP endpoint (SPEC §10), on `http.listen` (loopback by default): GET /metrics

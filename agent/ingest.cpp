@@ -32,7 +32,7 @@ void Ingest::Start() {
     return;
   }
   client_->set_message_callback([this](mqtt::const_message_ptr msg) {
-    on_message_(msg->get_topic(), msg->get_payload_str());
+    on_message_(msg->get_topic(), msg->get_payload_str(), msg->is_duplicate());
   });
   client_->set_connection_lost_handler([this](const std::string& cause) {
     log::Warning("mqtt: connection to " + mqtt_.uri + " lost" +

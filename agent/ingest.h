@@ -23,10 +23,14 @@ namespace vigil::agent {
 //
 // Each received message is handed to `on_message` on Paho's callback thread. The handler may
 // block (back-pressure): while it blocks, Paho reads no more messages and the broker holds
-// them. Paho acknowledges a QoS 1/2 message after the handler returns (see store/README.md).
+// them. Paho acknowledges a QoS 1/2 message after the handler returns (see
+// agent/README.md, "When is a message acknowledged"), so a handler that journals the
+// message before returning acknowledges only what is durable.
 class Ingest {
  public:
-  using MessageHandler = std::function<void(const std::string& topic, const std::string& payload)>;
+  // `duplicate`: the broker's DUP flag (a QoS 1/2 redelivery).
+  using MessageHandler =
+      std::function<void(const std::string& topic, const std::string& payload, bool duplicate)>;
   using StateHandler = std::function<void(bool connected)>;
 
   Ingest(const config::MqttConfig& mqtt, MessageHandler on_message, StateHandler on_state);

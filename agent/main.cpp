@@ -179,8 +179,15 @@ int RunCommand(const Args& args) {
 
   if (cmd == "replay") {
     if (args.options.count("journal")) {
-      std::cerr << "replay: --journal is not available in this version\n";
-      return kExitUsage;
+      std::optional<vigil::Millis> since;
+      if (auto it = args.options.find("since"); it != args.options.end()) {
+        since = vigil::config::ParseDuration(it->second);
+        if (!since) {
+          std::cerr << "replay: --since: not a duration: " << it->second << '\n';
+          return kExitUsage;
+        }
+      }
+      return vigil::agent::ReplayJournal(*config, since, std::cout);
     }
     auto input = args.options.find("input");
     if (input == args.options.end() || input->second == "-") {

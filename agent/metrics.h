@@ -20,6 +20,14 @@ struct Metrics {
   std::atomic<std::uint64_t> commits{0};
   std::atomic<std::uint64_t> commit_failures{0};
   std::atomic<bool> mqtt_connected{false};
+  // vigil_dropped_total{what}: every path that drops anything (SPEC §8).
+  std::atomic<std::uint64_t> dropped_journal{0};     // journal rows trimmed by the quota
+  std::atomic<std::uint64_t> dropped_aggregates{0};  // undelivered aggregate rows (quota)
+  std::atomic<std::uint64_t> dropped_alerts{0};      // undelivered alert rows (quota)
+  std::atomic<std::uint64_t> dropped_ttl{0};         // undelivered rows older than store.ttl
+  // QoS 1 redeliveries of messages already journaled before a restart (not processed twice).
+  std::atomic<std::uint64_t> duplicates{0};
+  std::atomic<std::uint64_t> journal_failures{0};  // after_commit appends that had to wait
   std::atomic<bool> last_commit_failed{false};
 
   // vigil_commit_duration_seconds: cumulative-by-export histogram of group commit latency.

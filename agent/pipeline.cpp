@@ -13,6 +13,8 @@ constexpr std::size_t kQueueCapacity = 65536;
 constexpr std::size_t kBatch = 4096;
 // Stats and firing alerts walk every key: refreshed for the endpoint at most this often.
 constexpr Millis kSnapshotInterval{1000};
+// Journal retention, outbox TTL and the quota are enforced this often.
+constexpr Millis kMaintenanceInterval{1000};
 
 std::string DescribeKey(const rules::Tags& key) {
   std::string out;
@@ -30,10 +32,11 @@ Millis Now() {
 }
 
 Pipeline::Pipeline(const config::Config& config, std::shared_ptr<const rules::RuleSet> rules,
-                   store::Store* store, Metrics* metrics, Notify notify)
+                   store::Store* store, store::Journal* journal, Metrics* metrics, Notify notify)
     : config_(config),
       rules_(std::move(rules)),
       store_(store),
+      journal_(journal),
       metrics_(metrics),
       notify_(std::move(notify)),
       engine_(config.agent.id, rules_),
@@ -57,6 +60,32 @@ Status Pipeline::Restore() {
   if (!s.ok()) return s;
   log::Info("restored state of " + std::to_string(restored) + " key(s)" +
             (stale ? ", dropped " + std::to_string(stale) + " of changed or removed rules" : ""));
+
+  // What the last run journaled but did not commit: decode and process it again, exactly as
+  // it was processed then (same clock), so the events and their ids are the same.
+  auto position = store_->JournalPosition();
+  if (!position.ok()) return Status::Error(position.error());
+  position_ = committed_position_ = position.value();
+  Decoder decoder(config_.mqtt);
+  std::size_t replayed = 0;
+  Status r = journal_->Read(position_, Millis(0), [&](const store::JournalMessage& jm) {
+    IngestMessage m;
+    m.seq = jm.seq;
+    m.received = jm.received;
+    Decoded decoded;
+    decoder.Decode(jm.topic, jm.payload, jm.received, &decoded);
+    m.readings = std::move(decoded.readings);
+    ProcessMessage(m);
+    engine_.Advance(m.received, &events_);
+    ++replayed;
+    return true;
+  });
+  if (!r.ok()) return r;
+  if (replayed > 0) {
+    log::Info("recovered " + std::to_string(replayed) +
+              " journaled message(s) that the last run had not committed");
+  }
+  Commit(Now());
   return Status::Ok();
 }
 
@@ -70,7 +99,12 @@ Pipeline::Snapshot Pipeline::LastSnapshot() const {
   return snapshot_;
 }
 
-bool Pipeline::Push(rules::Reading reading) { return queue_.Push(std::move(reading)); }
+bool Pipeline::Push(IngestMessage message) { return queue_.Push(std::move(message)); }
+
+void Pipeline::ProcessMessage(const IngestMessage& m) {
+  for (const auto& reading : m.readings) engine_.Process(reading, m.received, &events_);
+  if (m.seq > 0) position_ = std::max(position_, m.seq);
+}
 
 void Pipeline::Stop() {
   queue_.Close();
@@ -79,7 +113,7 @@ void Pipeline::Stop() {
 
 void Pipeline::Run() {
   const Millis interval = std::max(config_.store.commit_interval, Millis(1));
-  std::vector<rules::Reading> batch;
+  std::vector<IngestMessage> batch;
   batch.reserve(kBatch);
   Millis next_commit = Now() + interval;
   while (true) {
@@ -88,20 +122,90 @@ void Pipeline::Run() {
     queue_.PopBatch(&batch, kBatch, wait);
     // Once closed, the queue only drains: the last batch ends with a final commit.
     const bool draining = queue_.closed() && queue_.size() == 0;
+    for (auto& m : batch) {
+      ProcessMessage(m);
+      if (m.seq == 0) unjournaled_.push_back(std::move(m));
+    }
     Millis now = Now();
-    for (const auto& reading : batch) engine_.Process(reading, now, &events_);
     engine_.Advance(now, &events_);
     if (now >= next_commit || draining || events_.size() >= kBatch) {
       Commit(now);
       next_commit = now + interval;
     }
+    if (now >= next_maintenance_) {
+      Maintain(now);
+      next_maintenance_ = now + kMaintenanceInterval;
+    }
     if (draining) break;
   }
 }
 
+void Pipeline::Maintain(Millis now) {
+  // Journal retention: only what the committed state already covers may go.
+  auto trimmed = journal_->TrimBefore(now - config_.store.journal_retention, committed_position_);
+  if (!trimmed.ok())
+    log::WriteLimited(log::Level::kError, "journal-trim", "journal: " + trimmed.error());
+  // TTL: undelivered events older than store.ttl.
+  auto expired = store_->DropExpired(now - config_.store.ttl);
+  if (expired.ok() && expired.value() > 0) {
+    metrics_->dropped_ttl.fetch_add(static_cast<std::uint64_t>(expired.value()));
+    log::Warning("store: dropped " + std::to_string(expired.value()) +
+                 " undelivered outbox row(s) older than store.ttl");
+  }
+  // Quota: the journal first, then the oldest undelivered aggregates, then alerts.
+  const std::uint64_t limit = config_.store.max_bytes;
+  auto used = [&] { return store_->SizeBytes() + journal_->SizeBytes(); };
+  if (used() <= limit * 9 / 10) return;
+  journal_->Vacuum();
+  store_->Vacuum();
+  for (int round = 0; round < 64 && used() > limit * 8 / 10; ++round) {
+    auto j = journal_->TrimOldest(1000, committed_position_);
+    if (j.ok() && j.value() > 0) {
+      metrics_->dropped_journal.fetch_add(static_cast<std::uint64_t>(j.value()));
+      journal_->Vacuum();
+      continue;
+    }
+    auto a = store_->DropOldest("aggregate", 500);
+    if (a.ok() && a.value() > 0) {
+      metrics_->dropped_aggregates.fetch_add(static_cast<std::uint64_t>(a.value()));
+      store_->Vacuum();
+      continue;
+    }
+    auto al = store_->DropOldest("alert", 100);
+    if (al.ok() && al.value() > 0) {
+      metrics_->dropped_alerts.fetch_add(static_cast<std::uint64_t>(al.value()));
+      store_->Vacuum();
+      continue;
+    }
+    break;  // nothing left to drop: state alone fills the quota
+  }
+  log::WriteLimited(log::Level::kWarning, "quota",
+                    "store: over 90% of store.max_bytes (" + std::to_string(limit) +
+                        " bytes): trimmed the journal and the oldest undelivered events; now " +
+                        std::to_string(used()) + " bytes (see vigil_dropped_total)");
+}
+
 void Pipeline::Commit(Millis now) {
+  if (!unjournaled_.empty()) {
+    // on_receive: the messages were acknowledged on receipt; journal them now.
+    std::vector<store::JournalMessage> rows;
+    rows.reserve(unjournaled_.size());
+    for (const auto& m : unjournaled_) rows.push_back({0, m.received, m.topic, m.payload});
+    std::vector<store::JournalMessage*> ptrs;
+    for (auto& r : rows) ptrs.push_back(&r);
+    Status s = journal_->Append(ptrs);
+    if (s.ok()) {
+      position_ = std::max(position_, rows.back().seq);
+    } else {
+      metrics_->dropped_journal.fetch_add(rows.size());
+      log::WriteLimited(
+          log::Level::kError, "journal-append",
+          "journal: cannot append (messages processed but not journaled): " + s.message());
+    }
+    unjournaled_.clear();
+  }
   engine_.TakeChanges(&changes_);
-  if (changes_.empty() && events_.empty()) return;
+  if (changes_.empty() && events_.empty() && position_ == committed_position_) return;
   if (now - snapshot_time_ >= kSnapshotInterval) {
     Snapshot fresh{engine_.Stats(), engine_.Firing()};
     snapshot_time_ = now;
@@ -110,6 +214,7 @@ void Pipeline::Commit(Millis now) {
   }
 
   store::CommitBatch batch;
+  if (position_ != committed_position_) batch.journal_position = position_;
   batch.state.reserve(changes_.size());
   for (const auto& c : changes_) batch.state.push_back({c.rule, c.key, c.bytes});
   std::set<std::string> touched;
@@ -156,6 +261,7 @@ void Pipeline::Commit(Millis now) {
   }
   changes_.clear();
   events_.clear();
+  committed_position_ = position_;
   for (const auto& name : touched) {
     if (name != kLogUplink) notify_(name);
   }

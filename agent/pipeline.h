@@ -8,18 +8,33 @@
 #include <vector>
 
 #include "agent/bounded_queue.h"
+#include "agent/decode.h"
 #include "agent/metrics.h"
 #include "config/config.h"
 #include "config/result.h"
 #include "rules/engine.h"
+#include "store/journal.h"
 #include "store/store.h"
 
 namespace vigil::agent {
 
-// The engine thread: takes decoded readings from the bounded queue in batches, runs the rule
-// engine over them with the processing-time clock, and group-commits the changed state and
-// the new events (one outbox row per routed uplink) to the store at least every
-// store.commit_interval, then tells the uplinks. The only owner of the Engine.
+// One MQTT message on its way to the engine: its accepted readings, and where it is in the
+// journal. With mqtt.ack = after_commit it was journaled before it was queued (seq > 0);
+// with on_receive the engine thread journals it (topic and payload kept for that).
+struct IngestMessage {
+  std::int64_t seq = 0;
+  Millis received{0};  // processing time at arrival: the engine's clock for these readings
+  std::string topic;
+  std::string payload;
+  std::vector<rules::Reading> readings;
+};
+
+// The engine thread: takes messages from the bounded queue in batches, runs the rule engine
+// over their readings (processing time = arrival time, so recovery and `replay --journal`
+// reproduce the same results), and group-commits the changed state, the new events (one
+// outbox row per routed uplink) and the journal position to the store at least every
+// store.commit_interval, then tells the uplinks. About once a second it enforces journal
+// retention, the outbox TTL and the disk quota (SPEC §8). The only owner of the Engine.
 //
 // A commit that fails keeps its state changes and events and is tried again at the next
 // interval: nothing produced is dropped.
@@ -31,17 +46,18 @@ class Pipeline {
   static constexpr const char* kLogUplink = "log";
 
   Pipeline(const config::Config& config, std::shared_ptr<const rules::RuleSet> rules,
-           store::Store* store, Metrics* metrics, Notify notify);
+           store::Store* store, store::Journal* journal, Metrics* metrics, Notify notify);
   ~Pipeline();  // Stop()
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
 
-  // Restores every rule's key state from the store. REQUIRES: before Start().
+  // Restores every rule's key state from the store, then re-processes the journal after the
+  // committed position (what a crash left uncommitted) and commits. REQUIRES: before Start().
   Status Restore();
   void Start();
-  // Queues one reading; blocks while the queue is full (back-pressure). False after Stop().
-  bool Push(rules::Reading reading);
-  // Stops taking readings, processes what is queued, commits, joins. Idempotent.
+  // Queues one message; blocks while the queue is full (back-pressure). False after Stop().
+  bool Push(IngestMessage message);
+  // Stops taking messages, processes what is queued, commits, joins. Idempotent.
   void Stop();
 
   std::size_t queue_depth() const { return queue_.size(); }
@@ -55,15 +71,18 @@ class Pipeline {
 
  private:
   void Run();
+  void ProcessMessage(const IngestMessage& m);
   void Commit(Millis now);
+  void Maintain(Millis now);
 
   const config::Config& config_;  // not owned; outlives this
   std::shared_ptr<const rules::RuleSet> rules_;
-  store::Store* store_;  // not owned
-  Metrics* metrics_;     // not owned
+  store::Store* store_;      // not owned
+  store::Journal* journal_;  // not owned
+  Metrics* metrics_;         // not owned
   Notify notify_;
   rules::Engine engine_;  // touched only by the engine thread after Start()
-  BoundedQueue<rules::Reading> queue_;
+  BoundedQueue<IngestMessage> queue_;
   std::thread thread_;
   mutable std::mutex snapshot_mu_;  // guards snapshot_
   Snapshot snapshot_;
@@ -71,6 +90,10 @@ class Pipeline {
   // Produced but not yet committed (engine thread only).
   std::vector<rules::Event> events_;
   std::vector<rules::StateChange> changes_;
+  std::vector<IngestMessage> unjournaled_;  // on_receive: journaled at the next commit
+  std::int64_t position_ = 0;               // last journal seq processed
+  std::int64_t committed_position_ = 0;     // ... and committed
+  Millis next_maintenance_{0};
 };
 
 // Processing time: the agent's clock, in ms since the epoch.

@@ -1,40 +1,95 @@
+#include <filesystem>
 #include <iostream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "agent/commands.h"
 #include "agent/decode.h"
+#include "agent/pipeline.h"
 #include "rules/engine.h"
+#include "store/journal.h"
 
 namespace vigil::agent {
 namespace {
 
-void Print(std::vector<rules::Event>* events, std::ostream& out) {
-  for (const auto& e : *events) out << rules::ToJson(e) << '\n';
-  events->clear();
+config::MqttConfig Unclocked(config::MqttConfig mqtt) {
+  mqtt.max_clock_skew = Millis(std::numeric_limits<std::int64_t>::max() / 4);
+  return mqtt;
+}
+
+// Drives the engine over recorded messages exactly as the daemon would have, printing every
+// event as it is produced.
+class Replayer {
+ public:
+  Replayer(const config::Config& config, std::shared_ptr<const rules::RuleSet> rules,
+           std::ostream& out)
+      : engine_(config.agent.id, std::move(rules)),
+        unclocked_config_(Unclocked(config.mqtt)),
+        clocked_(config.mqtt),
+        unclocked_(unclocked_config_),
+        out_(out) {}
+
+  // One message; `received` is its processing time when known. `where` names it in errors.
+  void Feed(const std::string& topic, const std::string& payload, std::optional<Millis> received,
+            const std::string& where) {
+    Decoded decoded;
+    if (received) {
+      clock_ = *received;
+      clocked_.Decode(topic, payload, clock_, &decoded);
+    } else {
+      // Without a processing-time clock there is nothing to judge "future" against: the
+      // readings' own event time drives the clock (SPEC §6).
+      unclocked_.Decode(topic, payload, clock_, &decoded);
+    }
+    for (const auto& reject : decoded.rejects) {
+      std::cerr << "replay: " << where << ": rejected (" << ReasonName(reject.reason)
+                << "): " << reject.detail << '\n';
+    }
+    for (const auto& reading : decoded.readings) {
+      Millis now = received ? *received : std::max(clock_, reading.time);
+      if (!received) clock_ = now;
+      engine_.Process(reading, now, &events_);
+    }
+    engine_.Advance(clock_, &events_);
+    Print();
+  }
+
+  void Finish() {
+    engine_.Finish(&events_);
+    Print();
+    out_.flush();
+  }
+
+ private:
+  void Print() {
+    for (const auto& e : events_) out_ << rules::ToJson(e) << '\n';
+    events_.clear();
+  }
+
+  rules::Engine engine_;
+  config::MqttConfig unclocked_config_;
+  Decoder clocked_;
+  Decoder unclocked_;
+  std::ostream& out_;
+  std::vector<rules::Event> events_;
+  Millis clock_{0};
+};
+
+std::shared_ptr<const rules::RuleSet> LoadOrReport(const config::Config& config) {
+  rules::LoadResult loaded = rules::LoadRules(config.rule_paths);
+  for (const auto& d : loaded.diagnostics) std::cerr << d.ToString() << '\n';
+  return loaded.rules;
 }
 
 }  // namespace
 
 int Replay(const config::Config& config, std::istream& in, std::ostream& out) {
-  rules::LoadResult loaded = rules::LoadRules(config.rule_paths);
-  if (!loaded.diagnostics.empty()) {
-    for (const auto& d : loaded.diagnostics) std::cerr << d.ToString() << '\n';
-    return kExitInvalid;
-  }
-  rules::Engine engine(config.agent.id, loaded.rules);
-  // Lines without `received_at` have no processing-time clock to judge "future" against:
-  // their own event time drives the clock (SPEC §6), so that check is off for them.
-  config::MqttConfig unclocked = config.mqtt;
-  unclocked.max_clock_skew = Millis(std::numeric_limits<std::int64_t>::max() / 4);
-  Decoder clocked_decoder(config.mqtt);
-  Decoder unclocked_decoder(unclocked);
-
-  std::vector<rules::Event> events;
-  Decoded decoded;
-  Millis clock{0};
+  auto rules = LoadOrReport(config);
+  if (!rules) return kExitInvalid;
+  Replayer replayer(config, rules, out);
   std::string line;
   std::size_t line_no = 0;
   std::size_t bad_lines = 0;
@@ -60,30 +115,38 @@ int Replay(const config::Config& config, std::istream& in, std::ostream& out) {
     }
     const auto& payload = msg["payload"];
     const std::string raw = payload.is_string() ? payload.get<std::string>() : payload.dump();
-    decoded.readings.clear();
-    decoded.rejects.clear();
-    if (received_at) {
-      clock = *received_at;
-      clocked_decoder.Decode(msg["topic"].get<std::string>(), raw, clock, &decoded);
-    } else {
-      unclocked_decoder.Decode(msg["topic"].get<std::string>(), raw, clock, &decoded);
-    }
-    for (const auto& reject : decoded.rejects) {
-      std::cerr << "replay: line " << line_no << ": rejected (" << ReasonName(reject.reason)
-                << "): " << reject.detail << '\n';
-    }
-    for (const auto& reading : decoded.readings) {
-      Millis now = received_at ? *received_at : std::max(clock, reading.time);
-      if (!received_at) clock = now;
-      engine.Process(reading, now, &events);
-    }
-    engine.Advance(clock, &events);
-    Print(&events, out);
+    replayer.Feed(msg["topic"].get<std::string>(), raw, received_at,
+                  "line " + std::to_string(line_no));
   }
-  engine.Finish(&events);
-  Print(&events, out);
-  out.flush();
+  replayer.Finish();
   if (bad_lines > 0) std::cerr << "replay: skipped " << bad_lines << " malformed line(s)\n";
+  return kExitOk;
+}
+
+int ReplayJournal(const config::Config& config, std::optional<Millis> since, std::ostream& out) {
+  auto rules = LoadOrReport(config);
+  if (!rules) return kExitInvalid;
+  const std::string path = (std::filesystem::path(config.agent.state_dir) / "journal.db").string();
+  if (!std::filesystem::exists(path)) {
+    std::cerr << "replay: no journal at " << path << '\n';
+    return kExitInvalid;
+  }
+  auto journal = store::Journal::Open(path, config.store);
+  if (!journal.ok()) {
+    std::cerr << "replay: cannot open " << path << ": " << journal.error() << '\n';
+    return kExitInvalid;
+  }
+  Replayer replayer(config, rules, out);
+  const Millis from = since ? Now() - *since : Millis(0);
+  Status s = journal.value()->Read(0, from, [&](const store::JournalMessage& m) {
+    replayer.Feed(m.topic, m.payload, m.received, "journal #" + std::to_string(m.seq));
+    return true;
+  });
+  replayer.Finish();
+  if (!s.ok()) {
+    std::cerr << "replay: reading the journal: " << s.message() << '\n';
+    return kExitInvalid;
+  }
   return kExitOk;
 }
 

@@ -1,9 +1,8 @@
 #include "store/store.h"
 
-#include <sqlite3.h>
-#include <sys/stat.h>
-
 #include <filesystem>
+
+#include "store/sqlite.h"
 
 namespace vigil::store {
 namespace {
@@ -60,61 +59,16 @@ constexpr const char* kList =
 constexpr const char* kRetryDead =
     "UPDATE outbox SET dead = 0, attempts = 0 WHERE dead = 1 AND (?1 = '' OR uplink = ?1)";
 constexpr const char* kPurge = "DELETE FROM outbox WHERE dead = ?1 AND (?2 = '' OR uplink = ?2)";
+constexpr const char* kPosition = "SELECT value FROM meta WHERE name = 'journal_position'";
+constexpr const char* kSetPosition =
+    "INSERT OR REPLACE INTO meta (name, value) VALUES ('journal_position', ?1)";
+constexpr const char* kDropExpired = "DELETE FROM outbox WHERE created < ?1";
+constexpr const char* kDropOldest =
+    "DELETE FROM outbox WHERE event_id IN (SELECT event_id FROM outbox WHERE kind = ?1 "
+    "AND dead = 0 GROUP BY event_id ORDER BY MIN(seq) LIMIT ?2)";
 constexpr const char* kCounts =
     "SELECT uplink, SUM(dead = 0), SUM(dead = 1), MIN(CASE WHEN dead = 0 THEN created END) "
     "FROM outbox GROUP BY uplink ORDER BY uplink";
-
-// A prepared statement, finalized on destruction.
-class Statement {
- public:
-  Statement(sqlite3* db, const char* sql) : db_(db) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-
-  bool ok() const { return rc_ == SQLITE_OK || rc_ == SQLITE_ROW || rc_ == SQLITE_DONE; }
-  Statement& Bind(int i, const std::string& s) {
-    Check(sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT));
-    return *this;
-  }
-  Statement& BindBlob(int i, const std::string& s) {
-    Check(sqlite3_bind_blob(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT));
-    return *this;
-  }
-  Statement& Bind(int i, std::int64_t v) {
-    Check(sqlite3_bind_int64(stmt_, i, v));
-    return *this;
-  }
-  // True while a row is available; false at the end or on error (see ok()).
-  bool Step() {
-    if (!ok()) return false;
-    rc_ = sqlite3_step(stmt_);
-    return rc_ == SQLITE_ROW;
-  }
-  void Reset() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-    if (rc_ == SQLITE_DONE || rc_ == SQLITE_ROW) rc_ = SQLITE_OK;
-  }
-  std::string Text(int col) const {
-    const void* p = sqlite3_column_blob(stmt_, col);
-    int n = sqlite3_column_bytes(stmt_, col);
-    return p == nullptr ? std::string()
-                        : std::string(static_cast<const char*>(p), static_cast<std::size_t>(n));
-  }
-  std::int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
-  std::string error() const { return sqlite3_errmsg(db_); }
-
- private:
-  void Check(int rc) {
-    if (rc != SQLITE_OK && ok()) rc_ = rc;
-  }
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_ = SQLITE_OK;
-};
 
 OutboxRow ReadRow(const Statement& s) {
   OutboxRow r;
@@ -131,20 +85,15 @@ OutboxRow ReadRow(const Statement& s) {
 }  // namespace
 
 struct Store::Impl {
+  std::string path;
   sqlite3* db = nullptr;
   std::mutex mu;  // guards db: one writer, and every reader on the same connection
+  std::string moved_aside;
+  std::string damage;
 
   ~Impl() { sqlite3_close(db); }
 
-  Status Exec(const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string message = err != nullptr ? err : sqlite3_errmsg(db);
-      sqlite3_free(err);
-      return Status::Error(message);
-    }
-    return Status::Ok();
-  }
+  Status Exec(const char* sql) { return store::Exec(db, sql); }
 
   // Runs `sql` once per seq of `seqs` in one transaction.
   Status ForEachSeq(const char* sql, const std::string& uplink,
@@ -165,6 +114,16 @@ struct Store::Impl {
     }
     return Exec("COMMIT");
   }
+
+  // One statement with bound integers/texts; returns the rows changed.
+  Result<std::int64_t> Change(const char* sql, const std::function<void(Statement&)>& bind) {
+    std::lock_guard lock(mu);
+    Statement st(db, sql);
+    bind(st);
+    st.Step();
+    if (!st.ok()) return Result<std::int64_t>::Error(st.error());
+    return static_cast<std::int64_t>(sqlite3_changes(db));
+  }
 };
 
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -173,46 +132,18 @@ Store::~Store() = default;
 Result<std::unique_ptr<Store>> Store::Open(const std::string& path,
                                            const config::StoreConfig& options) {
   using R = Result<std::unique_ptr<Store>>;
-  std::error_code ec;
-  auto dir = std::filesystem::path(path).parent_path();
-  if (!dir.empty()) std::filesystem::create_directories(dir, ec);
-  if (ec) return R::Error("cannot create " + dir.string() + ": " + ec.message());
+  auto opened = OpenDatabase(path, options, kSchema, kSchemaVersion);
+  if (!opened.ok()) return R::Error(opened.error());
   auto impl = std::make_unique<Impl>();
-  mode_t old_mask = umask(077);  // the database and its -wal/-shm files: mode 0600
-  int rc =
-      sqlite3_open_v2(path.c_str(), &impl->db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
-  umask(old_mask);
-  if (rc != SQLITE_OK) {
-    return R::Error(impl->db != nullptr ? sqlite3_errmsg(impl->db) : "cannot open database");
-  }
-  chmod(path.c_str(), 0600);
-  sqlite3_busy_timeout(impl->db, 5000);
-  const char* sync = options.sync == config::StoreConfig::Sync::kFull
-                         ? "PRAGMA synchronous = FULL"
-                         : "PRAGMA synchronous = NORMAL";
-  for (const char* sql : {"PRAGMA journal_mode = WAL", sync, "PRAGMA foreign_keys = ON", kSchema}) {
-    if (Status s = impl->Exec(sql); !s.ok()) return R::Error(s.message());
-  }
-  {
-    Statement version(impl->db, "SELECT value FROM meta WHERE name = 'schema_version'");
-    if (version.Step()) {
-      int v = std::atoi(version.Text(0).c_str());
-      if (v > kSchemaVersion) {
-        return R::Error("the database has schema version " + std::to_string(v) +
-                        ", newer than this vigil understands (" + std::to_string(kSchemaVersion) +
-                        ")");
-      }
-    } else if (!version.ok()) {
-      return R::Error(version.error());
-    }
-  }
-  Statement set_version(impl->db,
-                        "INSERT OR REPLACE INTO meta (name, value) VALUES ('schema_version', ?1)");
-  set_version.Bind(1, std::to_string(kSchemaVersion)).Step();
-  if (!set_version.ok()) return R::Error(set_version.error());
+  impl->path = path;
+  impl->db = opened.value().db;
+  impl->moved_aside = opened.value().moved_aside;
+  impl->damage = opened.value().damage;
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
+
+const std::string& Store::moved_aside() const { return impl_->moved_aside; }
+const std::string& Store::damage() const { return impl_->damage; }
 
 Status Store::Commit(const CommitBatch& batch, Millis now) {
   std::lock_guard lock(impl_->mu);
@@ -248,6 +179,11 @@ Status Store::Commit(const CommitBatch& batch, Millis now) {
         if (!insert.ok()) return fail(insert);
         insert.Reset();
       }
+    }
+    if (batch.journal_position) {
+      Statement position(db, kSetPosition);
+      position.Bind(1, std::to_string(*batch.journal_position)).Step();
+      if (!position.ok()) return fail(position);
     }
   }
   return impl_->Exec("COMMIT");
@@ -296,19 +232,37 @@ Result<std::vector<OutboxRow>> Store::List(bool dead, std::size_t limit) {
 }
 
 Result<std::int64_t> Store::RetryDead(const std::string& uplink) {
-  std::lock_guard lock(impl_->mu);
-  Statement st(impl_->db, kRetryDead);
-  st.Bind(1, uplink).Step();
-  if (!st.ok()) return Result<std::int64_t>::Error(st.error());
-  return static_cast<std::int64_t>(sqlite3_changes(impl_->db));
+  return impl_->Change(kRetryDead, [&](Statement& st) { st.Bind(1, uplink); });
 }
 
 Result<std::int64_t> Store::Purge(bool dead, const std::string& uplink) {
+  return impl_->Change(
+      kPurge, [&](Statement& st) { st.Bind(1, std::int64_t{dead ? 1 : 0}).Bind(2, uplink); });
+}
+
+Result<std::int64_t> Store::JournalPosition() {
   std::lock_guard lock(impl_->mu);
-  Statement st(impl_->db, kPurge);
-  st.Bind(1, std::int64_t{dead ? 1 : 0}).Bind(2, uplink).Step();
+  Statement st(impl_->db, kPosition);
+  if (st.Step()) return static_cast<std::int64_t>(std::atoll(st.Text(0).c_str()));
   if (!st.ok()) return Result<std::int64_t>::Error(st.error());
-  return static_cast<std::int64_t>(sqlite3_changes(impl_->db));
+  return std::int64_t{0};
+}
+
+Result<std::int64_t> Store::DropExpired(Millis before) {
+  return impl_->Change(kDropExpired,
+                       [&](Statement& st) { st.Bind(1, std::int64_t{before.count()}); });
+}
+
+Result<std::int64_t> Store::DropOldest(const std::string& kind, std::int64_t events) {
+  return impl_->Change(kDropOldest, [&](Statement& st) { st.Bind(1, kind).Bind(2, events); });
+}
+
+std::uint64_t Store::SizeBytes() const { return DatabaseBytes(impl_->path); }
+
+void Store::Vacuum() {
+  std::lock_guard lock(impl_->mu);
+  (void)impl_->Exec("PRAGMA incremental_vacuum");
+  (void)impl_->Exec("PRAGMA wal_checkpoint(TRUNCATE)");
 }
 
 Result<std::vector<OutboxCounts>> Store::Counts() {

@@ -35,6 +35,9 @@ struct OutboxEvent {
 struct CommitBatch {
   std::vector<StateRow> state;
   std::vector<OutboxEvent> events;
+  // The last journal message whose effects the state above includes (SPEC §8: the position
+  // is committed with the state); unset: unchanged.
+  std::optional<std::int64_t> journal_position;
 };
 
 // One pending delivery of one event to one uplink. `seq` orders deliveries per uplink.
@@ -64,7 +67,8 @@ struct OutboxCounts {
 class Store {
  public:
   // Opens or creates the database (and its folder), applies the schema, sets WAL and
-  // `synchronous` from `options.sync`.
+  // `synchronous` from `options.sync`. A damaged file is moved aside and a fresh one made
+  // (see moved_aside()); fails only when no database can be made at all.
   static Result<std::unique_ptr<Store>> Open(const std::string& path,
                                              const config::StoreConfig& options);
   ~Store();
@@ -96,6 +100,21 @@ class Store {
   // Deletes pending (dead=false) or dead (dead=true) rows; returns how many.
   Result<std::int64_t> Purge(bool dead, const std::string& uplink = "");
   Result<std::vector<OutboxCounts>> Counts();
+
+  // The journal position of the last commit (0 before any).
+  Result<std::int64_t> JournalPosition();
+  // TTL: deletes outbox rows (pending or dead) committed before `before`; returns how many.
+  Result<std::int64_t> DropExpired(Millis before);
+  // Quota: deletes the `events` oldest undelivered events of `kind` (every uplink's row);
+  // returns the rows deleted.
+  Result<std::int64_t> DropOldest(const std::string& kind, std::int64_t events);
+  // Bytes on disk (file and WAL); Vacuum returns free pages and truncates the WAL.
+  std::uint64_t SizeBytes() const;
+  void Vacuum();
+
+  // When the file was damaged at Open: where it was moved and why (else empty).
+  const std::string& moved_aside() const;
+  const std::string& damage() const;
 
  private:
   struct Impl;

@@ -1,5 +1,7 @@
 #include "store/store.h"
 
+#include <sqlite3.h>
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -112,12 +114,82 @@ TEST_F(StoreTest, AckFailureDeadLettersRetryAndPurge) {
   EXPECT_TRUE(store->Pending("u", 10).value().empty());
 }
 
-TEST_F(StoreTest, ACorruptFileIsAClearError) {
+TEST_F(StoreTest, ADamagedFileIsMovedAsideAndAFreshOneStarted) {
   std::filesystem::create_directories(std::filesystem::path(path_).parent_path());
   { std::ofstream(path_) << "this is not a database, just text that goes on for a while......"; }
-  auto r = Store::Open(path_, config::StoreConfig{});
-  ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().find("not a database"), std::string::npos) << r.error();
+  auto store = Open();
+  ASSERT_TRUE(store);
+  EXPECT_NE(store->damage().find("not a database"), std::string::npos) << store->damage();
+  ASSERT_FALSE(store->moved_aside().empty());
+  EXPECT_EQ(store->moved_aside().rfind(path_ + ".damaged-", 0), 0u);
+  std::ifstream kept(store->moved_aside());
+  std::string text((std::istreambuf_iterator<char>(kept)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text.rfind("this is not a database", 0), 0u) << "the damaged file is kept";
+  // The fresh database works.
+  CommitBatch batch;
+  batch.events = {Event("e1", {"u"})};
+  EXPECT_TRUE(store->Commit(batch, Millis(1)).ok());
+}
+
+TEST_F(StoreTest, ATruncatedFileIsMovedAside) {
+  {
+    auto store = Open();
+    CommitBatch batch;
+    for (int i = 0; i < 200; ++i) batch.events.push_back(Event("e" + std::to_string(i), {"u"}));
+    ASSERT_TRUE(store->Commit(batch, Millis(1)).ok());
+    store->Vacuum();  // everything into the main file
+  }
+  std::filesystem::resize_file(path_, std::filesystem::file_size(path_) / 2);
+  auto store = Open();
+  ASSERT_TRUE(store);
+  EXPECT_FALSE(store->moved_aside().empty()) << "a truncated file fails quick_check";
+  EXPECT_TRUE(store->Pending("u", 10).value().empty());
+}
+
+TEST_F(StoreTest, ANewerSchemaIsMovedAside) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store);
+  }
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "UPDATE meta SET value = '99' WHERE name = 'schema_version'",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto store = Open();
+  ASSERT_TRUE(store);
+  EXPECT_NE(store->damage().find("schema version 99 is newer"), std::string::npos)
+      << store->damage();
+}
+
+TEST_F(StoreTest, JournalPositionTtlAndQuotaDrops) {
+  auto store = Open();
+  CommitBatch batch;
+  batch.events = {Event("a1", {"u", "v"}), Event("a2", {"u"})};
+  batch.events[0].kind = batch.events[1].kind = "aggregate";
+  batch.events.push_back(Event("x1", {"u"}));
+  batch.journal_position = 42;
+  ASSERT_TRUE(store->Commit(batch, Millis(1000)).ok());
+  EXPECT_EQ(store->JournalPosition().value(), 42);
+  CommitBatch later;
+  later.events = {Event("x2", {"u"})};
+  ASSERT_TRUE(store->Commit(later, Millis(5000)).ok());
+  EXPECT_EQ(store->JournalPosition().value(), 42) << "unset position leaves it";
+
+  // Quota: the oldest aggregate event goes first, from every uplink.
+  EXPECT_EQ(store->DropOldest("aggregate", 1).value(), 2);
+  auto left = store->Pending("u", 10).value();
+  ASSERT_EQ(left.size(), 3u);
+  EXPECT_EQ(left[0].event_id, "a2");
+  // TTL: rows committed before the cut-off.
+  EXPECT_EQ(store->DropExpired(Millis(2000)).value(), 2);
+  left = store->Pending("u", 10).value();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].event_id, "x2");
+  EXPECT_GT(store->SizeBytes(), 0u);
 }
 
 }  // namespace

@@ -1,0 +1,167 @@
+#include "store/journal.h"
+
+#include "store/sqlite.h"
+
+namespace vigil::store {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS meta (
+  name  TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS journal (
+  seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+  received INTEGER NOT NULL,
+  topic    TEXT NOT NULL,
+  payload  BLOB NOT NULL,
+  hash     INTEGER NOT NULL
+);
+)sql";
+
+constexpr const char* kAppend =
+    "INSERT INTO journal (received, topic, payload, hash) VALUES (?1, ?2, ?3, ?4)";
+constexpr const char* kRecent =
+    "SELECT 1 FROM journal WHERE seq > (SELECT IFNULL(MAX(seq), 0) FROM journal) - ?1 "
+    "AND hash = ?2 AND topic = ?3 AND payload = ?4 LIMIT 1";
+constexpr const char* kRead =
+    "SELECT seq, received, topic, payload FROM journal WHERE seq > ?1 AND received >= ?2 "
+    "ORDER BY seq LIMIT 1000";
+constexpr const char* kTrimBefore = "DELETE FROM journal WHERE received < ?1 AND seq <= ?2";
+constexpr const char* kTrimOldest =
+    "DELETE FROM journal WHERE seq IN (SELECT seq FROM journal WHERE seq <= ?2 ORDER BY seq "
+    "LIMIT ?1)";
+constexpr const char* kLastSeq = "SELECT IFNULL(MAX(seq), 0) FROM journal";
+
+}  // namespace
+
+std::int64_t MessageHash(const std::string& topic, const std::string& payload) {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  auto mix = [&h](const std::string& s) {
+    for (char c : s) {
+      h ^= static_cast<unsigned char>(c);
+      h *= 0x100000001b3ull;
+    }
+    h ^= 0xff;
+    h *= 0x100000001b3ull;
+  };
+  mix(topic);
+  mix(payload);
+  return static_cast<std::int64_t>(h >> 1);
+}
+
+struct Journal::Impl {
+  std::string path;
+  sqlite3* db = nullptr;
+  std::mutex mu;  // guards db
+  std::string moved_aside;
+  std::string damage;
+  ~Impl() { sqlite3_close(db); }
+};
+
+Journal::Journal(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Journal::~Journal() = default;
+
+Result<std::unique_ptr<Journal>> Journal::Open(const std::string& path,
+                                               const config::StoreConfig& options) {
+  using R = Result<std::unique_ptr<Journal>>;
+  auto opened = OpenDatabase(path, options, kSchema, kSchemaVersion);
+  if (!opened.ok()) return R::Error(opened.error());
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  impl->db = opened.value().db;
+  impl->moved_aside = opened.value().moved_aside;
+  impl->damage = opened.value().damage;
+  return std::unique_ptr<Journal>(new Journal(std::move(impl)));
+}
+
+const std::string& Journal::moved_aside() const { return impl_->moved_aside; }
+const std::string& Journal::damage() const { return impl_->damage; }
+
+Status Journal::Append(std::vector<JournalMessage*> messages) {
+  if (messages.empty()) return Status::Ok();
+  std::lock_guard lock(impl_->mu);
+  sqlite3* db = impl_->db;
+  if (Status s = Exec(db, "BEGIN IMMEDIATE"); !s.ok()) return s;
+  Statement insert(db, kAppend);
+  for (JournalMessage* m : messages) {
+    insert.Bind(1, std::int64_t{m->received.count()})
+        .Bind(2, m->topic)
+        .BindBlob(3, m->payload)
+        .Bind(4, MessageHash(m->topic, m->payload));
+    insert.Step();
+    if (!insert.ok()) {
+      std::string e = insert.error();
+      (void)Exec(db, "ROLLBACK");
+      return Status::Error(e);
+    }
+    m->seq = sqlite3_last_insert_rowid(db);
+    insert.Reset();
+  }
+  return Exec(db, "COMMIT");
+}
+
+Result<bool> Journal::RecentlyAppended(const std::string& topic, const std::string& payload,
+                                       std::int64_t window) {
+  std::lock_guard lock(impl_->mu);
+  Statement st(impl_->db, kRecent);
+  st.Bind(1, window).Bind(2, MessageHash(topic, payload)).Bind(3, topic).BindBlob(4, payload);
+  bool found = st.Step();
+  if (!st.ok()) return Result<bool>::Error(st.error());
+  return found;
+}
+
+Status Journal::Read(std::int64_t after, Millis since,
+                     const std::function<bool(const JournalMessage&)>& fn) {
+  // In pages, so the lock is not held while fn runs.
+  while (true) {
+    std::vector<JournalMessage> page;
+    {
+      std::lock_guard lock(impl_->mu);
+      Statement st(impl_->db, kRead);
+      st.Bind(1, after).Bind(2, std::int64_t{since.count()});
+      while (st.Step()) {
+        page.push_back({st.Int(0), Millis(st.Int(1)), st.Text(2), st.Text(3)});
+      }
+      if (!st.ok()) return Status::Error(st.error());
+    }
+    if (page.empty()) return Status::Ok();
+    for (const auto& m : page) {
+      if (!fn(m)) return Status::Ok();
+      after = m.seq;
+    }
+  }
+}
+
+Result<std::int64_t> Journal::TrimBefore(Millis before, std::int64_t up_to) {
+  std::lock_guard lock(impl_->mu);
+  Statement st(impl_->db, kTrimBefore);
+  st.Bind(1, std::int64_t{before.count()}).Bind(2, up_to).Step();
+  if (!st.ok()) return Result<std::int64_t>::Error(st.error());
+  return static_cast<std::int64_t>(sqlite3_changes(impl_->db));
+}
+
+Result<std::int64_t> Journal::TrimOldest(std::int64_t count, std::int64_t up_to) {
+  std::lock_guard lock(impl_->mu);
+  Statement st(impl_->db, kTrimOldest);
+  st.Bind(1, count).Bind(2, up_to).Step();
+  if (!st.ok()) return Result<std::int64_t>::Error(st.error());
+  return static_cast<std::int64_t>(sqlite3_changes(impl_->db));
+}
+
+std::uint64_t Journal::SizeBytes() const { return DatabaseBytes(impl_->path); }
+
+void Journal::Vacuum() {
+  std::lock_guard lock(impl_->mu);
+  (void)Exec(impl_->db, "PRAGMA incremental_vacuum");
+  (void)Exec(impl_->db, "PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
+std::int64_t Journal::LastSeq() {
+  std::lock_guard lock(impl_->mu);
+  Statement st(impl_->db, kLastSeq);
+  return st.Step() ? st.Int(0) : 0;
+}
+
+}  // namespace vigil::store

@@ -1,0 +1,63 @@
+#pragma once
+
+// SQLite helpers shared by the state database and the journal. Internal to store/.
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <string>
+
+#include "config/config.h"
+#include "config/result.h"
+
+namespace vigil::store {
+
+// A prepared statement, finalized on destruction. Bind errors are kept and reported by ok().
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql);
+  ~Statement();
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  bool ok() const { return rc_ == SQLITE_OK || rc_ == SQLITE_ROW || rc_ == SQLITE_DONE; }
+  Statement& Bind(int i, const std::string& s);
+  Statement& BindBlob(int i, const std::string& s);
+  Statement& Bind(int i, std::int64_t v);
+  // True while a row is available; false at the end or on error (see ok()).
+  bool Step();
+  void Reset();
+  std::string Text(int col) const;
+  std::int64_t Int(int col) const;
+  std::string error() const { return sqlite3_errmsg(db_); }
+
+ private:
+  void Check(int rc) {
+    if (rc != SQLITE_OK && ok()) rc_ = rc;
+  }
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_ = SQLITE_OK;
+};
+
+Status Exec(sqlite3* db, const char* sql);
+
+struct OpenedDatabase {
+  sqlite3* db = nullptr;    // owned by the caller (sqlite3_close)
+  std::string moved_aside;  // when the file was damaged: where it was moved, else ""
+  std::string damage;       // and why
+};
+
+// Opens or creates a database file (and its folder) with mode 0600 in WAL mode, with
+// `synchronous` from options.sync, incremental auto-vacuum (new files) and a bounded WAL,
+// and applies `schema` (idempotent SQL) at `version`. A file that cannot be opened, fails
+// `PRAGMA quick_check` or has a newer schema version is moved aside (renamed with a
+// timestamp, never deleted) and a fresh one is created: vigil never refuses to run because
+// of its own state file. Fails only when even a fresh file cannot be made.
+Result<OpenedDatabase> OpenDatabase(const std::string& path, const config::StoreConfig& options,
+                                    const char* schema, int version);
+
+// Bytes on disk of a database: its file and WAL.
+std::uint64_t DatabaseBytes(const std::string& path);
+
+}  // namespace vigil::store
