@@ -1,6 +1,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -111,6 +112,15 @@ int RunDaemon(const config::Config& config) {
   Decoder decoder(config.mqtt);
   const bool ack_after_commit = config.mqtt.ack == config::MqttConfig::Ack::kAfterCommit;
   std::atomic<bool> stopping{false};
+  // VIGIL_FAILPOINT=crash-after-journal=N: the crash tests' way to kill the agent inside the
+  // message callback, after the N-th message is journaled and before it is acknowledged.
+  long crash_after_journal = 0;
+  long journaled = 0;
+  if (const char* fp = std::getenv("VIGIL_FAILPOINT")) {
+    std::string failpoint = fp;
+    const std::string prefix = "crash-after-journal=";
+    if (failpoint.rfind(prefix, 0) == 0) crash_after_journal = std::atol(fp + prefix.size());
+  }
   Ingest ingest(
       config.mqtt,
       [&](const std::string& topic, const std::string& payload, bool duplicate) {
@@ -148,6 +158,11 @@ int RunDaemon(const config::Config& config) {
             std::this_thread::sleep_for(std::chrono::seconds(1));
           }
           m.seq = jm.seq;
+          if (crash_after_journal > 0 && ++journaled == crash_after_journal) {
+            // Test failpoint: die between the journal commit and Paho's acknowledgement.
+            log::Error("failpoint crash-after-journal reached: SIGKILL");
+            raise(SIGKILL);
+          }
         } else {
           m.topic = topic;
           m.payload = payload;

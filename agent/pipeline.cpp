@@ -13,7 +13,7 @@ constexpr std::size_t kQueueCapacity = 65536;
 constexpr std::size_t kBatch = 4096;
 // Stats and firing alerts walk every key: refreshed for the endpoint at most this often.
 constexpr Millis kSnapshotInterval{1000};
-// Journal retention, outbox TTL and the quota are enforced this often.
+// Journal retention and the outbox TTL are enforced this often (the quota at every commit).
 constexpr Millis kMaintenanceInterval{1000};
 
 std::string DescribeKey(const rules::Tags& key) {
@@ -133,14 +133,14 @@ void Pipeline::Run() {
       next_commit = now + interval;
     }
     if (now >= next_maintenance_) {
-      Maintain(now);
+      Retire(now);
       next_maintenance_ = now + kMaintenanceInterval;
     }
     if (draining) break;
   }
 }
 
-void Pipeline::Maintain(Millis now) {
+void Pipeline::Retire(Millis now) {
   // Journal retention: only what the committed state already covers may go.
   auto trimmed = journal_->TrimBefore(now - config_.store.journal_retention, committed_position_);
   if (!trimmed.ok())
@@ -152,26 +152,31 @@ void Pipeline::Maintain(Millis now) {
     log::Warning("store: dropped " + std::to_string(expired.value()) +
                  " undelivered outbox row(s) older than store.ttl");
   }
-  // Quota: the journal first, then the oldest undelivered aggregates, then alerts.
+}
+
+void Pipeline::EnforceQuota(std::uint64_t incoming) {
+  // Quota: the journal first, then the oldest undelivered aggregates, then alerts. Trimming
+  // starts when what is on disk plus what is about to be written passes 85% of the limit and
+  // goes down to 70%, leaving room for the journal's appends until the next commit.
   const std::uint64_t limit = config_.store.max_bytes;
-  auto used = [&] { return store_->SizeBytes() + journal_->SizeBytes(); };
-  if (used() <= limit * 9 / 10) return;
+  auto used = [&] { return store_->SizeBytes() + journal_->SizeBytes() + incoming; };
+  if (used() <= limit / 100 * 85) return;
   journal_->Vacuum();
   store_->Vacuum();
-  for (int round = 0; round < 64 && used() > limit * 8 / 10; ++round) {
-    auto j = journal_->TrimOldest(1000, committed_position_);
+  for (int round = 0; round < 256 && used() > limit / 100 * 70; ++round) {
+    auto j = journal_->TrimOldest(500, committed_position_);
     if (j.ok() && j.value() > 0) {
       metrics_->dropped_journal.fetch_add(static_cast<std::uint64_t>(j.value()));
       journal_->Vacuum();
       continue;
     }
-    auto a = store_->DropOldest("aggregate", 500);
+    auto a = store_->DropOldest("aggregate", 250);
     if (a.ok() && a.value() > 0) {
       metrics_->dropped_aggregates.fetch_add(static_cast<std::uint64_t>(a.value()));
       store_->Vacuum();
       continue;
     }
-    auto al = store_->DropOldest("alert", 100);
+    auto al = store_->DropOldest("alert", 50);
     if (al.ok() && al.value() > 0) {
       metrics_->dropped_alerts.fetch_add(static_cast<std::uint64_t>(al.value()));
       store_->Vacuum();
@@ -180,9 +185,9 @@ void Pipeline::Maintain(Millis now) {
     break;  // nothing left to drop: state alone fills the quota
   }
   log::WriteLimited(log::Level::kWarning, "quota",
-                    "store: over 90% of store.max_bytes (" + std::to_string(limit) +
+                    "store: near store.max_bytes (" + std::to_string(limit) +
                         " bytes): trimmed the journal and the oldest undelivered events; now " +
-                        std::to_string(used()) + " bytes (see vigil_dropped_total)");
+                        std::to_string(used() - incoming) + " bytes (see vigil_dropped_total)");
 }
 
 void Pipeline::Commit(Millis now) {
@@ -230,6 +235,11 @@ void Pipeline::Commit(Millis now) {
     batch.events.push_back(std::move(out));
   }
 
+  std::uint64_t incoming = 0;
+  for (const auto& e : batch.events) incoming += (e.json.size() + 64) * e.uplinks.size();
+  for (const auto& st : batch.state) incoming += st.bytes ? st.bytes->size() + 64 : 0;
+  EnforceQuota(incoming);
+
   auto started = std::chrono::steady_clock::now();
   Status s = store_->Commit(batch, now);
   if (!s.ok()) {
@@ -265,6 +275,7 @@ void Pipeline::Commit(Millis now) {
   for (const auto& name : touched) {
     if (name != kLogUplink) notify_(name);
   }
+  EnforceQuota(0);  // two stat() calls unless near the limit: cheap enough per commit
 }
 
 }  // namespace vigil::agent

@@ -33,8 +33,9 @@ struct IngestMessage {
 // over their readings (processing time = arrival time, so recovery and `replay --journal`
 // reproduce the same results), and group-commits the changed state, the new events (one
 // outbox row per routed uplink) and the journal position to the store at least every
-// store.commit_interval, then tells the uplinks. About once a second it enforces journal
-// retention, the outbox TTL and the disk quota (SPEC §8). The only owner of the Engine.
+// store.commit_interval, then tells the uplinks. After each commit it enforces the disk quota,
+// and about once a second journal retention and the outbox TTL (SPEC §8). The only owner of
+// the Engine.
 //
 // A commit that fails keeps its state changes and events and is tried again at the next
 // interval: nothing produced is dropped.
@@ -73,7 +74,8 @@ class Pipeline {
   void Run();
   void ProcessMessage(const IngestMessage& m);
   void Commit(Millis now);
-  void Maintain(Millis now);
+  void Retire(Millis now);  // journal retention and outbox TTL
+  void EnforceQuota(std::uint64_t incoming);  // bytes about to be written
 
   const config::Config& config_;  // not owned; outlives this
   std::shared_ptr<const rules::RuleSet> rules_;

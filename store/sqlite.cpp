@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -79,8 +80,13 @@ Status TryOpen(const std::string& path, const config::StoreConfig& options, cons
   const char* sync = options.sync == config::StoreConfig::Sync::kFull
                          ? "PRAGMA synchronous = FULL"
                          : "PRAGMA synchronous = NORMAL";
+  // The WAL is part of the quota: keep it to about a sixteenth of store.max_bytes.
+  const std::uint64_t wal_bytes =
+      std::clamp<std::uint64_t>(options.max_bytes / 16, 64 * 1024, 4 * 1024 * 1024);
+  const std::string wal_limit = "PRAGMA journal_size_limit = " + std::to_string(wal_bytes);
+  const std::string wal_pages = "PRAGMA wal_autocheckpoint = " + std::to_string(wal_bytes / 4096);
   for (const char* sql : {"PRAGMA auto_vacuum = INCREMENTAL", "PRAGMA journal_mode = WAL", sync,
-                          "PRAGMA journal_size_limit = 4194304", schema}) {
+                          wal_limit.c_str(), wal_pages.c_str(), schema}) {
     if (Status s = Exec(db, sql); !s.ok()) return fail(s.message());
   }
   {
