@@ -156,14 +156,14 @@ void Pipeline::Retire(Millis now) {
 
 void Pipeline::EnforceQuota(std::uint64_t incoming) {
   // Quota: the journal first, then the oldest undelivered aggregates, then alerts. Trimming
-  // starts when what is on disk plus what is about to be written passes 85% of the limit and
-  // goes down to 70%, leaving room for the journal's appends until the next commit.
+  // starts when what is on disk plus what is about to be written passes 75% of the limit and
+  // goes down to 60%, leaving room for the journal's appends until the next commit.
   const std::uint64_t limit = config_.store.max_bytes;
   auto used = [&] { return store_->SizeBytes() + journal_->SizeBytes() + incoming; };
-  if (used() <= limit / 100 * 85) return;
+  if (used() <= limit / 100 * 75) return;
   journal_->Vacuum();
   store_->Vacuum();
-  for (int round = 0; round < 256 && used() > limit / 100 * 70; ++round) {
+  for (int round = 0; round < 256 && used() > limit / 100 * 60; ++round) {
     auto j = journal_->TrimOldest(500, committed_position_);
     if (j.ok() && j.value() > 0) {
       metrics_->dropped_journal.fetch_add(static_cast<std::uint64_t>(j.value()));
