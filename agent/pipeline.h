@@ -74,7 +74,7 @@ class Pipeline {
   void Run();
   void ProcessMessage(const IngestMessage& m);
   void Commit(Millis now);
-  void Retire(Millis now);  // journal retention and outbox TTL
+  void Retire(Millis now);                    // journal retention and outbox TTL
   void EnforceQuota(std::uint64_t incoming);  // bytes about to be written
 
   const config::Config& config_;  // not owned; outlives this

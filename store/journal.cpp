@@ -150,6 +150,12 @@ Result<std::int64_t> Journal::TrimOldest(std::int64_t count, std::int64_t up_to)
   return static_cast<std::int64_t>(sqlite3_changes(impl_->db));
 }
 
+int Journal::SynchronousLevel() {
+  std::lock_guard lock(impl_->mu);
+  Statement st(impl_->db, "PRAGMA synchronous");
+  return st.Step() ? static_cast<int>(st.Int(0)) : -1;
+}
+
 std::uint64_t Journal::SizeBytes() const { return DatabaseBytes(impl_->path); }
 
 void Journal::Vacuum() {

@@ -55,6 +55,8 @@ class Journal {
   // Returns free pages to the file system (auto_vacuum = incremental).
   void Vacuum();
   std::int64_t LastSeq();
+  // PRAGMA synchronous of the connection: 1 NORMAL, 2 FULL (store.sync).
+  int SynchronousLevel();
   // When the file was damaged at Open: where it was moved and why (else empty).
   const std::string& moved_aside() const;
   const std::string& damage() const;

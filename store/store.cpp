@@ -257,6 +257,12 @@ Result<std::int64_t> Store::DropOldest(const std::string& kind, std::int64_t eve
   return impl_->Change(kDropOldest, [&](Statement& st) { st.Bind(1, kind).Bind(2, events); });
 }
 
+int Store::SynchronousLevel() {
+  std::lock_guard lock(impl_->mu);
+  Statement st(impl_->db, "PRAGMA synchronous");
+  return st.Step() ? static_cast<int>(st.Int(0)) : -1;
+}
+
 std::uint64_t Store::SizeBytes() const { return DatabaseBytes(impl_->path); }
 
 void Store::Vacuum() {

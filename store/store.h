@@ -112,6 +112,8 @@ class Store {
   std::uint64_t SizeBytes() const;
   void Vacuum();
 
+  // PRAGMA synchronous of the connection: 1 NORMAL, 2 FULL (store.sync).
+  int SynchronousLevel();
   // When the file was damaged at Open: where it was moved and why (else empty).
   const std::string& moved_aside() const;
   const std::string& damage() const;

@@ -1,4 +1,5 @@
 #include "store/store.h"
+#include "store/journal.h"
 
 #include <sqlite3.h>
 
@@ -45,6 +46,18 @@ TEST_F(StoreTest, CreatesFolderAndPrivateFile) {
   struct stat st {};
   ASSERT_EQ(stat(path_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST_F(StoreTest, SyncSettingReachesSqlite) {
+  EXPECT_EQ(Open()->SynchronousLevel(), 1);  // NORMAL
+  config::StoreConfig full;
+  full.sync = config::StoreConfig::Sync::kFull;
+  auto store = Store::Open(path_, full);
+  ASSERT_TRUE(store.ok());
+  EXPECT_EQ(store.value()->SynchronousLevel(), 2);  // FULL
+  auto journal = Journal::Open(dir_.string() + "/journal.db", full);
+  ASSERT_TRUE(journal.ok());
+  EXPECT_EQ(journal.value()->SynchronousLevel(), 2);
 }
 
 TEST_F(StoreTest, StateAndOutboxSurviveReopen) {
