@@ -179,6 +179,17 @@ std::string HttpEndpoint::MetricsText(const EndpointSources& s) {
   o << "vigil_commit_duration_seconds_sum " << static_cast<double>(m.commit_micros_sum.load()) / 1e6
     << '\n';
   o << "vigil_commit_duration_seconds_count " << cumulative << '\n';
+  Header(o, "vigil_commit_rows", "histogram", "Rows (state and outbox) per group commit.");
+  cumulative = 0;
+  for (std::size_t i = 0; i < Metrics::kRowBuckets.size(); ++i) {
+    cumulative += m.commit_row_buckets[i].load();
+    o << "vigil_commit_rows_bucket{le=\"" << Metrics::kRowBuckets[i] << "\"} " << cumulative
+      << '\n';
+  }
+  cumulative += m.commit_row_buckets.back().load();
+  o << "vigil_commit_rows_bucket{le=\"+Inf\"} " << cumulative << '\n';
+  o << "vigil_commit_rows_sum " << m.commit_rows_sum.load() << '\n';
+  o << "vigil_commit_rows_count " << cumulative << '\n';
   Header(o, "vigil_mqtt_connected", "gauge", "1 while connected to the broker.");
   o << "vigil_mqtt_connected " << (m.mqtt_connected ? 1 : 0) << '\n';
   return o.str();

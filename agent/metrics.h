@@ -44,6 +44,18 @@ struct Metrics {
                                 std::memory_order_relaxed);
   }
 
+  // vigil_commit_rows: rows (state + outbox) written per group commit.
+  static constexpr std::array<double, 5> kRowBuckets = {1, 10, 100, 1000, 10000};
+  std::array<std::atomic<std::uint64_t>, kRowBuckets.size() + 1> commit_row_buckets{};
+  std::atomic<std::uint64_t> commit_rows_sum{0};
+
+  void ObserveCommitRows(std::uint64_t rows) {
+    std::size_t i = 0;
+    while (i < kRowBuckets.size() && static_cast<double>(rows) > kRowBuckets[i]) ++i;
+    commit_row_buckets[i].fetch_add(1, std::memory_order_relaxed);
+    commit_rows_sum.fetch_add(rows, std::memory_order_relaxed);
+  }
+
   void CountReject(RejectReason reason) {
     rejected[static_cast<std::size_t>(reason)].fetch_add(1, std::memory_order_relaxed);
   }

@@ -253,6 +253,9 @@ void Pipeline::Commit(Millis now) {
   metrics_->last_commit_failed = false;
   auto took = std::chrono::steady_clock::now() - started;
   metrics_->ObserveCommit(std::chrono::duration<double>(took).count());
+  std::uint64_t rows = batch.state.size();
+  for (const auto& e : batch.events) rows += e.uplinks.size();
+  metrics_->ObserveCommitRows(rows);
   log::Debug("store: committed " + std::to_string(batch.state.size()) + " state row(s), " +
              std::to_string(batch.events.size()) + " event(s) in " +
              std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(took).count()) +

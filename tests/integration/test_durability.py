@@ -85,7 +85,11 @@ class DamagedState(IntegrationTest):
 class Quota(IntegrationTest):
     def test_database_stays_under_max_bytes_dropping_aggregates_first(self):
         limit = 2 * 1024 * 1024
-        agent = self.agent(rules=[COUNT_RULE], extra={"store": {
+        alarm = {"id": "alarm", "source": {"metric": "t", "where": "value < 50"},
+                 "group_by": ["device"], "window": {"type": "count", "count": 1},
+                 "aggregates": {"v": "last(value)"},
+                 "alert": {"when": "v >= 0", "repeat": "1s"}, "emit": ["alert"]}
+        agent = self.agent(rules=[COUNT_RULE, alarm], extra={"store": {
             "max_bytes": "2MiB", "commit_interval": "50ms", "journal_retention": "1h"}})
         agent.start()
         sizes = []
@@ -118,7 +122,11 @@ class Quota(IntegrationTest):
             watcher.join()
         self.assertLessEqual(max(sizes), limit, f"peak {max(sizes)} bytes")
         self.assertGreater(agent.metric("vigil_dropped_total", 'what="journal"'), 0)
+        # Alerts (300 of them, kept) outlive the older aggregates that were dropped.
         self.assertEqual(agent.metric("vigil_dropped_total", 'what="alerts"'), 0)
+        self.assertEqual(agent.metric("vigil_events_total", 'kind="alert"'), 300)
+        self.assertEqual(agent.metric("vigil_outbox_depth", 'uplink="receiver"') -
+                         (24000 - agent.metric("vigil_dropped_total", 'what="aggregates"')), 300)
         journal = agent.metric("vigil_dropped_total", 'what="journal"')
         aggregates = agent.metric("vigil_dropped_total", 'what="aggregates"')
         print(f"\nquota: peak {max(sizes)} bytes of {limit}; dropped {journal:.0f} journal "
