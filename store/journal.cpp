@@ -57,7 +57,7 @@ struct Journal::Impl {
   std::mutex mu;  // guards db
   std::string moved_aside;
   std::string damage;
-  ~Impl() { sqlite3_close(db); }
+  ~Impl() { sqlite3_close_v2(db); }
 };
 
 Journal::Journal(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -66,7 +66,8 @@ Status TryOpen(const std::string& path, const config::StoreConfig& options, cons
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   umask(old_mask);
   auto fail = [&](std::string why) {
-    sqlite3_close(db);
+    // _v2: the handle closes once the statements still in scope are finalized.
+    sqlite3_close_v2(db);
     return Status::Error(std::move(why));
   };
   if (rc != SQLITE_OK) return fail(db != nullptr ? sqlite3_errmsg(db) : "cannot open");

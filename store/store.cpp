@@ -91,7 +91,7 @@ struct Store::Impl {
   std::string moved_aside;
   std::string damage;
 
-  ~Impl() { sqlite3_close(db); }
+  ~Impl() { sqlite3_close_v2(db); }
 
   Status Exec(const char* sql) { return store::Exec(db, sql); }
 
