@@ -58,7 +58,7 @@ namespace {
 
 // Opens and checks one file; on any problem closes it and says why.
 Status TryOpen(const std::string& path, const config::StoreConfig& options, const char* schema,
-               int version, sqlite3** out) {
+               int version, const Migrations& migrations, sqlite3** out) {
   sqlite3* db = nullptr;
   mode_t old_mask = umask(077);  // the database and its -wal/-shm files: mode 0600
   int rc =
@@ -87,22 +87,38 @@ Status TryOpen(const std::string& path, const config::StoreConfig& options, cons
   const std::string wal_limit = "PRAGMA journal_size_limit = " + std::to_string(wal_bytes);
   const std::string wal_pages = "PRAGMA wal_autocheckpoint = " + std::to_string(wal_bytes / 4096);
   for (const char* sql : {"PRAGMA auto_vacuum = INCREMENTAL", "PRAGMA journal_mode = WAL", sync,
-                          wal_limit.c_str(), wal_pages.c_str(), schema}) {
+                          wal_limit.c_str(), wal_pages.c_str(),
+                          "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, "
+                          "value TEXT NOT NULL) WITHOUT ROWID"}) {
     if (Status s = Exec(db, sql); !s.ok()) return fail(s.message());
   }
+  int found = 0;  // 0: a new file
   {
     Statement v(db, "SELECT value FROM meta WHERE name = 'schema_version'");
     if (v.Step()) {
-      int found = std::atoi(v.Text(0).c_str());
-      if (found > version) {
-        return fail("schema version " + std::to_string(found) + " is newer than this vigil's (" +
-                    std::to_string(version) + ")");
-      }
+      found = std::atoi(v.Text(0).c_str());
     } else if (!v.ok()) {
       return fail(v.error());
     }
   }
-  // Forward migrations go here, from the stored version to `version`.
+  if (found > version) {
+    return fail("schema version " + std::to_string(found) + " is newer than this vigil's (" +
+                std::to_string(version) + ")");
+  }
+  if (found > 0 && static_cast<std::size_t>(version - 1) > migrations.size()) {
+    return fail("no migration from schema version " + std::to_string(found));
+  }
+  // Forward migrations from the stored version; a new file gets the current schema.
+  for (int v = found; v < version && found > 0; ++v) {
+    const std::string step = "BEGIN IMMEDIATE; " + migrations[static_cast<std::size_t>(v - 1)] +
+                             "; UPDATE meta SET value = '" + std::to_string(v + 1) +
+                             "' WHERE name = 'schema_version'; COMMIT;";
+    if (Status s = Exec(db, step.c_str()); !s.ok()) {
+      (void)Exec(db, "ROLLBACK");
+      return fail("migration to schema version " + std::to_string(v + 1) + ": " + s.message());
+    }
+  }
+  if (Status s = Exec(db, schema); !s.ok()) return fail(s.message());
   Statement set(db, "INSERT OR REPLACE INTO meta (name, value) VALUES ('schema_version', ?1)");
   set.Bind(1, std::to_string(version)).Step();
   if (!set.ok()) return fail(set.error());
@@ -122,14 +138,14 @@ std::string Timestamp() {
 }  // namespace
 
 Result<OpenedDatabase> OpenDatabase(const std::string& path, const config::StoreConfig& options,
-                                    const char* schema, int version) {
+                                    const char* schema, int version, const Migrations& migrations) {
   using R = Result<OpenedDatabase>;
   std::error_code ec;
   auto dir = std::filesystem::path(path).parent_path();
   if (!dir.empty()) std::filesystem::create_directories(dir, ec);
   if (ec) return R::Error("cannot create " + dir.string() + ": " + ec.message());
   OpenedDatabase opened;
-  Status first = TryOpen(path, options, schema, version, &opened.db);
+  Status first = TryOpen(path, options, schema, version, migrations, &opened.db);
   if (first.ok()) return opened;
   if (!std::filesystem::exists(path)) return R::Error(first.message());
   // Damaged: keep it for inspection, start afresh.
@@ -142,7 +158,7 @@ Result<OpenedDatabase> OpenDatabase(const std::string& path, const config::Store
       if (ec) return R::Error("cannot move damaged " + from.string() + " aside: " + ec.message());
     }
   }
-  Status fresh = TryOpen(path, options, schema, version, &opened.db);
+  Status fresh = TryOpen(path, options, schema, version, migrations, &opened.db);
   if (!fresh.ok()) return R::Error(fresh.message());
   return opened;
 }

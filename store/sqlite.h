@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "config/result.h"
@@ -48,14 +49,20 @@ struct OpenedDatabase {
   std::string damage;       // and why
 };
 
+// Forward migrations: migrations[i] is the SQL that takes a file from version i+1 to i+2.
+using Migrations = std::vector<std::string>;
+
 // Opens or creates a database file (and its folder) with mode 0600 in WAL mode, with
-// `synchronous` from options.sync, incremental auto-vacuum (new files) and a bounded WAL,
-// and applies `schema` (idempotent SQL) at `version`. A file that cannot be opened, fails
+// `synchronous` from options.sync, incremental auto-vacuum (new files) and a bounded WAL.
+// A new file gets `schema` (the current schema, idempotent SQL) at `version`; an existing
+// one is brought from its stored version to `version` by `migrations`, each step in its own
+// transaction. A file that cannot be opened, fails
 // `PRAGMA quick_check` or has a newer schema version is moved aside (renamed with a
 // timestamp, never deleted) and a fresh one is created: vigil never refuses to run because
 // of its own state file. Fails only when even a fresh file cannot be made.
 Result<OpenedDatabase> OpenDatabase(const std::string& path, const config::StoreConfig& options,
-                                    const char* schema, int version);
+                                    const char* schema, int version,
+                                    const Migrations& migrations = {});
 
 // Bytes on disk of a database: its file and WAL.
 std::uint64_t DatabaseBytes(const std::string& path);
