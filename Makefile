@@ -12,7 +12,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 DEPS := build-essential cmake ninja-build pkg-config python3 \
 	libpaho-mqttpp-dev libpaho-mqtt-dev libsqlite3-dev nlohmann-json3-dev \
 	libcurl4-openssl-dev zlib1g-dev libcpp-httplib-dev libgtest-dev libgmock-dev libbenchmark-dev \
-	mosquitto mosquitto-clients
+	mosquitto mosquitto-clients openssl prometheus-alertmanager influxdb
 
 .PHONY: all deps build test test-sanitize run format format-check clean
 

@@ -17,6 +17,7 @@
 #include "agent/pipeline.h"
 #include "config/log.h"
 #include "rules/engine.h"
+#include "rules/rule.h"
 #include "store/journal.h"
 #include "store/store.h"
 #include "uplink/dispatcher.h"
@@ -52,9 +53,13 @@ int RunDaemon(const config::Config& config) {
     return kExitConfig;
   }
 
+  uplink::SinkContext sink_context{config.agent.id, {}};
+  for (const auto& rule : loaded.rules->rules) {
+    sink_context.rule_descriptions[rule->id] = rule->description;
+  }
   std::vector<std::unique_ptr<uplink::Sink>> sinks;
   for (const auto& u : config.uplinks) {
-    auto sink = uplink::MakeSink(u);
+    auto sink = uplink::MakeSink(u, sink_context);
     if (!sink.ok()) {
       log::Error(config.path + ": " + sink.error());
       return kExitConfig;
@@ -106,7 +111,11 @@ int RunDaemon(const config::Config& config) {
     log::Error("cannot restore state from " + db_path + ": " + s.message());
     return kExitFatal;
   }
-  for (auto& d : dispatchers) d->Start();
+  const std::vector<rules::FiringAlert> firing = pipeline.Firing();
+  for (auto& d : dispatchers) {
+    d->Seed(firing);
+    d->Start();
+  }
   pipeline.Start();
 
   Decoder decoder(config.mqtt);

@@ -31,6 +31,9 @@ void Ingest::Start() {
     log::Error(std::string("mqtt: cannot create client for ") + mqtt_.uri + ": " + e.what());
     return;
   }
+  if (mqtt_.tls && mqtt_.tls->insecure_skip_verify) {
+    log::Warning("mqtt: tls.insecure_skip_verify is on: the broker's certificate is not checked");
+  }
   client_->set_message_callback([this](mqtt::const_message_ptr msg) {
     on_message_(msg->get_topic(), msg->get_payload_str(), msg->is_duplicate());
   });

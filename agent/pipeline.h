@@ -55,6 +55,8 @@ class Pipeline {
   // Restores every rule's key state from the store, then re-processes the journal after the
   // committed position (what a crash left uncommitted) and commits. REQUIRES: before Start().
   Status Restore();
+  // The alerts firing after Restore. REQUIRES: before Start() (the engine thread owns it after).
+  std::vector<rules::FiringAlert> Firing() const { return engine_.Firing(); }
   void Start();
   // Queues one message; blocks while the queue is full (back-pressure). False after Stop().
   bool Push(IngestMessage message);

@@ -476,7 +476,7 @@ std::vector<FiringAlert> Engine::Firing() const {
     for (const auto& [key_str, ks] : Sorted(rs)) {
       if (ks->state != AlertState::kFiring) continue;
       out.push_back({rs.rule->id, ks->key, ks->alert_id, rs.rule->alert->severity, ks->summary,
-                     Millis(ks->fired_at)});
+                     Millis(ks->fired_at), rs.rule->alert->labels});
     }
   }
   return out;

@@ -55,7 +55,8 @@ struct FiringAlert {
   std::string alert_id;
   std::string severity;
   std::string summary;
-  Millis since{0};  // event time at which it fired
+  Millis since{0};                                          // event time at which it fired
+  std::vector<std::pair<std::string, std::string>> labels;  // alert.labels
 };
 
 // The rule engine: pure and deterministic (SPEC §5). It does no I/O and reads no clock:

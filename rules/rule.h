@@ -60,6 +60,7 @@ struct AlertSpec {
 
 struct CompiledRule {
   std::string id;
+  std::string description;
   std::string file;
   std::string fingerprint;  // hash of the rule's definition; changes when the rule changes
   std::vector<std::string> metrics;

@@ -170,6 +170,7 @@ void ParseRule(JsonReader& r, const json& o, const std::string& p, RuleSet* set)
   rule.file = r.file();
   rule.fingerprint = StableHash({o.dump()});
   r.String(o, "id", p, &rule.id);
+  r.String(o, "description", p, &rule.description);
   if (rule.id.empty()) {
     r.Error(p + "/id", "a rule needs an id");
   } else if (!ValidId(rule.id)) {

@@ -20,7 +20,7 @@ Millis WallNow() {
 
 // How long to wait when no rows are pending and nobody notifies (dead letters moved back
 // by `vigil outbox retry` are picked up so).
-constexpr Millis kIdlePoll{2000};
+constexpr Millis kIdlePoll{1000};
 
 }  // namespace
 
@@ -28,6 +28,8 @@ Dispatcher::Dispatcher(config::UplinkConfig config, store::Store* store, std::un
     : config_(std::move(config)), store_(store), sink_(std::move(sink)) {}
 
 Dispatcher::~Dispatcher() { Stop(Millis(0)); }
+
+void Dispatcher::Seed(const std::vector<rules::FiringAlert>& firing) { sink_->Seed(firing); }
 
 void Dispatcher::Start() {
   thread_ = std::thread([this] { Run(); });
@@ -89,6 +91,7 @@ void Dispatcher::Run() {
       if (stopping_ && SteadyNow() >= drain_until_) return;
       notified_ = false;
     }
+    sink_->Tick(WallNow());
     auto pending = store_->Pending(name, config_.batch_max_events);
     if (!pending.ok()) {
       log::WriteLimited(log::Level::kError, "uplink-store-" + name,

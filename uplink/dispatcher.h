@@ -7,6 +7,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "config/config.h"
 #include "store/store.h"
@@ -33,6 +34,8 @@ class Dispatcher {
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 
+  // Tells the sink which alerts are firing at start. REQUIRES: before Start().
+  void Seed(const std::vector<rules::FiringAlert>& firing);
   void Start();
   // New rows were committed for this uplink.
   void Notify();

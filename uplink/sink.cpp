@@ -2,7 +2,11 @@
 
 #include <algorithm>
 
+#include "config/log.h"
+#include "uplink/alertmanager_sink.h"
 #include "uplink/http_sink.h"
+#include "uplink/influx_sink.h"
+#include "uplink/mqtt_sink.h"
 
 namespace vigil::uplink {
 namespace {
@@ -36,11 +40,18 @@ bool Matches(const std::vector<std::string>& patterns, const std::string& value,
 
 }  // namespace
 
-Result<std::unique_ptr<Sink>> MakeSink(const config::UplinkConfig& config) {
+Result<std::unique_ptr<Sink>> MakeSink(const config::UplinkConfig& config,
+                                       const SinkContext& context) {
   using R = Result<std::unique_ptr<Sink>>;
+  if (config.tls.insecure_skip_verify) {
+    log::Warning("uplink " + config.name +
+                 ": tls.insecure_skip_verify is on: the server's certificate is not checked");
+  }
   if (config.type == "http") return HttpSink::Create(config);
-  return R::Error("uplink " + config.name + ": type \"" + config.type +
-                  "\" is not available in this version (http)");
+  if (config.type == "alertmanager") return AlertmanagerSink::Create(config, context);
+  if (config.type == "influxdb") return InfluxSink::Create(config);
+  if (config.type == "mqtt") return MqttSink::Create(config, context);
+  return R::Error("uplink " + config.name + ": unknown type \"" + config.type + "\"");
 }
 
 std::vector<std::string> Route(const std::vector<config::RouteConfig>& routes,

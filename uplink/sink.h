@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -8,6 +9,7 @@
 #include "config/config.h"
 #include "config/result.h"
 #include "config/values.h"
+#include "rules/engine.h"
 #include "store/store.h"
 
 namespace vigil::uplink {
@@ -28,11 +30,23 @@ class Sink {
   virtual ~Sink() = default;
   // REQUIRES: !batch.empty(). Every row's `json` is one event (SPEC §6).
   virtual Verdict Send(const std::vector<store::OutboxRow>& batch) = 0;
+  // The alerts firing when the agent starts (restored state), for sinks that re-send them.
+  virtual void Seed(const std::vector<rules::FiringAlert>& firing) { (void)firing; }
+  // Called by the dispatcher at least once a second (processing time), between batches:
+  // periodic work such as re-sending firing alerts. May block up to the uplink's timeout.
+  virtual void Tick(Millis now) { (void)now; }
 };
 
-// The factory: one explicit switch over `type`. Fails for an unknown or not yet supported
-// type, or when the sink cannot be set up.
-Result<std::unique_ptr<Sink>> MakeSink(const config::UplinkConfig& config);
+// What sinks need to know beyond their own config.
+struct SinkContext {
+  std::string agent;
+  std::map<std::string, std::string> rule_descriptions;  // rule id → description
+};
+
+// The factory: one explicit switch over `type`. Fails for an unknown type, or when the sink
+// cannot be set up.
+Result<std::unique_ptr<Sink>> MakeSink(const config::UplinkConfig& config,
+                                       const SinkContext& context = {});
 
 // The uplinks an event goes to (SPEC §2 routes, §12.25): the union of every matching
 // route's `to`; with no routes at all, every uplink.

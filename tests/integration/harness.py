@@ -84,6 +84,10 @@ class Receiver:
     def __init__(self, port=None):
         self.port = port or free_port()
         self.status = 200
+        # Scripted answers, one a request: ("status", code[, headers]), ("slow", seconds),
+        # ("reset",). When it is empty the receiver answers `status`.
+        self.script = []
+        self.answers = []
         self.events = []
         self.requests = 0
         self.lock = threading.Lock()
@@ -97,10 +101,21 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with receiver.lock:
                     receiver.requests += 1
-                    status = receiver.status
-                    if 200 <= status < 300:
+                    # The next scripted answer, else `status`.
+                    action = receiver.script.pop(0) if receiver.script else ("status", receiver.status)
+                    if action[0] == "status" and 200 <= action[1] < 300:
                         receiver.events.extend(json.loads(body))
-                self.send_response(status)
+                    receiver.answers.append(action)
+                if action[0] == "reset":  # close the connection without answering
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if action[0] == "slow":  # answer only after the client gave up
+                    time.sleep(action[1])
+                    action = ("status", 200)
+                self.send_response(action[1])
+                for name, value in (action[2] if len(action) > 2 else {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -178,7 +193,10 @@ class Agent:
             self.proc = subprocess.Popen([VIGIL, "run", "--config", self.config_path],
                                          stdout=subprocess.DEVNULL, stderr=log)
         if wait_connected:
-            wait_for(lambda: self.metric("vigil_mqtt_connected") == 1, 20, "the agent to connect")
+            wait_for(lambda: self.proc.poll() is not None or self.metric("vigil_mqtt_connected") == 1,
+                     20, "the agent to connect")
+            if self.proc.poll() is not None:
+                raise AssertionError(f"vigil exited with {self.proc.returncode}:\n{self.log()[-2000:]}")
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=20):

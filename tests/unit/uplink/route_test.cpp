@@ -2,6 +2,8 @@
 #include <zlib.h>
 
 #include "uplink/http_sink.h"
+#include "uplink/influx_sink.h"
+#include "uplink/mqtt_sink.h"
 #include "uplink/sink.h"
 
 namespace vigil::uplink {
@@ -61,13 +63,38 @@ TEST(Gzip, RoundTripsThroughZlib) {
   EXPECT_EQ(out, text);
 }
 
-TEST(MakeSink, UnsupportedTypeIsAClearError) {
+TEST(MakeSink, UnknownTypeIsAClearError) {
   config::UplinkConfig u;
-  u.name = "am";
-  u.type = "alertmanager";
+  u.name = "x";
+  u.type = "ftp";
   auto r = MakeSink(u);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().find("not available in this version"), std::string::npos);
+  EXPECT_EQ(r.error(), "uplink x: unknown type \"ftp\"");
+}
+
+constexpr const char* kAggregate =
+    R"json({"id":"1","kind":"aggregate","agent":"gw 1","rule":"boiler temp,x","key":{"device":"boiler 3,\"x\"","room":"a=b"},"values":{"avg":93.5,"n":5,"d":null},"window":{"start":"2026-11-22T10:01:00.000Z","end":"2026-11-22T10:02:00.000Z"},"time":"2026-11-22T10:02:00.000Z"})json";
+
+TEST(LineProtocol, EscapesNamesAndTypesFields) {
+  EXPECT_EQ(LineProtocol(kAggregate, 1'000'000),
+            "boiler\\ temp\\,x,agent=gw\\ 1,device=boiler\\ 3\\,\"x\",room=a\\=b "
+            "avg=93.5,n=5i 1795341720000000000");
+  EXPECT_EQ(LineProtocol(kAggregate, 1),
+            "boiler\\ temp\\,x,agent=gw\\ 1,device=boiler\\ 3\\,"
+            "\"x\",room=a\\=b avg=93.5,n=5i 1795341720000");
+  EXPECT_EQ(LineProtocol(R"json({"kind":"alert","rule":"r","values":{"a":1}})json", 1), "");
+  EXPECT_EQ(
+      LineProtocol(
+          R"json({"kind":"aggregate","rule":"r","values":{"a":null},"time":"2026-11-22T10:02:00.000Z"})json",
+          1),
+      "")
+      << "no field: no line";
+}
+
+TEST(MqttTopic, ExpandsTemplateFromTheEvent) {
+  EXPECT_EQ(ExpandTopic("fleet/{agent}/{kind}/{rule}/{device}", kAggregate),
+            "fleet/gw 1/aggregate/boiler temp,x/boiler 3,\"x\"");
+  EXPECT_EQ(ExpandTopic("a/{missing}/{room}", R"json({"key":{"room":"x/y+#"}})json"), "a/_/x_y__");
 }
 
 }  // namespace

@@ -1,0 +1,32 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "uplink/http_client.h"
+#include "uplink/sink.h"
+
+namespace vigil::uplink {
+
+// The `influxdb` uplink (SPEC §9, §12.25): aggregate events as InfluxDB line protocol POSTed
+// to the configured write URL (e.g. `http://influx:8086/write?db=iot`): measurement = rule id,
+// tags = the key's tags + `agent`, fields = the aggregate values (count() and distinct() as
+// integers `5i`, the rest as floats; null values left out), timestamp = window end, in the
+// precision the URL asks for (`precision=s|ms|u|ns`, default ns). Names and tag values are
+// escaped as the line protocol requires. Alert events are not sent.
+class InfluxSink final : public Sink {
+ public:
+  static Result<std::unique_ptr<Sink>> Create(const config::UplinkConfig& config);
+  Verdict Send(const std::vector<store::OutboxRow>& batch) override;
+
+ private:
+  InfluxSink(config::UplinkConfig config, std::unique_ptr<HttpClient> client);
+  config::UplinkConfig config_;
+  std::unique_ptr<HttpClient> client_;
+  long long per_ms_ = 1'000'000;  // timestamp units per millisecond (0: seconds)
+};
+
+// One event (SPEC §6 JSON) as a line, or "" when it has nothing to write.
+std::string LineProtocol(const std::string& event_json, long long units_per_ms);
+
+}  // namespace vigil::uplink

@@ -1,0 +1,133 @@
+#include "uplink/mqtt_sink.h"
+
+#include <mqtt/async_client.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+namespace vigil::uplink {
+namespace {
+
+std::string Level(std::string value) {
+  for (char& c : value) {
+    if (c == '+' || c == '#' || c == '/') c = '_';
+  }
+  return value.empty() ? "_" : value;
+}
+
+}  // namespace
+
+std::string ExpandTopic(const std::string& topic_template, const std::string& event_json) {
+  nlohmann::json e = nlohmann::json::parse(event_json, nullptr, false);
+  if (!e.is_object()) e = nlohmann::json::object();
+  std::string out;
+  std::size_t pos = 0;
+  while (pos < topic_template.size()) {
+    std::size_t open = topic_template.find('{', pos);
+    std::size_t close = open == std::string::npos ? open : topic_template.find('}', open);
+    if (close == std::string::npos) {
+      out.append(topic_template, pos, std::string::npos);
+      break;
+    }
+    out.append(topic_template, pos, open - pos);
+    const std::string name = topic_template.substr(open + 1, close - open - 1);
+    std::string value;
+    if (name == "agent" || name == "kind" || name == "rule") {
+      value = e.value(name, "");
+    } else if (e.contains("key") && e["key"].contains(name) && e["key"][name].is_string()) {
+      value = e["key"][name].get<std::string>();
+    }
+    out += Level(value);
+    pos = close + 1;
+  }
+  return out;
+}
+
+MqttSink::MqttSink(config::UplinkConfig config, std::unique_ptr<mqtt::async_client> client)
+    : config_(std::move(config)), client_(std::move(client)) {}
+
+MqttSink::~MqttSink() {
+  try {
+    if (client_ && client_->is_connected()) client_->disconnect()->wait_for(2000);
+  } catch (const mqtt::exception&) {
+  }
+}
+
+Result<std::unique_ptr<Sink>> MqttSink::Create(const config::UplinkConfig& config,
+                                               const SinkContext& context) {
+  using R = Result<std::unique_ptr<Sink>>;
+  try {
+    auto client = std::make_unique<mqtt::async_client>(
+        config.uri, "vigil-" + context.agent + "-" + config.name);
+    return std::unique_ptr<Sink>(new MqttSink(config, std::move(client)));
+  } catch (const mqtt::exception& e) {
+    return R::Error("uplink " + config.name + ": " + e.what());
+  }
+}
+
+bool MqttSink::Connect(std::string* error) {
+  auto builder = mqtt::connect_options_builder()
+                     .clean_session(false)
+                     .keep_alive_interval(std::chrono::seconds(30))
+                     .connect_timeout(std::chrono::duration_cast<std::chrono::seconds>(
+                         std::max(config_.timeout, Millis(1000))))
+                     .automatic_reconnect(false);
+  if (!config_.username.empty()) builder.user_name(config_.username);
+  if (!config_.password.empty()) builder.password(config_.password);
+  if (config_.uri.rfind("ssl://", 0) == 0 || config_.uri.rfind("mqtts://", 0) == 0) {
+    const config::TlsConfig& tls = config_.tls;
+    auto ssl = mqtt::ssl_options_builder()
+                   .enable_server_cert_auth(!tls.insecure_skip_verify)
+                   .verify(!tls.insecure_skip_verify)
+                   .error_handler([error](const std::string& msg) {
+                     if (error->empty()) *error = "TLS: " + msg;
+                   });
+    if (!tls.ca_file.empty()) ssl.trust_store(tls.ca_file);
+    if (!tls.cert_file.empty()) ssl.key_store(tls.cert_file);
+    if (!tls.key_file.empty()) ssl.private_key(tls.key_file);
+    builder.ssl(ssl.finalize());
+  }
+  try {
+    auto tok = client_->connect(builder.finalize());
+    if (!tok->wait_for(std::chrono::milliseconds(config_.timeout.count() + 2000))) {
+      if (error->empty()) *error = "connect to " + config_.uri + " timed out";
+      return false;
+    }
+  } catch (const mqtt::exception& e) {
+    std::string reason = e.what();
+    *error = "cannot connect to " + config_.uri + ": " + reason +
+             (error->empty() ? "" : " (" + *error + ")");
+    return false;
+  }
+  return true;
+}
+
+Verdict MqttSink::Send(const std::vector<store::OutboxRow>& batch) {
+  Verdict v;
+  std::string error;
+  if (!client_->is_connected() && !Connect(&error)) {
+    v.error = error;
+    return v;  // Retry
+  }
+  try {
+    std::vector<mqtt::delivery_token_ptr> tokens;
+    tokens.reserve(batch.size());
+    for (const auto& row : batch) {
+      tokens.push_back(client_->publish(ExpandTopic(config_.topic, row.json), row.json.data(),
+                                        row.json.size(), config_.qos, false));
+    }
+    for (auto& tok : tokens) {
+      if (!tok->wait_for(std::chrono::milliseconds(config_.timeout.count()))) {
+        v.error = "publish to " + config_.uri + " timed out";
+        return v;
+      }
+    }
+  } catch (const mqtt::exception& e) {
+    v.error = std::string("publish to ") + config_.uri + ": " + e.what();
+    return v;
+  }
+  v.outcome = Verdict::Outcome::kDelivered;
+  return v;
+}
+
+}  // namespace vigil::uplink

@@ -1,0 +1,38 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "uplink/sink.h"
+
+namespace mqtt {
+class async_client;
+}
+
+namespace vigil::uplink {
+
+// The `mqtt` uplink (SPEC §9): each event is published as one message (its SPEC §6 JSON) to a
+// second, cloud broker at the uplink's QoS (default 1), on the topic template (`{agent}`,
+// `{kind}`, `{rule}` and the key's tags; `+`, `#` and `/` inside a value become `_`). Paho
+// MQTT C++; a persistent session (client id `vigil-<agent>-<uplink>`); TLS with `ca_file`,
+// `cert_file`, `key_file` for `ssl://` URIs. It connects on demand: a broker that is down,
+// or refuses the TLS handshake, is a Retry with Paho's reason, and nothing is dropped.
+class MqttSink final : public Sink {
+ public:
+  static Result<std::unique_ptr<Sink>> Create(const config::UplinkConfig& config,
+                                              const SinkContext& context);
+  ~MqttSink() override;
+  Verdict Send(const std::vector<store::OutboxRow>& batch) override;
+
+ private:
+  MqttSink(config::UplinkConfig config, std::unique_ptr<mqtt::async_client> client);
+  bool Connect(std::string* error);
+
+  config::UplinkConfig config_;
+  std::unique_ptr<mqtt::async_client> client_;
+};
+
+// The topic for one event (SPEC §6 JSON) under a template.
+std::string ExpandTopic(const std::string& topic_template, const std::string& event_json);
+
+}  // namespace vigil::uplink
