@@ -12,7 +12,7 @@ import unittest
 import urllib.parse
 import urllib.request
 
-from harness import T0, IntegrationTest, free_port, port_open, reading, wait_for
+from harness import T0, VIGIL, IntegrationTest, free_port, port_open, reading, wait_for
 
 MINUTE = 60_000
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
@@ -275,6 +275,24 @@ class Uplinks(IntegrationTest):
         self.assertEqual(self.receiver.received()[2]["window"]["start"],
                          "2026-11-22T10:00:00.000Z")
         self.assertEqual(agent.stop(), 0)
+
+
+class Examples(IntegrationTest):
+    def test_packaged_example_configs_are_valid(self):
+        examples = os.path.join(os.path.dirname(__file__), "../../packaging/examples")
+        self.agent()  # writes the rules folder the examples are checked against
+        for name in sorted(os.listdir(examples)):
+            with open(os.path.join(examples, name)) as f:
+                text = f.read().replace("${file:/etc/vigil/cloud-password}", "secret")
+            config = json.loads(text)
+            config["rules"]["paths"] = [os.path.join(self.workdir, "rules.d")]
+            path = os.path.join(self.workdir, name)
+            with open(path, "w") as f:
+                json.dump(config, f)
+            out = subprocess.run([VIGIL, "check", "--config", path],
+                                 capture_output=True, text=True, timeout=30)
+            self.assertEqual(out.returncode, 0, name + ": " + out.stderr)
+            self.assertEqual(out.stdout, "ok: 1 rules\n")
 
 
 if __name__ == "__main__":
