@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "rules/detector.h"
 #include "rules/rule.h"
 #include "rules/window.h"
 
@@ -28,10 +29,11 @@ enum class AlertState { kInactive = 0, kPending = 1, kFiring = 2 };
 
 struct KeyState {
   Tags key;
-  std::int64_t max_time = kNoTime;  // largest event time accepted (watermark base)
-  std::int64_t last_seen = 0;       // processing time of the last accepted reading
-  std::uint64_t arrivals = 0;       // readings accepted: orders equal event times
-  std::unique_ptr<WindowState> windows;
+  std::int64_t max_time = kNoTime;       // largest event time accepted (watermark base)
+  std::int64_t last_seen = 0;            // processing time of the last accepted reading
+  std::uint64_t arrivals = 0;            // readings accepted: orders equal event times
+  std::unique_ptr<WindowState> windows;  // null for a detector-only rule
+  std::unique_ptr<Detector> detector;    // null without a detector
   // Alert lifecycle (SPEC §5).
   AlertState state = AlertState::kInactive;
   std::int64_t since = 0;        // event time the condition was first seen true
@@ -54,6 +56,7 @@ struct RuleState {
   std::vector<std::string> dirty;  // keys changed since TakeChanges (KeyState::dirty)
   std::size_t group = 0;           // rules with the same group_by share the key per reading
   std::int64_t next_idle_check = std::numeric_limits<std::int64_t>::max();
+  std::int64_t next_absent_check = std::numeric_limits<std::int64_t>::max();
   RuleStats stats;
   // Scratch for one reading: aggregate arguments and distinct() tags (no allocation per reading).
   std::vector<double> xs;
@@ -82,7 +85,7 @@ std::string FormatNumber(double v, int decimals) {
   return std::string(buf, r.ptr);
 }
 
-std::string RenderSummary(const std::string& text, const CompiledRule& rule,
+std::string RenderSummary(const std::string& text,
                           const std::vector<std::pair<std::string, Value>>& values,
                           const Tags& key) {
   std::string out;
@@ -102,10 +105,14 @@ std::string RenderSummary(const std::string& text, const CompiledRule& rule,
       inner.resize(colon);
     }
     bool done = false;
-    for (std::size_t i = 0; i < rule.aggregates.size() && !done; ++i) {
-      if (rule.aggregates[i].name != inner) continue;
+    for (std::size_t i = 0; i < values.size() && !done; ++i) {
+      if (values[i].first != inner) continue;
       const Value& v = values[i].second;
-      out += v.is_null() ? "null" : FormatNumber(v.number, decimals);
+      if (v.kind == Value::Kind::kBool) {
+        out += v.number != 0 ? "true" : "false";
+      } else {
+        out += v.is_null() ? "null" : FormatNumber(v.number, decimals);
+      }
       done = true;
     }
     if (!done) {
@@ -149,9 +156,13 @@ struct Engine::Impl {
 
   // Emits the events of closed windows: aggregates, and the alert evaluation of each.
   void Emit(RuleState& rs, const std::string& key_str, KeyState& ks, std::vector<Event>* out);
+  // Runs the alert lifecycle at event time `t` (window end, or the reading's time).
   void EvaluateAlert(RuleState& rs, const std::string& key_str, KeyState& ks,
-                     const std::vector<std::pair<std::string, Value>>& values, WindowBounds window,
-                     std::vector<Event>* out);
+                     const std::vector<std::pair<std::string, Value>>& values,
+                     std::optional<WindowBounds> window, std::int64_t t, std::vector<Event>* out);
+  // Appends value, score and anomaly of a detector's verdict on `x` to `values`.
+  static void Detect(KeyState& ks, double x, std::int64_t t,
+                     std::vector<std::pair<std::string, Value>>* values);
   std::string Serialize(const RuleState& rs, const KeyState& ks) const;
 };
 
@@ -183,14 +194,37 @@ void Engine::Impl::Emit(RuleState& rs, const std::string& key_str, KeyState& ks,
       e.id = StableHash(parts);
       out->push_back(std::move(e));
     }
-    if (rule.alert) EvaluateAlert(rs, key_str, ks, values, w.bounds, out);
+    if (rule.detector) {
+      // SPEC §12.18: the detector runs over the closed windows' `input` aggregate.
+      for (std::size_t i = 0; i < rule.aggregates.size(); ++i) {
+        if (rule.aggregates[i].name != rule.detector->input) continue;
+        const Value& v = w.values[i];
+        if (v.is_null()) {
+          values.emplace_back("value", Value::Null());
+          values.emplace_back("score", Value::Null());
+          values.emplace_back("anomaly", Value::Bool(false));
+        } else {
+          Detect(ks, v.number, w.bounds.end.count(), &values);
+        }
+      }
+    }
+    if (rule.alert) EvaluateAlert(rs, key_str, ks, values, w.bounds, w.bounds.end.count(), out);
   }
   closed.clear();
 }
 
+void Engine::Impl::Detect(KeyState& ks, double x, std::int64_t t,
+                          std::vector<std::pair<std::string, Value>>* values) {
+  Detection d = ks.detector->Observe(x, t);
+  values->emplace_back("value", Value::Double(x));
+  values->emplace_back("score", d.ready ? Value::Double(d.score) : Value::Null());
+  values->emplace_back("anomaly", Value::Bool(d.ready && d.anomaly));
+}
+
 void Engine::Impl::EvaluateAlert(RuleState& rs, const std::string& key_str, KeyState& ks,
                                  const std::vector<std::pair<std::string, Value>>& values,
-                                 WindowBounds window, std::vector<Event>* out) {
+                                 std::optional<WindowBounds> window, std::int64_t t,
+                                 std::vector<Event>* out) {
   const CompiledRule& rule = *rs.rule;
   const AlertSpec& alert = *rule.alert;
   std::vector<double> numbers(values.size());
@@ -198,12 +232,11 @@ void Engine::Impl::EvaluateAlert(RuleState& rs, const std::string& key_str, KeyS
     numbers[i] = values[i].second.is_null() ? std::nan("") : values[i].second.number;
   }
   EvalContext ctx{numbers.data(), nullptr, &FindTagThunk, &ks.key};
-  const std::int64_t t = window.end.count();
   const bool holds = alert.when->EvalBool(ctx);
 
   auto notify = [&](const std::string& state) {
     ks.last_notify = t;
-    ks.summary = RenderSummary(alert.summary, rule, values, ks.key);
+    ks.summary = RenderSummary(alert.summary, values, ks.key);
     if (!rule.emit_alert) return;
     Event e;
     e.kind = "alert";
@@ -216,7 +249,7 @@ void Engine::Impl::EvaluateAlert(RuleState& rs, const std::string& key_str, KeyS
     e.labels = alert.labels;
     e.values = values;
     e.window = window;
-    e.time = window.end;
+    e.time = Millis(t);
     e.alert_id = ks.alert_id;
     e.id = StableHash({agent, rule.id, key_str, "alert", ks.alert_id, state, std::to_string(t)});
     out->push_back(std::move(e));
@@ -260,7 +293,8 @@ std::string Engine::Impl::Serialize(const RuleState& rs, const KeyState& ks) con
             {"max_time", ks.max_time},
             {"last_seen", ks.last_seen},
             {"arrivals", ks.arrivals},
-            {"windows", ks.windows->Save()},
+            {"windows", ks.windows ? ks.windows->Save() : json()},
+            {"detector", ks.detector ? ks.detector->Save() : json()},
             {"alert",
              {static_cast<int>(ks.state), ks.since, ks.fired_at, ks.last_notify, ks.alert_id,
               ks.summary}}};
@@ -350,9 +384,26 @@ void Engine::Process(const Reading& reading, Millis now, std::vector<Event>* out
       }
       it = rs.keys.emplace(key_str, KeyState{}).first;
       it->second.key = KeyTags(rule, reading.tags);
-      it->second.windows = MakeWindowState(rule);
+      if (rule.has_window) it->second.windows = MakeWindowState(rule);
+      if (rule.detector) it->second.detector = MakeDetector(*rule.detector);
     }
     KeyState& ks = it->second;
+    if (!rule.has_window) {
+      // A detector alone: each reading is scored and the alert evaluated at its time.
+      ++rs.stats.evaluations;
+      ks.last_seen = now.count();
+      ks.max_time = std::max(ks.max_time, t);
+      std::vector<std::pair<std::string, Value>> values;
+      Impl::Detect(ks, reading.value, t, &values);
+      if (rule.detector->method == DetectorSpec::Method::kAbsent) {
+        values.back().second = Value::Bool(false);  // a reading: not absent
+        rs.next_absent_check =
+            std::min(rs.next_absent_check, now.count() + rule.detector->for_duration.count());
+      }
+      impl_->EvaluateAlert(rs, it->first, ks, values, std::nullopt, t, out);
+      MarkDirty(rs, it->first, ks);
+      continue;
+    }
     const WindowSpec& w = rule.window;
     if (ks.windows->IsLate(t, ks.Watermark(w))) {
       ++rs.stats.late_readings;
@@ -381,6 +432,29 @@ void Engine::Process(const Reading& reading, Millis now, std::vector<Event>* out
 
 void Engine::Advance(Millis now, std::vector<Event>* out) {
   for (RuleState& rs : impl_->rules) {
+    const auto& detector = rs.rule->detector;
+    if (detector && detector->method == DetectorSpec::Method::kAbsent &&
+        now.count() >= rs.next_absent_check) {
+      // `absent`, by processing time: a key silent for `for` fires (time = now); a firing
+      // one is re-evaluated (repeat) until a reading resolves it.
+      const std::int64_t wait = detector->for_duration.count();
+      rs.next_absent_check = std::numeric_limits<std::int64_t>::max();
+      for (auto& [key_str, ks] : Sorted(rs)) {
+        const std::int64_t silent = now.count() - ks->last_seen;
+        if (silent >= wait) {
+          std::vector<std::pair<std::string, Value>> values = {
+              {"value", Value::Null()},
+              {"score", Value::Double(static_cast<double>(silent) / 1000.0)},
+              {"anomaly", Value::Bool(true)}};
+          impl_->EvaluateAlert(rs, *key_str, *ks, values, std::nullopt, now.count(), out);
+          MarkDirty(rs, *key_str, *ks);
+          rs.next_absent_check = std::min(rs.next_absent_check, now.count() + 1000);
+        } else {
+          rs.next_absent_check = std::min(rs.next_absent_check, ks->last_seen + wait);
+        }
+      }
+    }
+    if (!rs.rule->has_window) continue;
     const std::int64_t idle = rs.rule->window.idle_timeout.count();
     if (idle <= 0 || now.count() < rs.next_idle_check) continue;
     rs.next_idle_check = std::numeric_limits<std::int64_t>::max();
@@ -399,6 +473,7 @@ void Engine::Advance(Millis now, std::vector<Event>* out) {
 
 void Engine::Finish(std::vector<Event>* out) {
   for (RuleState& rs : impl_->rules) {
+    if (!rs.rule->has_window) continue;
     for (auto& [key_str, ks] : Sorted(rs)) {
       if (!ks->windows->HasOpen()) continue;
       ks->windows->CloseAll(&impl_->closed);
@@ -438,8 +513,18 @@ bool Engine::Restore(const std::string& rule, const std::string& key, const std:
     ks.max_time = j.at("max_time").get<std::int64_t>();
     ks.last_seen = j.at("last_seen").get<std::int64_t>();
     ks.arrivals = j.at("arrivals").get<std::uint64_t>();
-    ks.windows = MakeWindowState(*rs->rule);
-    ks.windows->Load(j.at("windows"));
+    if (rs->rule->has_window) {
+      ks.windows = MakeWindowState(*rs->rule);
+      ks.windows->Load(j.at("windows"));
+    }
+    if (rs->rule->detector) {
+      ks.detector = MakeDetector(*rs->rule->detector);
+      ks.detector->Load(j.at("detector"));
+      if (rs->rule->detector->method == DetectorSpec::Method::kAbsent) {
+        rs->next_absent_check = std::min(rs->next_absent_check,
+                                         ks.last_seen + rs->rule->detector->for_duration.count());
+      }
+    }
     const json& a = j.at("alert");
     int state = a.at(0).get<int>();
     if (state < 0 || state > 2) return false;
@@ -449,7 +534,7 @@ bool Engine::Restore(const std::string& rule, const std::string& key, const std:
     ks.last_notify = a.at(3).get<std::int64_t>();
     ks.alert_id = a.at(4).get<std::string>();
     ks.summary = a.at(5).get<std::string>();
-    if (ks.windows->HasOpen() && rs->rule->window.idle_timeout.count() > 0) {
+    if (ks.windows && ks.windows->HasOpen() && rs->rule->window.idle_timeout.count() > 0) {
       rs->next_idle_check =
           std::min(rs->next_idle_check, ks.last_seen + rs->rule->window.idle_timeout.count());
     }

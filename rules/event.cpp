@@ -68,6 +68,9 @@ std::string ToJson(const Event& e) {
       case Value::Kind::kDouble:
         values[name] = v.number;
         break;
+      case Value::Kind::kBool:
+        values[name] = v.number != 0;
+        break;
     }
   }
   j["values"] = std::move(values);

@@ -11,15 +11,17 @@
 namespace vigil::rules {
 
 // An aggregate's value in an event: null (undefined, SPEC §12.9), an integer (count(),
-// distinct()) or a double. Integers print without a fraction in JSON.
+// distinct()), a double, or a boolean (a detector's `anomaly`). Integers print without a
+// fraction in JSON.
 struct Value {
-  enum class Kind { kNull, kInt, kDouble };
+  enum class Kind { kNull, kInt, kDouble, kBool };
   Kind kind = Kind::kNull;
   double number = 0;
 
   static Value Null() { return {}; }
   static Value Int(double v) { return {Kind::kInt, v}; }
   static Value Double(double v) { return {Kind::kDouble, v}; }
+  static Value Bool(bool v) { return {Kind::kBool, v ? 1.0 : 0.0}; }
   bool is_null() const { return kind == Kind::kNull; }
 };
 

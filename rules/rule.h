@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "config/values.h"
+#include "rules/detector.h"
 #include "rules/expr.h"
 
 namespace vigil::rules {
@@ -67,8 +68,12 @@ struct CompiledRule {
   std::shared_ptr<const Expr> where;  // null: every reading
   bool group_by_all = true;           // default: every tag is part of the key
   std::vector<std::string> group_by;  // sorted
+  bool has_window = true;
   WindowSpec window;
   std::vector<AggregateSpec> aggregates;
+  // SPEC §4: alone (over each reading's value) or beside a window (over `input` of each
+  // closed window, §12.18).
+  std::optional<DetectorSpec> detector;
   std::optional<AlertSpec> alert;
   bool emit_alert = true;
   bool emit_aggregate = false;

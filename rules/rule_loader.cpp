@@ -148,15 +148,104 @@ void CheckSummary(JsonReader& r, const std::string& summary, const std::string& 
       continue;
     }
     std::string name = m[1].str();
+    const bool detector_output =
+        rule.detector && (name == "value" || name == "score" || name == "anomaly");
     bool known = std::any_of(rule.aggregates.begin(), rule.aggregates.end(),
                              [&](const AggregateSpec& a) { return a.name == name; }) ||
-                 rule.group_by_all ||
+                 detector_output || rule.group_by_all ||
                  std::find(rule.group_by.begin(), rule.group_by.end(), name) != rule.group_by.end();
     if (!known) {
       r.Error(pointer, "col " + std::to_string(col) + ": unknown name \"" + name +
                            "\" (not an aggregate or a group_by tag)");
     }
   }
+}
+
+// SPEC §4 and §12.19–12.20: methods, parameters and defaults.
+void ParseDetector(JsonReader& r, const json& o, const std::string& p, CompiledRule* rule) {
+  if (!r.CheckObject(o, p,
+                     {"method", "window", "threshold", "alpha", "max_rate", "for", "tolerance",
+                      "min", "max", "min_samples", "input"})) {
+    return;
+  }
+  using M = DetectorSpec::Method;
+  static const std::pair<const char*, M> kMethods[] = {
+      {"zscore", M::kZscore},     {"ewma", M::kEwma},     {"mad", M::kMad},    {"spike", M::kSpike},
+      {"flatline", M::kFlatline}, {"absent", M::kAbsent}, {"range", M::kRange}};
+  DetectorSpec d;
+  r.String(o, "method", p, &d.name);
+  bool known = false;
+  for (const auto& [name, method] : kMethods) {
+    if (d.name == name) {
+      d.method = method;
+      known = true;
+    }
+  }
+  if (!known) {
+    r.Error(p + "/method",
+            (d.name.empty() ? std::string("missing") : "unknown method \"" + d.name + "\"") +
+                " (zscore, ewma, mad, spike, flatline, absent, range)");
+    return;
+  }
+  auto number = [&](const char* key, double* out) {
+    auto it = o.find(key);
+    if (it == o.end()) return false;
+    if (!it->is_number()) {
+      r.Error(p + "/" + key, "must be a number");
+      return false;
+    }
+    *out = it->get<double>();
+    return true;
+  };
+  auto need = [&](const char* key) {
+    if (!o.contains(key)) r.Error(p + "/" + key, "missing (" + d.name + " needs it)");
+  };
+  d.min_samples = (d.method == M::kZscore || d.method == M::kEwma || d.method == M::kMad) ? 30 : 0;
+  d.threshold = d.method == M::kMad ? 3.5 : 3;
+  std::int64_t min_samples = static_cast<std::int64_t>(d.min_samples);
+  r.Int(o, "min_samples", p, 0, 100'000'000, &min_samples);
+  d.min_samples = static_cast<std::uint64_t>(min_samples);
+  number("threshold", &d.threshold);
+  if (d.threshold <= 0) r.Error(p + "/threshold", "must be more than 0");
+  if (d.method == M::kZscore || d.method == M::kMad) {
+    d.window_count = 100;
+    if (auto it = o.find("window"); it != o.end()) {
+      d.window_count = 0;
+      if (it->is_number_integer() && it->get<std::int64_t>() >= 2) {
+        d.window_count = it->get<std::uint64_t>();
+      } else if (it->is_string() && config::ParseDuration(it->get<std::string>()) &&
+                 config::ParseDuration(it->get<std::string>())->count() > 0) {
+        d.window_duration = *config::ParseDuration(it->get<std::string>());
+      } else {
+        r.Error(p + "/window", "must be a count of readings (an integer ≥ 2) or a duration");
+      }
+    }
+  }
+  if (d.method == M::kEwma) {
+    number("alpha", &d.alpha);
+    if (d.alpha <= 0 || d.alpha > 1) r.Error(p + "/alpha", "must be in (0, 1]");
+  }
+  if (d.method == M::kSpike) {
+    need("max_rate");
+    number("max_rate", &d.max_rate);
+    if (o.contains("max_rate") && d.max_rate <= 0) r.Error(p + "/max_rate", "must be more than 0");
+  }
+  if (d.method == M::kFlatline || d.method == M::kAbsent) {
+    need("for");
+    r.Duration(o, "for", p, &d.for_duration);
+    if (o.contains("for") && d.for_duration.count() <= 0)
+      r.Error(p + "/for", "must be more than 0");
+  }
+  if (d.method == M::kFlatline) number("tolerance", &d.tolerance);
+  if (d.method == M::kRange) {
+    double v = 0;
+    if (number("min", &v)) d.min = v;
+    if (number("max", &v)) d.max = v;
+    if (!d.min && !d.max) r.Error(p, "range needs min, max or both");
+    if (d.min && d.max && *d.min > *d.max) r.Error(p + "/max", "must be at least min");
+  }
+  r.String(o, "input", p, &d.input);
+  rule->detector = std::move(d);
 }
 
 void ParseRule(JsonReader& r, const json& o, const std::string& p, RuleSet* set) {
@@ -218,13 +307,14 @@ void ParseRule(JsonReader& r, const json& o, const std::string& p, RuleSet* set)
                         rule.group_by.end());
   }
 
-  // window
-  if (o.contains("detector")) {
-    r.Error(p + "/detector", "anomaly detectors are not available in this version");
-  }
+  // detector and window
+  if (auto d = o.find("detector"); d != o.end()) ParseDetector(r, *d, p + "/detector", &rule);
   auto w = o.find("window");
   if (w == o.end()) {
-    r.Error(p + "/window", "missing (a rule needs a window)");
+    rule.has_window = false;
+    if (!rule.detector && !o.contains("detector")) {
+      r.Error(p + "/window", "missing (a rule needs a window or a detector)");
+    }
   } else if (r.CheckObject(*w, p + "/window",
                            {"type", "size", "slide", "lateness", "idle_timeout", "gap", "count"})) {
     const std::string wp = p + "/window";
@@ -343,6 +433,13 @@ void ParseRule(JsonReader& r, const json& o, const std::string& p, RuleSet* set)
         scope.names.push_back({rule.aggregates[i].name, Type::kNumber, static_cast<int>(i)});
         names += (i ? ", " : "") + rule.aggregates[i].name;
       }
+      if (rule.detector) {
+        const int n = static_cast<int>(rule.aggregates.size());
+        scope.names.push_back({"value", Type::kNumber, n});
+        scope.names.push_back({"score", Type::kNumber, n + 1});
+        scope.names.push_back({"anomaly", Type::kBool, n + 2});
+        names += std::string(names.empty() ? "" : ", ") + "value, score, anomaly";
+      }
       scope.unknown_names_are_tags = rule.group_by_all;
       scope.hint = "(aggregates: " + (names.empty() ? std::string("none") : names) +
                    (rule.group_by_all ? ")" : "; tags: those in group_by)");
@@ -355,6 +452,7 @@ void ParseRule(JsonReader& r, const json& o, const std::string& p, RuleSet* set)
       }
       std::string when, clear;
       r.String(*al, "when", ap, &when);
+      if (when.empty() && rule.detector) when = "anomaly";  // SPEC §4 default
       if (when.empty()) {
         r.Error(ap + "/when", "missing");
       } else {
@@ -380,6 +478,16 @@ void ParseRule(JsonReader& r, const json& o, const std::string& p, RuleSet* set)
       CheckSummary(r, spec.summary, ap + "/summary", rule);
       rule.alert = std::move(spec);
     }
+  } else if (rule.detector) {
+    // A detector alone alerts on `anomaly` with the defaults.
+    Scope scope;
+    const int n = static_cast<int>(rule.aggregates.size());
+    scope.names = {{"anomaly", Type::kBool, n + 2}};
+    CompileError error;
+    AlertSpec spec;
+    spec.when = Expr::Compile("anomaly", scope, &error);
+    rule.alert = std::move(spec);
+    if (!emit_given) rule.emit_alert = true;
   } else {
     if (emit_given && rule.emit_alert) {
       r.Error(p + "/emit", "\"alert\" needs an alert section");
@@ -389,8 +497,18 @@ void ParseRule(JsonReader& r, const json& o, const std::string& p, RuleSet* set)
       rule.emit_aggregate = true;
     }
   }
-  if (rule.aggregates.empty()) {
+  if (rule.aggregates.empty() && rule.has_window) {
     r.Error(p + "/aggregates", "a window rule needs at least one aggregate");
+  }
+  if (rule.detector && rule.has_window) {
+    const std::string& input = rule.detector->input;
+    bool known = std::any_of(rule.aggregates.begin(), rule.aggregates.end(),
+                             [&](const AggregateSpec& a) { return a.name == input; });
+    if (input.empty()) {
+      r.Error(p + "/detector/input", "missing (with a window, the detector watches an aggregate)");
+    } else if (!known) {
+      r.Error(p + "/detector/input", "unknown aggregate \"" + input + "\"");
+    }
   }
 
   std::int64_t max_keys = static_cast<std::int64_t>(rule.max_keys);

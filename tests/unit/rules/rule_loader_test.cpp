@@ -107,6 +107,33 @@ TEST(RuleLoader, WrongTypesAreReportedWithTheirPointer) {
   }
 }
 
+TEST(RuleLoader, DetectorErrors) {
+  LoadResult r = ParseRules(R"json([
+    { "id": "a", "source": { "metric": "t" }, "detector": { "method": "zscorr" } },
+    { "id": "b", "source": { "metric": "t" }, "detector": { "method": "spike" } },
+    { "id": "c", "source": { "metric": "t" }, "detector": { "method": "range" } },
+    { "id": "d", "source": { "metric": "t" }, "detector": { "method": "zscore", "window": 1 } },
+    { "id": "e", "source": { "metric": "t" }, "window": { "type": "tumbling", "size": "1m" },
+      "aggregates": { "avg": "avg(value)" }, "detector": { "method": "ewma", "input": "mean" } },
+    { "id": "f", "source": { "metric": "t" }, "group_by": ["device"],
+      "detector": { "method": "absent", "for": "1m" },
+      "alert": { "when": "scor > 1" } }
+  ])json",
+                            "r.json");
+  std::string all = Errors(r);
+  for (const char* want : {
+           "r.json: /0/detector/method: unknown method \"zscorr\" (zscore, ewma, mad, spike, "
+           "flatline, absent, range)",
+           "r.json: /1/detector/max_rate: missing (spike needs it)",
+           "r.json: /2/detector: range needs min, max or both",
+           "r.json: /3/detector/window: must be a count of readings (an integer ≥ 2) or a duration",
+           "r.json: /4/detector/input: unknown aggregate \"mean\"",
+           "r.json: /5/alert/when: col 1: unknown name \"scor\"",
+       }) {
+    EXPECT_NE(all.find(want), std::string::npos) << "missing: " << want << "\nall:\n" << all;
+  }
+}
+
 TEST(RuleLoader, JsonSyntaxErrorNamesLineAndColumn) {
   LoadResult r = ParseRules("{\n  \"id\": \"x\"\n  \"source\": {}\n}", "r.json");
   ASSERT_EQ(r.diagnostics.size(), 1u);

@@ -1,0 +1,301 @@
+#include "rules/detector.h"
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <iterator>
+#include <map>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+namespace vigil::rules {
+namespace {
+
+using nlohmann::json;
+
+// A score when the baseline has no spread: 0 for the same value, else "very far".
+constexpr double kFar = 1e9;
+
+double Ratio(double distance, double spread) {
+  if (spread > 0) return distance / spread;
+  return distance == 0 ? 0 : kFar;
+}
+
+// The values of a rolling window (by count or by event-time duration), with running sums
+// for mean/variance (Welford with removal) and an ordered multiset for the median.
+class Rolling {
+ public:
+  explicit Rolling(const DetectorSpec& spec) : spec_(spec) {}
+
+  void Add(double x, std::int64_t t) {
+    values_.emplace_back(t, x);
+    sorted_.insert(x);
+    ++n_;
+    const double d = x - mean_;
+    mean_ += d / static_cast<double>(n_);
+    m2_ += d * (x - mean_);
+    while (!values_.empty() && Expired(t)) Remove();
+  }
+
+  std::uint64_t size() const { return n_; }
+  double mean() const { return mean_; }
+  double stddev() const {
+    return n_ == 0 ? 0 : std::sqrt(std::max(0.0, m2_ / static_cast<double>(n_)));
+  }
+
+  double Median() const { return Quantile(sorted_); }
+  double Mad() const {
+    const double med = Median();
+    std::multiset<double> dev;
+    for (double x : sorted_) dev.insert(std::fabs(x - med));
+    return Quantile(dev);
+  }
+
+  // The running sums are saved as they are, so a restored detector scores bit-for-bit alike.
+  json Save() const { return json{{"values", values_}, {"n", n_}, {"mean", mean_}, {"m2", m2_}}; }
+  void Load(const json& j) {
+    for (const auto& v : j.at("values")) {
+      values_.emplace_back(v.at(0).get<std::int64_t>(), v.at(1).get<double>());
+      sorted_.insert(values_.back().second);
+    }
+    n_ = j.at("n").get<std::uint64_t>();
+    mean_ = j.at("mean").get<double>();
+    m2_ = j.at("m2").get<double>();
+  }
+
+ private:
+  bool Expired(std::int64_t now) const {
+    if (spec_.window_count > 0) return values_.size() > spec_.window_count;
+    return values_.front().first <= now - spec_.window_duration.count();
+  }
+  void Remove() {
+    const double x = values_.front().second;
+    values_.pop_front();
+    sorted_.erase(sorted_.find(x));
+    if (n_ == 1) {
+      n_ = 0;
+      mean_ = m2_ = 0;
+      return;
+    }
+    const double old = mean_;
+    mean_ = (static_cast<double>(n_) * mean_ - x) / static_cast<double>(n_ - 1);
+    m2_ = std::max(0.0, m2_ - (x - old) * (x - mean_));
+    --n_;
+  }
+  static double Quantile(const std::multiset<double>& s) {
+    if (s.empty()) return 0;
+    auto mid = std::next(s.begin(), static_cast<std::ptrdiff_t>(s.size() / 2));
+    if (s.size() % 2 == 1) return *mid;
+    return (*std::prev(mid) + *mid) / 2;
+  }
+
+  const DetectorSpec spec_;
+  std::deque<std::pair<std::int64_t, double>> values_;
+  std::multiset<double> sorted_;
+  std::uint64_t n_ = 0;
+  double mean_ = 0;
+  double m2_ = 0;
+};
+
+class ZscoreDetector final : public Detector {
+ public:
+  explicit ZscoreDetector(const DetectorSpec& spec) : spec_(spec), rolling_(spec) {}
+  Detection Observe(double x, std::int64_t t) override {
+    Detection d;
+    if (rolling_.size() >= std::max<std::uint64_t>(spec_.min_samples, 2)) {
+      d.ready = true;
+      d.score = Ratio(std::fabs(x - rolling_.mean()), rolling_.stddev());
+      d.anomaly = d.score > spec_.threshold;
+    }
+    rolling_.Add(x, t);
+    return d;
+  }
+  json Save() const override { return rolling_.Save(); }
+  void Load(const json& j) override { rolling_.Load(j); }
+
+ private:
+  const DetectorSpec spec_;
+  Rolling rolling_;
+};
+
+class MadDetector final : public Detector {
+ public:
+  explicit MadDetector(const DetectorSpec& spec) : spec_(spec), rolling_(spec) {}
+  Detection Observe(double x, std::int64_t t) override {
+    Detection d;
+    if (rolling_.size() >= std::max<std::uint64_t>(spec_.min_samples, 2)) {
+      d.ready = true;
+      d.score = 0.6745 * Ratio(std::fabs(x - rolling_.Median()), rolling_.Mad());
+      d.anomaly = d.score > spec_.threshold;
+    }
+    rolling_.Add(x, t);
+    return d;
+  }
+  json Save() const override { return rolling_.Save(); }
+  void Load(const json& j) override { rolling_.Load(j); }
+
+ private:
+  const DetectorSpec spec_;
+  Rolling rolling_;
+};
+
+// EWMA mean and variance: m ← m + α(x − m), v ← (1 − β)(v + β(x − m)²) with β = α/4.
+class EwmaDetector final : public Detector {
+ public:
+  explicit EwmaDetector(const DetectorSpec& spec) : spec_(spec) {}
+  Detection Observe(double x, std::int64_t) override {
+    Detection d;
+    if (n_ >= std::max<std::uint64_t>(spec_.min_samples, 2)) {
+      d.ready = true;
+      d.score = Ratio(std::fabs(x - mean_), std::sqrt(var_));
+      d.anomaly = d.score > spec_.threshold;
+    }
+    if (n_ == 0) {
+      mean_ = x;
+    } else {
+      const double diff = x - mean_;
+      mean_ += spec_.alpha * diff;
+      // The variance is smoothed four times slower than the mean: a steadier band, so a
+      // stationary series does not cross it by the chance dips of a fast estimate.
+      const double beta = spec_.alpha / 4;
+      var_ = (1 - beta) * (var_ + beta * diff * diff);
+    }
+    ++n_;
+    return d;
+  }
+  json Save() const override { return {n_, mean_, var_}; }
+  void Load(const json& j) override {
+    n_ = j.at(0).get<std::uint64_t>();
+    mean_ = j.at(1).get<double>();
+    var_ = j.at(2).get<double>();
+  }
+
+ private:
+  const DetectorSpec spec_;
+  std::uint64_t n_ = 0;
+  double mean_ = 0;
+  double var_ = 0;
+};
+
+// |Δvalue / Δt| between consecutive readings, in units per second.
+class SpikeDetector final : public Detector {
+ public:
+  explicit SpikeDetector(const DetectorSpec& spec) : spec_(spec) {}
+  Detection Observe(double x, std::int64_t t) override {
+    Detection d;
+    if (has_last_ && t > last_t_ && n_ >= spec_.min_samples) {
+      d.ready = true;
+      d.score = std::fabs(x - last_x_) / (static_cast<double>(t - last_t_) / 1000.0);
+      d.anomaly = d.score > spec_.max_rate;
+    }
+    if (!has_last_ || t >= last_t_) {
+      has_last_ = true;
+      last_t_ = t;
+      last_x_ = x;
+    }
+    ++n_;
+    return d;
+  }
+  json Save() const override { return {has_last_, last_t_, last_x_, n_}; }
+  void Load(const json& j) override {
+    has_last_ = j.at(0).get<bool>();
+    last_t_ = j.at(1).get<std::int64_t>();
+    last_x_ = j.at(2).get<double>();
+    n_ = j.at(3).get<std::uint64_t>();
+  }
+
+ private:
+  const DetectorSpec spec_;
+  bool has_last_ = false;
+  std::int64_t last_t_ = 0;
+  double last_x_ = 0;
+  std::uint64_t n_ = 0;
+};
+
+// A run of values within `tolerance` of the run's first value; anomaly once the run has
+// lasted `for` (event time). score = the run's length in seconds.
+class FlatlineDetector final : public Detector {
+ public:
+  explicit FlatlineDetector(const DetectorSpec& spec) : spec_(spec) {}
+  Detection Observe(double x, std::int64_t t) override {
+    if (!in_run_ || std::fabs(x - run_value_) > spec_.tolerance) {
+      in_run_ = true;
+      run_value_ = x;
+      run_start_ = t;
+    }
+    ++n_;
+    Detection d;
+    d.ready = n_ > spec_.min_samples;
+    const std::int64_t length = std::max<std::int64_t>(0, t - run_start_);
+    d.score = static_cast<double>(length) / 1000.0;
+    d.anomaly = d.ready && length >= spec_.for_duration.count();
+    return d;
+  }
+  json Save() const override { return {in_run_, run_value_, run_start_, n_}; }
+  void Load(const json& j) override {
+    in_run_ = j.at(0).get<bool>();
+    run_value_ = j.at(1).get<double>();
+    run_start_ = j.at(2).get<std::int64_t>();
+    n_ = j.at(3).get<std::uint64_t>();
+  }
+
+ private:
+  const DetectorSpec spec_;
+  bool in_run_ = false;
+  double run_value_ = 0;
+  std::int64_t run_start_ = 0;
+  std::uint64_t n_ = 0;
+};
+
+class RangeDetector final : public Detector {
+ public:
+  explicit RangeDetector(const DetectorSpec& spec) : spec_(spec) {}
+  Detection Observe(double x, std::int64_t) override {
+    Detection d;
+    d.ready = ++n_ > spec_.min_samples;
+    double below = spec_.min && x < *spec_.min ? *spec_.min - x : 0;
+    double above = spec_.max && x > *spec_.max ? x - *spec_.max : 0;
+    d.score = below + above;
+    d.anomaly = d.ready && d.score > 0;
+    return d;
+  }
+  json Save() const override { return {n_}; }
+  void Load(const json& j) override { n_ = j.at(0).get<std::uint64_t>(); }
+
+ private:
+  const DetectorSpec spec_;
+  std::uint64_t n_ = 0;
+};
+
+// Readings are what `absent` waits for; the engine decides by processing time.
+class AbsentDetector final : public Detector {
+ public:
+  Detection Observe(double, std::int64_t) override { return {true, 0, false}; }
+  json Save() const override { return json::array(); }
+  void Load(const json&) override {}
+};
+
+}  // namespace
+
+std::unique_ptr<Detector> MakeDetector(const DetectorSpec& spec) {
+  switch (spec.method) {
+    case DetectorSpec::Method::kZscore:
+      return std::make_unique<ZscoreDetector>(spec);
+    case DetectorSpec::Method::kEwma:
+      return std::make_unique<EwmaDetector>(spec);
+    case DetectorSpec::Method::kMad:
+      return std::make_unique<MadDetector>(spec);
+    case DetectorSpec::Method::kSpike:
+      return std::make_unique<SpikeDetector>(spec);
+    case DetectorSpec::Method::kFlatline:
+      return std::make_unique<FlatlineDetector>(spec);
+    case DetectorSpec::Method::kAbsent:
+      return std::make_unique<AbsentDetector>();
+    case DetectorSpec::Method::kRange:
+      return std::make_unique<RangeDetector>(spec);
+  }
+  return nullptr;
+}
+
+}  // namespace vigil::rules
