@@ -34,6 +34,8 @@ struct SimulateOptions {
   std::optional<double> seconds;  // unset: until SIGINT/SIGTERM
   int qos = 1;
   std::uint64_t seed = 1;
+  bool anomalies = false;  // --anomalies: inject labelled anomalies (agent/signal.h)
+  std::string labels;      // --labels FILE: write them, one JSON object a line
 };
 // `vigil simulate` (SPEC §1): publishes synthetic readings to the configured broker.
 int Simulate(const config::Config& config, const SimulateOptions& options);

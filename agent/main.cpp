@@ -30,7 +30,7 @@ commands:
   run                      the daemon, in the foreground
   check                    validate the config and every rule file; prints "ok: N rules"
   replay [--input FILE|-]  evaluate the rules over recorded messages; print every event
-  simulate [--devices N] [--rate R] [--seconds S] [--qos Q] [--seed K]
+  simulate [--devices N] [--rate R] [--seconds S] [--qos Q] [--seed K] [--anomalies]
                            publish synthetic sensor readings to the configured broker
   status                   summary of the running daemon
   outbox list|retry|purge [--dead]
@@ -60,11 +60,14 @@ const std::map<std::string, std::string>& CommandHelp() {
        "open window closes.\n"},
       {"simulate",
        "usage: vigil simulate [--config FILE] [--devices N] [--rate R/s] [--seconds S] "
-       "[--qos Q] [--seed K]\n\nPublishes synthetic readings (per-device baselines with "
-       "noise; every fifth device drifts\nup and back over two minutes) to the configured "
-       "broker, on topics that match the first\nsubscription. Defaults: 10 devices, 10 "
-       "readings/s in all, until interrupted, QoS 1, seed 1.\nPrints how many it published "
-       "and at what rate.\n"},
+       "[--qos Q] [--seed K]\n       [--anomalies] [--labels FILE]\n\nPublishes synthetic "
+       "readings (per-device baselines with noise; every fifth device drifts\nup and back over "
+       "two minutes) to the configured broker, on topics that match the first\nsubscription. "
+       "Defaults: 10 devices, 10 readings/s in all, until interrupted, QoS 1, seed 1.\n"
+       "--anomalies injects labelled anomalies (level shift, spike, drift, stuck value, "
+       "silence,\nout of range) into the other devices, one every 5 minutes per device after "
+       "10 minutes;\n--labels FILE writes them, one JSON object a line. Prints how many "
+       "readings it published\nand at what rate.\n"},
       {"status",
        "usage: vigil status [--config FILE]\n\nAsks the running daemon for a summary. Exits "
        "3 when no daemon answers.\n"},
@@ -86,8 +89,8 @@ struct Args {
 
 // Options that take a value; every other --option is a flag.
 bool TakesValue(const std::string& name) {
-  static const std::vector<std::string> with_value = {"config",  "input", "devices", "rate",
-                                                      "seconds", "qos",   "seed",    "since"};
+  static const std::vector<std::string> with_value = {
+      "config", "input", "devices", "rate", "seconds", "qos", "seed", "since", "labels"};
   return std::find(with_value.begin(), with_value.end(), name) != with_value.end();
 }
 
@@ -221,6 +224,8 @@ int RunCommand(const Args& args) {
     o.qos = static_cast<int>(qos);
     o.seed = static_cast<std::uint64_t>(seed);
     if (seconds >= 0) o.seconds = seconds;
+    o.anomalies = args.options.count("anomalies") > 0;
+    if (auto it = args.options.find("labels"); it != args.options.end()) o.labels = it->second;
     return vigil::agent::Simulate(*config, o);
   }
   if (cmd == "outbox") {

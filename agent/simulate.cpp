@@ -8,13 +8,13 @@
 #include <deque>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <numbers>
 #include <random>
 #include <sstream>
 #include <thread>
 
 #include "agent/commands.h"
 #include "agent/pipeline.h"
+#include "agent/signal.h"
 #include "config/log.h"
 
 namespace vigil::agent {
@@ -24,15 +24,6 @@ std::atomic<bool> g_stop{false};
 extern "C" void OnStopSignal(int) { g_stop = true; }
 
 constexpr std::size_t kMaxInFlight = 2000;
-constexpr double kDriftPeriodS = 120;
-
-// One simulated device: a baseline with noise; every fifth device drifts up and back
-// (crossing the example rule's threshold), so alerts fire and resolve in a demo.
-struct Device {
-  std::string name;
-  double baseline = 20;
-  bool drifts = false;
-};
 
 // Splits "a/{x}/#" into levels; fills captures: device → the device name, metric → metric,
 // anything else → "sim"; a final `#` is dropped.
@@ -119,13 +110,15 @@ int Simulate(const config::Config& config, const SimulateOptions& options) {
     return kExitInvalid;
   }
   const config::Subscription& sub = config.mqtt.subscriptions.front();
-  std::mt19937_64 rng(options.seed);
-  std::normal_distribution<double> noise(0.0, 0.5);
-  std::vector<Device> devices;
-  for (int i = 0; i < options.devices; ++i) {
-    char name[32];
-    std::snprintf(name, sizeof name, "dev-%03d", i + 1);
-    devices.push_back({name, 18.0 + (i % 7), i % 5 == 0});
+  Signal signal(options.devices, options.seed, options.anomalies, Now());
+  std::size_t labels_written = 0;
+  std::FILE* labels = nullptr;
+  if (!options.labels.empty()) {
+    labels = std::fopen(options.labels.c_str(), "w");
+    if (labels == nullptr) {
+      std::cerr << "simulate: cannot write " << options.labels << '\n';
+      return kExitInvalid;
+    }
   }
   std::string metric = sub.metric.empty() ? "temperature" : sub.metric;
 
@@ -146,7 +139,7 @@ int Simulate(const config::Config& config, const SimulateOptions& options) {
 
   const double rate = options.rate > 0 ? options.rate : 10;
   const auto start = std::chrono::steady_clock::now();
-  const Millis wall_start = Now();
+  std::uint64_t turn = 0;  // whose reading is next
   std::deque<mqtt::delivery_token_ptr> in_flight;
   std::uint64_t published = 0;
   std::uint64_t failed = 0;
@@ -161,16 +154,20 @@ int Simulate(const config::Config& config, const SimulateOptions& options) {
           50));
       continue;
     }
-    const Device& d = devices[published % devices.size()];
+    const int device = static_cast<int>(turn++ % static_cast<std::uint64_t>(signal.devices()));
     const Millis now = Now();
-    double value = d.baseline + noise(rng);
-    if (d.drifts) {
-      const double t = static_cast<double>((now - wall_start).count()) / 1000.0;
-      value += 45.0 * std::max(0.0, std::sin(2 * std::numbers::pi * t / kDriftPeriodS));
+    const std::optional<double> value = signal.Value(device, now);
+    for (; labels != nullptr && labels_written < signal.labels().size(); ++labels_written) {
+      const Signal::Label& l = signal.labels()[labels_written];
+      std::fprintf(labels, "{\"device\":\"%s\",\"kind\":\"%s\",\"start\":%lld,\"end\":%lld}\n",
+                   l.device.c_str(), l.kind.c_str(), static_cast<long long>(l.start.count()),
+                   static_cast<long long>(l.end.count()));
+      std::fflush(labels);
     }
+    if (!value) continue;  // a silent device
     try {
-      auto msg = mqtt::make_message(MakeTopic(sub.topic, d.name, metric),
-                                    MakePayload(sub.payload, value, now), options.qos, false);
+      auto msg = mqtt::make_message(MakeTopic(sub.topic, signal.name(device), metric),
+                                    MakePayload(sub.payload, *value, now), options.qos, false);
       in_flight.push_back(client.publish(msg));
       while (in_flight.size() > kMaxInFlight) {
         in_flight.front()->wait();
@@ -190,6 +187,7 @@ int Simulate(const config::Config& config, const SimulateOptions& options) {
   } catch (const mqtt::exception& e) {
     std::cerr << "simulate: " << e.what() << '\n';
   }
+  if (labels != nullptr) std::fclose(labels);
   const double took =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("published %llu readings in %.1f s (%.0f/s)\n",

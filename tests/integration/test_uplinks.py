@@ -278,7 +278,7 @@ class Uplinks(IntegrationTest):
 
 
 class Examples(IntegrationTest):
-    def test_packaged_example_configs_are_valid(self):
+    def test_packaged_example_configs_and_rules_are_valid(self):
         examples = os.path.join(os.path.dirname(__file__), "../../packaging/examples")
         self.agent()  # writes the rules folder the examples are checked against
         for name in sorted(os.listdir(examples)):
@@ -293,6 +293,14 @@ class Examples(IntegrationTest):
                                  capture_output=True, text=True, timeout=30)
             self.assertEqual(out.returncode, 0, name + ": " + out.stderr)
             self.assertEqual(out.stdout, "ok: 1 rules\n")
+        # The rules `make run` loads: one per window example and detector.
+        config["rules"]["paths"] = [os.path.join(examples, "../rules.d")]
+        with open(path, "w") as f:
+            json.dump(config, f)
+        out = subprocess.run([VIGIL, "check", "--config", path], capture_output=True, text=True,
+                             timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout, "ok: 8 rules\n")
 
 
 if __name__ == "__main__":
