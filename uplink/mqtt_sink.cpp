@@ -78,10 +78,7 @@ bool MqttSink::Connect(std::string* error) {
     const config::TlsConfig& tls = config_.tls;
     auto ssl = mqtt::ssl_options_builder()
                    .enable_server_cert_auth(!tls.insecure_skip_verify)
-                   .verify(!tls.insecure_skip_verify)
-                   .error_handler([error](const std::string& msg) {
-                     if (error->empty()) *error = "TLS: " + msg;
-                   });
+                   .verify(!tls.insecure_skip_verify);
     if (!tls.ca_file.empty()) ssl.trust_store(tls.ca_file);
     if (!tls.cert_file.empty()) ssl.key_store(tls.cert_file);
     if (!tls.key_file.empty()) ssl.private_key(tls.key_file);
@@ -90,13 +87,12 @@ bool MqttSink::Connect(std::string* error) {
   try {
     auto tok = client_->connect(builder.finalize());
     if (!tok->wait_for(std::chrono::milliseconds(config_.timeout.count() + 2000))) {
-      if (error->empty()) *error = "connect to " + config_.uri + " timed out";
+      *error = "connect to " + config_.uri + " timed out";
       return false;
     }
   } catch (const mqtt::exception& e) {
-    std::string reason = e.what();
-    *error = "cannot connect to " + config_.uri + ": " + reason +
-             (error->empty() ? "" : " (" + *error + ")");
+    // Paho says "TCP/TLS connect failure" for a refused handshake (wrong CA, bad certificate).
+    *error = "cannot connect to " + config_.uri + ": " + e.what();
     return false;
   }
   return true;
