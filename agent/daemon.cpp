@@ -1,11 +1,17 @@
+#include <signal.h>
+#include <unistd.h>
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -15,6 +21,8 @@
 #include "agent/ingest.h"
 #include "agent/metrics.h"
 #include "agent/pipeline.h"
+#include "agent/rule_watcher.h"
+#include "agent/systemd_notify.h"
 #include "config/log.h"
 #include "rules/engine.h"
 #include "rules/rule.h"
@@ -36,6 +44,26 @@ sigset_t DaemonSignals() {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
   return set;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Whether two versions of vigil.json differ only in agent.log_level (the one key besides the
+// rule files that a reload applies).
+bool SameBesidesLogLevel(const std::string& a, const std::string& b) {
+  auto strip = [](const std::string& text) {
+    nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_object() && j.contains("agent") && j["agent"].is_object()) {
+      j["agent"].erase("log_level");
+    }
+    return j;
+  };
+  return strip(a) == strip(b);
 }
 
 }  // namespace
@@ -200,16 +228,54 @@ int RunDaemon(const config::Config& config) {
             " with " + std::to_string(loaded.rules->rules.size()) + " rule(s), " +
             std::to_string(config.uplinks.size()) + " uplink(s), state in " + db_path);
 
+  // Reload (SPEC §7): SIGHUP, or a rule file that changed (the watcher sends SIGHUP).
+  const std::string config_text = ReadFile(config.path);
+  auto reload = [&] {
+    rules::LoadResult next = rules::LoadRules(config.rule_paths);
+    if (!next.diagnostics.empty()) {
+      for (const auto& d : next.diagnostics) log::Error("reload: " + d.ToString());
+      log::Error("reload: invalid rules; the previous rules stay in force");
+      return;
+    }
+    config::ConfigResult now_config = config::LoadConfig(config.path);
+    if (now_config.config) {
+      if (now_config.config->agent.log_level != config.agent.log_level &&
+          log::SetLevel(now_config.config->agent.log_level)) {
+        log::Info("reload: log level " + now_config.config->agent.log_level);
+      }
+      if (!SameBesidesLogLevel(config_text, ReadFile(config.path))) {
+        log::Warning("reload: " + config.path +
+                     " changed outside agent.log_level: those changes need a restart");
+      }
+    }
+    pipeline.RequestReload(next.rules);
+  };
+  RuleWatcher watcher(config.rule_paths, [] { kill(getpid(), SIGHUP); });
+  watcher.Start();
+
+  SdNotify("READY=1\nSTATUS=running with " + std::to_string(loaded.rules->rules.size()) +
+           " rule(s)");
+  const auto watchdog = WatchdogInterval();
+  const auto tick = watchdog ? std::chrono::duration_cast<std::chrono::milliseconds>(*watchdog / 2)
+                             : std::chrono::milliseconds(1000);
   while (true) {
-    int sig = 0;
-    if (sigwait(&signals, &sig) != 0) continue;
+    timespec timeout{static_cast<time_t>(tick.count() / 1000),
+                     static_cast<long>(tick.count() % 1000) * 1'000'000};
+    const int sig = sigtimedwait(&signals, nullptr, &timeout);
+    // The watchdog is fed only while the engine thread is alive.
+    if (watchdog && pipeline.Alive(Now())) SdNotify("WATCHDOG=1");
+    if (sig < 0) continue;  // timeout or EINTR
     if (sig == SIGHUP) {
-      log::Info("SIGHUP: rule reload is not available in this version; restart to apply changes");
+      SdNotify("RELOADING=1");
+      reload();
+      SdNotify("READY=1");
       continue;
     }
     log::Info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ": stopping");
     break;
   }
+  SdNotify("STOPPING=1");
+  watcher.Stop();
 
   endpoint.reset();
   stopping = true;

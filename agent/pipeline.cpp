@@ -39,7 +39,7 @@ Pipeline::Pipeline(const config::Config& config, std::shared_ptr<const rules::Ru
       journal_(journal),
       metrics_(metrics),
       notify_(std::move(notify)),
-      engine_(config.agent.id, rules_),
+      engine_(std::make_unique<rules::Engine>(config.agent.id, rules_)),
       queue_(kQueueCapacity) {}
 
 Pipeline::~Pipeline() { Stop(); }
@@ -49,7 +49,7 @@ Status Pipeline::Restore() {
   std::size_t stale = 0;
   Status s = store_->LoadState(
       [&](const std::string& rule, const std::string& key, const std::string& bytes) {
-        if (engine_.Restore(rule, key, bytes)) {
+        if (engine_->Restore(rule, key, bytes)) {
           ++restored;
         } else {
           ++stale;
@@ -76,7 +76,7 @@ Status Pipeline::Restore() {
     decoder.Decode(jm.topic, jm.payload, jm.received, &decoded);
     m.readings = std::move(decoded.readings);
     ProcessMessage(m);
-    engine_.Advance(m.received, &events_);
+    engine_->Advance(m.received, &events_);
     ++replayed;
     return true;
   });
@@ -90,7 +90,8 @@ Status Pipeline::Restore() {
 }
 
 void Pipeline::Start() {
-  snapshot_ = {engine_.Stats(), engine_.Firing()};
+  snapshot_ = {engine_->Stats(), engine_->Firing()};
+  heartbeat_.store(Now().count());
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -102,7 +103,7 @@ Pipeline::Snapshot Pipeline::LastSnapshot() const {
 bool Pipeline::Push(IngestMessage message) { return queue_.Push(std::move(message)); }
 
 void Pipeline::ProcessMessage(const IngestMessage& m) {
-  for (const auto& reading : m.readings) engine_.Process(reading, m.received, &events_);
+  for (const auto& reading : m.readings) engine_->Process(reading, m.received, &events_);
   if (m.seq > 0) position_ = std::max(position_, m.seq);
 }
 
@@ -122,12 +123,19 @@ void Pipeline::Run() {
     queue_.PopBatch(&batch, kBatch, wait);
     // Once closed, the queue only drains: the last batch ends with a final commit.
     const bool draining = queue_.closed() && queue_.size() == 0;
+    heartbeat_.store(Now().count(), std::memory_order_relaxed);
+    std::shared_ptr<const rules::RuleSet> reload;
+    {
+      std::lock_guard lock(reload_mu_);
+      reload.swap(pending_rules_);
+    }
+    if (reload) ApplyReload(std::move(reload), Now());
     for (auto& m : batch) {
       ProcessMessage(m);
       if (m.seq == 0) unjournaled_.push_back(std::move(m));
     }
     Millis now = Now();
-    engine_.Advance(now, &events_);
+    engine_->Advance(now, &events_);
     if (now >= next_commit || draining || events_.size() >= kBatch) {
       Commit(now);
       next_commit = now + interval;
@@ -138,6 +146,36 @@ void Pipeline::Run() {
     }
     if (draining) break;
   }
+}
+
+void Pipeline::RequestReload(std::shared_ptr<const rules::RuleSet> rules) {
+  std::lock_guard lock(reload_mu_);
+  pending_rules_ = std::move(rules);
+}
+
+void Pipeline::ApplyReload(std::shared_ptr<const rules::RuleSet> rules, Millis now) {
+  auto next = std::make_unique<rules::Engine>(config_.agent.id, rules);
+  std::vector<rules::StateChange> all;
+  engine_->SnapshotAll(&all);
+  std::size_t kept = 0;
+  std::set<std::string> dropped;  // rules whose state cannot carry over: changed or removed
+  for (const auto& c : all) {
+    if (c.bytes && next->Restore(c.rule, c.key, *c.bytes)) {
+      ++kept;
+    } else {
+      dropped.insert(c.rule);
+      changes_.push_back({c.rule, c.key, std::nullopt});
+    }
+  }
+  const std::size_t before = events_.size();
+  for (const auto& rule : dropped) engine_->ResolveFiring(rule, now, &events_);
+  engine_ = std::move(next);
+  rules_ = std::move(rules);
+  log::Info("reload: " + std::to_string(rules_->rules.size()) + " rule(s) in force; kept the " +
+            "state of " + std::to_string(kept) + " key(s); " + std::to_string(dropped.size()) +
+            " changed or removed rule(s) start fresh; resolved " +
+            std::to_string(events_.size() - before) + " of their firing alert(s)");
+  Commit(now);
 }
 
 void Pipeline::Retire(Millis now) {
@@ -209,10 +247,10 @@ void Pipeline::Commit(Millis now) {
     }
     unjournaled_.clear();
   }
-  engine_.TakeChanges(&changes_);
+  engine_->TakeChanges(&changes_);
   if (changes_.empty() && events_.empty() && position_ == committed_position_) return;
   if (now - snapshot_time_ >= kSnapshotInterval) {
-    Snapshot fresh{engine_.Stats(), engine_.Firing()};
+    Snapshot fresh{engine_->Stats(), engine_->Firing()};
     snapshot_time_ = now;
     std::lock_guard lock(snapshot_mu_);
     snapshot_ = std::move(fresh);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -56,7 +57,11 @@ class Pipeline {
   // committed position (what a crash left uncommitted) and commits. REQUIRES: before Start().
   Status Restore();
   // The alerts firing after Restore. REQUIRES: before Start() (the engine thread owns it after).
-  std::vector<rules::FiringAlert> Firing() const { return engine_.Firing(); }
+  std::vector<rules::FiringAlert> Firing() const { return engine_->Firing(); }
+  // Hands new rules to the engine thread (SIGHUP, a changed rule file). It applies them
+  // between batches: unchanged rules keep their state, changed and new ones start fresh, the
+  // firing alerts of changed and removed rules are resolved. Never blocks. Thread-safe.
+  void RequestReload(std::shared_ptr<const rules::RuleSet> rules);
   void Start();
   // Queues one message; blocks while the queue is full (back-pressure). False after Stop().
   bool Push(IngestMessage message);
@@ -64,6 +69,8 @@ class Pipeline {
   void Stop();
 
   std::size_t queue_depth() const { return queue_.size(); }
+  // True while the engine thread goes round its loop (the systemd watchdog asks).
+  bool Alive(Millis now) const { return now - Millis(heartbeat_.load()) < Millis(10'000); }
 
   // The engine's rule statistics and firing alerts as of the last commit. Thread-safe.
   struct Snapshot {
@@ -76,6 +83,7 @@ class Pipeline {
   void Run();
   void ProcessMessage(const IngestMessage& m);
   void Commit(Millis now);
+  void ApplyReload(std::shared_ptr<const rules::RuleSet> rules, Millis now);
   void Retire(Millis now);                    // journal retention and outbox TTL
   void EnforceQuota(std::uint64_t incoming);  // bytes about to be written
 
@@ -85,7 +93,9 @@ class Pipeline {
   store::Journal* journal_;  // not owned
   Metrics* metrics_;         // not owned
   Notify notify_;
-  rules::Engine engine_;  // touched only by the engine thread after Start()
+  std::unique_ptr<rules::Engine> engine_;  // touched only by the engine thread after Start()
+  std::mutex reload_mu_;                   // guards pending_rules_
+  std::shared_ptr<const rules::RuleSet> pending_rules_;
   BoundedQueue<IngestMessage> queue_;
   std::thread thread_;
   mutable std::mutex snapshot_mu_;  // guards snapshot_
@@ -98,6 +108,7 @@ class Pipeline {
   std::int64_t position_ = 0;               // last journal seq processed
   std::int64_t committed_position_ = 0;     // ... and committed
   Millis next_maintenance_{0};
+  std::atomic<std::int64_t> heartbeat_{0};  // ms; written by the engine thread each round
 };
 
 // Processing time: the agent's clock, in ms since the epoch.

@@ -545,6 +545,39 @@ bool Engine::Restore(const std::string& rule, const std::string& key, const std:
   return true;
 }
 
+void Engine::SnapshotAll(std::vector<StateChange>* out) const {
+  for (const RuleState& rs : impl_->rules) {
+    for (const auto& [key_str, ks] : Sorted(rs)) {
+      out->push_back({rs.rule->id, *key_str, impl_->Serialize(rs, *ks)});
+    }
+  }
+}
+
+void Engine::ResolveFiring(const std::string& rule, Millis now, std::vector<Event>* out) {
+  for (RuleState& rs : impl_->rules) {
+    if (rs.rule->id != rule || !rs.rule->alert) continue;
+    for (auto& [key_str, ks] : Sorted(rs)) {
+      if (ks->state != AlertState::kFiring) continue;
+      Event e;
+      e.kind = "alert";
+      e.agent = impl_->agent;
+      e.rule = rule;
+      e.key = ks->key;
+      e.state = "resolved";
+      e.severity = rs.rule->alert->severity;
+      e.summary = ks->summary;
+      e.labels = rs.rule->alert->labels;
+      e.time = now;
+      e.alert_id = ks->alert_id;
+      e.id = StableHash({impl_->agent, rule, *key_str, "alert", ks->alert_id, "resolved",
+                         std::to_string(now.count())});
+      out->push_back(std::move(e));
+      ks->state = AlertState::kInactive;
+      ks->alert_id.clear();
+    }
+  }
+}
+
 std::vector<RuleStats> Engine::Stats() const {
   std::vector<RuleStats> out;
   for (const RuleState& rs : impl_->rules) {

@@ -84,6 +84,12 @@ class Engine {
   // is unknown, its fingerprint differs (the rule changed) or the bytes are malformed.
   bool Restore(const std::string& rule, const std::string& key, const std::string& bytes);
 
+  // The state of every (rule, key), for handing over to a new engine on reload.
+  void SnapshotAll(std::vector<StateChange>* out) const;
+  // Resolves every firing alert of `rule` (removed or changed by a reload): a resolved event
+  // per alert, at processing time `now`, with the last summary and no values.
+  void ResolveFiring(const std::string& rule, Millis now, std::vector<Event>* out);
+
   std::vector<RuleStats> Stats() const;
   std::vector<FiringAlert> Firing() const;
   std::size_t rule_count() const;

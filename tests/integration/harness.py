@@ -188,10 +188,11 @@ class Agent:
         self.log_path = os.path.join(workdir, "vigil.log")
         self.proc = None
 
-    def start(self, wait_connected=True):
+    def start(self, wait_connected=True, env=None):
         with open(self.log_path, "a") as log:
             self.proc = subprocess.Popen([VIGIL, "run", "--config", self.config_path],
-                                         stdout=subprocess.DEVNULL, stderr=log)
+                                         stdout=subprocess.DEVNULL, stderr=log,
+                                         env=dict(os.environ, **(env or {})))
         if wait_connected:
             wait_for(lambda: self.proc.poll() is not None or self.metric("vigil_mqtt_connected") == 1,
                      20, "the agent to connect")
