@@ -12,9 +12,10 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 DEPS := build-essential cmake ninja-build pkg-config python3 \
 	libpaho-mqttpp-dev libpaho-mqtt-dev libsqlite3-dev nlohmann-json3-dev \
 	libcurl4-openssl-dev zlib1g-dev libcpp-httplib-dev libgtest-dev libgmock-dev libbenchmark-dev \
-	mosquitto mosquitto-clients openssl prometheus-alertmanager influxdb
+	mosquitto mosquitto-clients openssl prometheus-alertmanager influxdb \
+	dpkg-dev lintian prometheus
 
-.PHONY: all deps build test test-sanitize run format format-check clean
+.PHONY: all deps build test test-sanitize run package format format-check clean
 
 all: build
 
@@ -44,6 +45,10 @@ test-sanitize: deps
 
 run: build
 	packaging/demo.sh $(BUILD)/agent/vigil
+
+# The Debian package, in $(BUILD)/ (packaging/README.md).
+package: build
+	cd $(BUILD) && cpack -G DEB
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')
