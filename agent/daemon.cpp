@@ -230,6 +230,7 @@ int RunDaemon(const config::Config& config) {
 
   // Reload (SPEC §7): SIGHUP, or a rule file that changed (the watcher sends SIGHUP).
   const std::string config_text = ReadFile(config.path);
+  std::string log_level = config.agent.log_level;
   auto reload = [&] {
     rules::LoadResult next = rules::LoadRules(config.rule_paths);
     if (!next.diagnostics.empty()) {
@@ -239,9 +240,11 @@ int RunDaemon(const config::Config& config) {
     }
     config::ConfigResult now_config = config::LoadConfig(config.path);
     if (now_config.config) {
-      if (now_config.config->agent.log_level != config.agent.log_level &&
-          log::SetLevel(now_config.config->agent.log_level)) {
-        log::Info("reload: log level " + now_config.config->agent.log_level);
+      if (now_config.config->agent.log_level != log_level) {
+        // Said at the old level, so a quieter new level does not hide it.
+        log_level = now_config.config->agent.log_level;
+        log::Info("reload: log level " + log_level);
+        log::SetLevel(log_level);
       }
       if (!SameBesidesLogLevel(config_text, ReadFile(config.path))) {
         log::Warning("reload: " + config.path +

@@ -77,6 +77,21 @@ class Reload(IntegrationTest):
         wait_for(lambda: "reload: 2 rule(s) in force" in agent.log(), 20, "the file reload")
         self.assertEqual(agent.stop(), 0)
 
+    def test_log_level_applies_other_config_changes_need_a_restart(self):
+        agent = self.agent(rules=[rule("keep")]).start()
+        with open(agent.config_path) as f:
+            config = json.load(f)
+        config["agent"]["log_level"] = "warning"
+        config["store"]["commit_interval"] = "1s"
+        with open(agent.config_path, "w") as f:
+            json.dump(config, f)
+        agent.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "changed outside agent.log_level: those changes need a restart"
+                 in agent.log(), 20, "the restart notice")
+        self.assertIn("reload: log level warning", agent.log())
+        self.assertEqual(agent.stop(), 0)
+        self.assertNotIn("info: stopped", agent.log().split("log level warning")[1])
+
     def test_systemd_notify_ready_watchdog_and_reloading(self):
         path = os.path.join(self.workdir, "notify.sock")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
