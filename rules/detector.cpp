@@ -98,35 +98,17 @@ class Rolling {
   double m2_ = 0;
 };
 
-class ZscoreDetector final : public Detector {
+// zscore (|x − mean| / stddev) or mad (0.6745·|x − median| / MAD) over a rolling window.
+class RollingDetector final : public Detector {
  public:
-  explicit ZscoreDetector(const DetectorSpec& spec) : spec_(spec), rolling_(spec) {}
+  explicit RollingDetector(const DetectorSpec& spec) : spec_(spec), rolling_(spec_) {}
   Detection Observe(double x, std::int64_t t) override {
     Detection d;
     if (rolling_.size() >= std::max<std::uint64_t>(spec_.min_samples, 2)) {
       d.ready = true;
-      d.score = Ratio(std::fabs(x - rolling_.mean()), rolling_.stddev());
-      d.anomaly = d.score > spec_.threshold;
-    }
-    rolling_.Add(x, t);
-    return d;
-  }
-  json Save() const override { return rolling_.Save(); }
-  void Load(const json& j) override { rolling_.Load(j); }
-
- private:
-  const DetectorSpec spec_;
-  Rolling rolling_;
-};
-
-class MadDetector final : public Detector {
- public:
-  explicit MadDetector(const DetectorSpec& spec) : spec_(spec), rolling_(spec) {}
-  Detection Observe(double x, std::int64_t t) override {
-    Detection d;
-    if (rolling_.size() >= std::max<std::uint64_t>(spec_.min_samples, 2)) {
-      d.ready = true;
-      d.score = 0.6745 * Ratio(std::fabs(x - rolling_.Median()), rolling_.Mad());
+      d.score = spec_.method == DetectorSpec::Method::kMad
+                    ? 0.6745 * Ratio(std::fabs(x - rolling_.Median()), rolling_.Mad())
+                    : Ratio(std::fabs(x - rolling_.mean()), rolling_.stddev());
       d.anomaly = d.score > spec_.threshold;
     }
     rolling_.Add(x, t);
@@ -281,11 +263,10 @@ class AbsentDetector final : public Detector {
 std::unique_ptr<Detector> MakeDetector(const DetectorSpec& spec) {
   switch (spec.method) {
     case DetectorSpec::Method::kZscore:
-      return std::make_unique<ZscoreDetector>(spec);
+    case DetectorSpec::Method::kMad:
+      return std::make_unique<RollingDetector>(spec);
     case DetectorSpec::Method::kEwma:
       return std::make_unique<EwmaDetector>(spec);
-    case DetectorSpec::Method::kMad:
-      return std::make_unique<MadDetector>(spec);
     case DetectorSpec::Method::kSpike:
       return std::make_unique<SpikeDetector>(spec);
     case DetectorSpec::Method::kFlatline:

@@ -51,14 +51,7 @@ std::int64_t MessageHash(const std::string& topic, const std::string& payload) {
   return static_cast<std::int64_t>(h >> 1);
 }
 
-struct Journal::Impl {
-  std::string path;
-  sqlite3* db = nullptr;
-  std::mutex mu;  // guards db
-  std::string moved_aside;
-  std::string damage;
-  ~Impl() { sqlite3_close_v2(db); }
-};
+struct Journal::Impl : Database {};
 
 Journal::Journal(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Journal::~Journal() = default;
@@ -69,10 +62,7 @@ Result<std::unique_ptr<Journal>> Journal::Open(const std::string& path,
   auto opened = OpenDatabase(path, options, kSchema, kSchemaVersion);
   if (!opened.ok()) return R::Error(opened.error());
   auto impl = std::make_unique<Impl>();
-  impl->path = path;
-  impl->db = opened.value().db;
-  impl->moved_aside = opened.value().moved_aside;
-  impl->damage = opened.value().damage;
+  impl->Adopt(path, std::move(opened.value()));
   return std::unique_ptr<Journal>(new Journal(std::move(impl)));
 }
 
@@ -135,34 +125,17 @@ Status Journal::Read(std::int64_t after, Millis since,
 }
 
 Result<std::int64_t> Journal::TrimBefore(Millis before, std::int64_t up_to) {
-  std::lock_guard lock(impl_->mu);
-  Statement st(impl_->db, kTrimBefore);
-  st.Bind(1, std::int64_t{before.count()}).Bind(2, up_to).Step();
-  if (!st.ok()) return Result<std::int64_t>::Error(st.error());
-  return static_cast<std::int64_t>(sqlite3_changes(impl_->db));
+  return impl_->Change(
+      kTrimBefore, [&](Statement& st) { st.Bind(1, std::int64_t{before.count()}).Bind(2, up_to); });
 }
 
 Result<std::int64_t> Journal::TrimOldest(std::int64_t count, std::int64_t up_to) {
-  std::lock_guard lock(impl_->mu);
-  Statement st(impl_->db, kTrimOldest);
-  st.Bind(1, count).Bind(2, up_to).Step();
-  if (!st.ok()) return Result<std::int64_t>::Error(st.error());
-  return static_cast<std::int64_t>(sqlite3_changes(impl_->db));
+  return impl_->Change(kTrimOldest, [&](Statement& st) { st.Bind(1, count).Bind(2, up_to); });
 }
 
-int Journal::SynchronousLevel() {
-  std::lock_guard lock(impl_->mu);
-  Statement st(impl_->db, "PRAGMA synchronous");
-  return st.Step() ? static_cast<int>(st.Int(0)) : -1;
-}
-
-std::uint64_t Journal::SizeBytes() const { return DatabaseBytes(impl_->path); }
-
-void Journal::Vacuum() {
-  std::lock_guard lock(impl_->mu);
-  (void)Exec(impl_->db, "PRAGMA incremental_vacuum");
-  (void)Exec(impl_->db, "PRAGMA wal_checkpoint(TRUNCATE)");
-}
+int Journal::SynchronousLevel() { return impl_->SynchronousLevel(); }
+std::uint64_t Journal::SizeBytes() const { return impl_->SizeBytes(); }
+void Journal::Vacuum() { impl_->Vacuum(); }
 
 std::int64_t Journal::LastSeq() {
   std::lock_guard lock(impl_->mu);

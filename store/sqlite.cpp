@@ -163,6 +163,35 @@ Result<OpenedDatabase> OpenDatabase(const std::string& path, const config::Store
   return opened;
 }
 
+void Database::Adopt(const std::string& file, OpenedDatabase opened) {
+  path = file;
+  db = opened.db;
+  moved_aside = std::move(opened.moved_aside);
+  damage = std::move(opened.damage);
+}
+
+Result<std::int64_t> Database::Change(const char* sql,
+                                      const std::function<void(Statement&)>& bind) {
+  std::lock_guard lock(mu);
+  Statement st(db, sql);
+  bind(st);
+  st.Step();
+  if (!st.ok()) return Result<std::int64_t>::Error(st.error());
+  return static_cast<std::int64_t>(sqlite3_changes(db));
+}
+
+int Database::SynchronousLevel() {
+  std::lock_guard lock(mu);
+  Statement st(db, "PRAGMA synchronous");
+  return st.Step() ? static_cast<int>(st.Int(0)) : -1;
+}
+
+void Database::Vacuum() {
+  std::lock_guard lock(mu);
+  (void)Exec(db, "PRAGMA incremental_vacuum");
+  (void)Exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
 std::uint64_t DatabaseBytes(const std::string& path) {
   std::uint64_t total = 0;
   for (const char* suffix : {"", "-wal"}) {

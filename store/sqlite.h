@@ -5,6 +5,8 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <functional>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -66,5 +68,25 @@ Result<OpenedDatabase> OpenDatabase(const std::string& path, const config::Store
 
 // Bytes on disk of a database: its file and WAL.
 std::uint64_t DatabaseBytes(const std::string& path);
+
+// One open database file: its connection behind a mutex (SQLite has one writer per file),
+// what OpenDatabase found, and the upkeep the state database and the journal share.
+struct Database {
+  std::string path;
+  sqlite3* db = nullptr;
+  std::mutex mu;  // guards db
+  std::string moved_aside;
+  std::string damage;
+
+  ~Database() { sqlite3_close_v2(db); }
+  // Takes what OpenDatabase returned.
+  void Adopt(const std::string& file, OpenedDatabase opened);
+  // One statement with bindings; returns the rows it changed.
+  Result<std::int64_t> Change(const char* sql, const std::function<void(Statement&)>& bind);
+  int SynchronousLevel();
+  // Returns free pages to the file system and truncates the WAL.
+  void Vacuum();
+  std::uint64_t SizeBytes() const { return DatabaseBytes(path); }
+};
 
 }  // namespace vigil::store

@@ -84,15 +84,7 @@ OutboxRow ReadRow(const Statement& s) {
 
 }  // namespace
 
-struct Store::Impl {
-  std::string path;
-  sqlite3* db = nullptr;
-  std::mutex mu;  // guards db: one writer, and every reader on the same connection
-  std::string moved_aside;
-  std::string damage;
-
-  ~Impl() { sqlite3_close_v2(db); }
-
+struct Store::Impl : Database {
   Status Exec(const char* sql) { return store::Exec(db, sql); }
 
   // Runs `sql` once per seq of `seqs` in one transaction.
@@ -114,16 +106,6 @@ struct Store::Impl {
     }
     return Exec("COMMIT");
   }
-
-  // One statement with bound integers/texts; returns the rows changed.
-  Result<std::int64_t> Change(const char* sql, const std::function<void(Statement&)>& bind) {
-    std::lock_guard lock(mu);
-    Statement st(db, sql);
-    bind(st);
-    st.Step();
-    if (!st.ok()) return Result<std::int64_t>::Error(st.error());
-    return static_cast<std::int64_t>(sqlite3_changes(db));
-  }
 };
 
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -135,10 +117,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path,
   auto opened = OpenDatabase(path, options, kSchema, kSchemaVersion);
   if (!opened.ok()) return R::Error(opened.error());
   auto impl = std::make_unique<Impl>();
-  impl->path = path;
-  impl->db = opened.value().db;
-  impl->moved_aside = opened.value().moved_aside;
-  impl->damage = opened.value().damage;
+  impl->Adopt(path, std::move(opened.value()));
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 
@@ -257,19 +236,9 @@ Result<std::int64_t> Store::DropOldest(const std::string& kind, std::int64_t eve
   return impl_->Change(kDropOldest, [&](Statement& st) { st.Bind(1, kind).Bind(2, events); });
 }
 
-int Store::SynchronousLevel() {
-  std::lock_guard lock(impl_->mu);
-  Statement st(impl_->db, "PRAGMA synchronous");
-  return st.Step() ? static_cast<int>(st.Int(0)) : -1;
-}
-
-std::uint64_t Store::SizeBytes() const { return DatabaseBytes(impl_->path); }
-
-void Store::Vacuum() {
-  std::lock_guard lock(impl_->mu);
-  (void)impl_->Exec("PRAGMA incremental_vacuum");
-  (void)impl_->Exec("PRAGMA wal_checkpoint(TRUNCATE)");
-}
+int Store::SynchronousLevel() { return impl_->SynchronousLevel(); }
+std::uint64_t Store::SizeBytes() const { return impl_->SizeBytes(); }
+void Store::Vacuum() { impl_->Vacuum(); }
 
 Result<std::vector<OutboxCounts>> Store::Counts() {
   std::lock_guard lock(impl_->mu);
