@@ -10,6 +10,7 @@ install(FILES ${CMAKE_CURRENT_LIST_DIR}/mosquitto-vigil.conf
 install(FILES ${CMAKE_SOURCE_DIR}/README.md ${CMAKE_CURRENT_LIST_DIR}/debian/copyright
         DESTINATION share/doc/vigil)
 # Debian wants the changelog gzipped, without a timestamp in the gzip header.
+file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/debian)
 file(ARCHIVE_CREATE OUTPUT ${CMAKE_BINARY_DIR}/debian/changelog.gz
      PATHS ${CMAKE_CURRENT_LIST_DIR}/debian/changelog FORMAT raw COMPRESSION GZip
      COMPRESSION_LEVEL 9 MTIME 0)
