@@ -24,12 +24,15 @@ constexpr const char* kDefaultConfig = "/etc/vigil/vigil.json";
 constexpr const char* kUsage = R"(usage: vigil COMMAND [--config FILE] [options]
 
 vigil is an IoT edge agent: it reads sensor readings from an MQTT broker, evaluates windowed
-rules over them, keeps its state in SQLite and forwards alerts and aggregates upstream.
+rules and anomaly detectors over them, keeps its state in SQLite and forwards alerts and
+aggregates upstream.
 
 commands:
   run                      the daemon, in the foreground
   check                    validate the config and every rule file; prints "ok: N rules"
-  replay [--input FILE|-]  evaluate the rules over recorded messages; print every event
+  replay [--input FILE|-] [--journal [--since D]]
+                           evaluate the rules over recorded messages or the journal; print
+                           every event
   simulate [--devices N] [--rate R] [--seconds S] [--qos Q] [--seed K] [--anomalies]
                            publish synthetic sensor readings to the configured broker
   status                   summary of the running daemon
@@ -45,19 +48,23 @@ const std::map<std::string, std::string>& CommandHelp() {
   static const std::map<std::string, std::string> help = {
       {"run",
        "usage: vigil run [--config FILE]\n\nRuns the daemon in the foreground until SIGTERM "
-       "or SIGINT, then commits its state and\ndrains the uplinks for up to 5 s. Exits 78 "
-       "with one line why when the config or a rule is invalid.\n"},
+       "or SIGINT, then commits its state and\ndrains the uplinks for up to 5 s. SIGHUP, or "
+       "a saved rule file, reloads the rules.\nExits 78 with one line why when the config or "
+       "a rule is invalid.\n"},
       {"check",
        "usage: vigil check [--config FILE]\n\nValidates the config and every rule file it "
        "names. Prints `ok: N rules` and exits 0,\nor prints every error (one a line, on "
        "stderr) and exits 1.\n"},
       {"replay",
-       "usage: vigil replay [--config FILE] [--input FILE|-]\n\nEvaluates the configured "
+       "usage: vigil replay [--config FILE] [--input FILE|-] [--journal [--since D]]\n\nEvaluates "
+       "the configured "
        "rules over recorded messages, one JSON object a line:\n  {\"topic\": \"...\", "
        "\"payload\": <string or JSON value>, \"received_at\": <ms, optional>}\nand prints "
        "every output event, one JSON object a line. Reads stdin without --input or\nwith "
        "`--input -`. Nothing is sent and no state is changed. At the end of the input every\n"
-       "open window closes.\n"},
+       "open window closes.\nWith --journal it replays the messages kept in the state folder's "
+       "journal (those "
+       "received\nin the last D with --since), each with its arrival time as the clock.\n"},
       {"simulate",
        "usage: vigil simulate [--config FILE] [--devices N] [--rate R/s] [--seconds S] "
        "[--qos Q] [--seed K]\n       [--anomalies] [--labels FILE]\n\nPublishes synthetic "
