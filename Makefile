@@ -15,7 +15,7 @@ DEPS := build-essential cmake ninja-build pkg-config python3 \
 	mosquitto mosquitto-clients openssl prometheus-alertmanager influxdb \
 	dpkg-dev lintian prometheus
 
-.PHONY: all deps build test test-sanitize run package format format-check clean
+.PHONY: all deps build test test-sanitize run package bench format format-check clean
 
 all: build
 
@@ -45,6 +45,12 @@ test-sanitize: deps
 
 run: build
 	packaging/demo.sh $(BUILD)/agent/vigil
+
+# Benchmarks that print figures (README, Performance): the engine, the detectors, end to end.
+bench: build
+	$(BUILD)/tests/bench/engine_bench --benchmark_min_time=2
+	$(BUILD)/tests/bench/detector_bench
+	python3 tests/bench/e2e.py --build $(BUILD)
 
 # The Debian package, in $(BUILD)/ (packaging/README.md).
 package: build

@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark (`make bench`): a real mosquitto on loopback, `vigil simulate` as the
+QoS 1 load, and, in one run:
+  1. the floor: a subscriber that only counts (count_subscriber), its CPU per million
+     messages and the rate the broker delivered;
+  2. the agent with a reference rule set (100 rules over the simulated series: 98 tumbling
+     avg/max/count, a sliding window, a z-score detector) and a local HTTP receiver, in both
+     mqtt.ack modes: readings/s, CPU seconds per million readings (from /proc), the ratio to
+     the floor, peak RSS, and latency from window end to receipt upstream (p50/p99).
+Prints a table; run from the repository: python3 tests/bench/e2e.py [--build build]."""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+from harness import Broker, Receiver, free_port, wait_for  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
+def peak_rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def simulate(vigil, config, devices, rate, seconds):
+    out = subprocess.run([vigil, "simulate", "--config", config, "--devices", str(devices),
+                          "--rate", str(rate), "--seconds", str(seconds), "--qos", "1"],
+                         capture_output=True, text=True, timeout=seconds + 120, check=True)
+    return int(out.stdout.split()[1])
+
+
+def write_config(workdir, broker, receiver, ack, http_port, tumbling=97):
+    rules_dir = os.path.join(workdir, f"rules-{ack}")
+    os.makedirs(rules_dir, exist_ok=True)
+    rules = [{"id": f"t{i:02d}", "source": {"metric": "temperature"}, "group_by": ["device"],
+              "window": {"type": "tumbling", "size": "10s"},
+              "aggregates": {"avg": "avg(value)", "max": "max(value)", "n": "count()"},
+              "alert": {"when": "avg > 1000"}, "emit": ["alert"]} for i in range(tumbling)]
+    rules.append({"id": "latency", "source": {"metric": "temperature"}, "group_by": ["device"],
+                  "window": {"type": "tumbling", "size": "10s"},
+                  "aggregates": {"n": "count()"}, "emit": ["aggregate"]})
+    rules.append({"id": "sliding", "source": {"metric": "temperature"}, "group_by": ["device"],
+                  "window": {"type": "sliding", "size": "30s"},
+                  "aggregates": {"avg": "avg(value)"},
+                  "alert": {"when": "avg > 1000"}})
+    rules.append({"id": "zscore", "source": {"metric": "temperature"}, "group_by": ["device"],
+                  "detector": {"method": "zscore", "window": 60, "threshold": 6}})
+    with open(os.path.join(rules_dir, "bench.json"), "w") as f:
+        json.dump(rules, f)
+    config = {
+        "agent": {"id": "bench", "state_dir": f"state-{ack}", "log_level": "warning"},
+        "mqtt": {"uri": f"tcp://127.0.0.1:{broker.port}", "client_id": f"vigil-bench-{ack}",
+                 "ack": ack,
+                 "subscriptions": [{"topic": "sensors/{device}/{metric}", "qos": 1,
+                                    "payload": {"format": "json", "value": "value",
+                                                "time": "ts", "time_unit": "ms"}}]},
+        "rules": {"paths": [rules_dir]},
+        "uplinks": [{"name": "receiver", "type": "http", "url": receiver.url,
+                     "batch": {"max_events": 1000, "max_delay": "50ms"}}],
+        "routes": [{"kinds": ["aggregate"], "to": ["receiver"]}],
+        "http": {"listen": f"127.0.0.1:{http_port}"},
+    }
+    path = os.path.join(workdir, f"vigil-{ack}.json")
+    with open(path, "w") as f:
+        json.dump(config, f)
+    return path
+
+
+def metric(port, name):
+    """One series' value, e.g. metric(p, 'vigil_rule_evaluations_total{rule="latency"}')."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[-1])
+    except OSError:
+        pass
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--devices", type=int, default=10000)
+    ap.add_argument("--rate", type=int, default=2000)
+    ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--rules", type=int, default=100, help="rules in all (≥ 3)")
+    ap.add_argument("--patience", type=int, default=120,
+                    help="seconds to wait for the agent to catch up before reporting it behind")
+    args = ap.parse_args()
+    vigil = os.path.abspath(os.path.join(args.build, "agent", "vigil"))
+    counter = os.path.abspath(os.path.join(args.build, "tests", "bench", "count_subscriber"))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-") as workdir:
+        broker = Broker(workdir)
+        receiver = Receiver().start()
+        arrivals = []
+        lock = threading.Lock()
+        original = receiver.events
+
+        class Recorder(list):  # stamps each accepted event with its arrival time
+            def extend(self, events):
+                now = time.time() * 1000
+                with lock:
+                    for e in events:
+                        arrivals.append(now - _ms(e["window"]["end"]))
+                super().extend(events)
+        receiver.events = Recorder(original)
+
+        # 1. The floor.
+        n = args.rate * args.seconds
+        cfg_floor = write_config(workdir, broker, receiver, "after_commit", free_port())
+        sub = subprocess.Popen([counter, f"tcp://127.0.0.1:{broker.port}", "sensors/#", "1",
+                                str(n)], stdout=subprocess.PIPE, text=True)
+        sub.stdout.readline()  # subscribed
+        start = time.monotonic()
+        published = simulate(vigil, cfg_floor, args.devices, args.rate, args.seconds)
+        _, status, usage = os.wait4(sub.pid, 0)
+        took = time.monotonic() - start
+        got = int(sub.stdout.read().split()[-1])
+        floor_cpu = (usage.ru_utime + usage.ru_stime) / max(got, 1) * 1e6
+        rows.append(("count_subscriber (floor)", got / took, floor_cpu, None,
+                     usage.ru_maxrss / 1024, None, None))
+
+        # 2. The agent, both ack modes.
+        for ack in ("after_commit", "on_receive"):
+            http_port = free_port()
+            cfg = write_config(workdir, broker, receiver, ack, http_port, args.rules - 3)
+            with open(os.path.join(workdir, f"vigil-{ack}.log"), "w") as log:
+                agent = subprocess.Popen([vigil, "run", "--config", cfg], stderr=log,
+                                         cwd=workdir)
+            wait_for(lambda: metric(http_port, "vigil_mqtt_connected") == 1, 20, "the agent")
+            with lock:
+                arrivals.clear()
+            cpu0 = cpu_seconds(agent.pid)
+            start = time.monotonic()
+            published = simulate(vigil, cfg, args.devices, args.rate, args.seconds)
+            # Processed, not only received: the engine has evaluated every reading.
+            processed = 'vigil_rule_evaluations_total{rule="latency"}'
+            behind = ""
+            try:
+                wait_for(lambda: (metric(http_port, processed) or 0) >= published,
+                         args.seconds + args.patience, "the agent to process every reading")
+            except AssertionError:
+                behind = (f" (fell behind: {metric(http_port, processed) or 0:.0f} of "
+                          f"{published} processed)")
+            took = time.monotonic() - start
+            readings = metric(http_port, processed) or 1
+            cpu = cpu_seconds(agent.pid) - cpu0
+            rss = peak_rss_mib(agent.pid)
+            time.sleep(1)
+            with lock:
+                lat = sorted(arrivals)
+            agent.kill() if behind else agent.terminate()
+            agent.wait(300)
+            p50 = statistics.median(lat) if lat else None
+            p99 = lat[int(len(lat) * 0.99)] if lat else None
+            per_million = cpu / readings * 1e6
+            rows.append((f"vigil ack={ack}{behind}", readings / took, per_million,
+                         per_million / floor_cpu, rss, p50, p99))
+        broker.stop()
+        receiver.stop()
+
+    print(f"\nend-to-end: {args.devices} series, {args.rate} QoS 1 readings/s requested for "
+          f"{args.seconds} s, {args.rules} rules ({args.rules - 2} tumbling, 1 sliding, 1 z-score)")
+    print(f"{'process':60} {'readings/s':>11} {'CPU s/M':>8} {'× floor':>8} {'peak RSS':>9} "
+          f"{'p50 ms':>8} {'p99 ms':>8}")
+    for name, rate, cpu, ratio, rss, p50, p99 in rows:
+        print(f"{name:60} {rate:11.0f} {cpu:8.1f} "
+              f"{(f'{ratio:.2f}' if ratio else '-'):>8} {rss:7.1f}Mi "
+              f"{(f'{p50:.0f}' if p50 is not None else '-'):>8} "
+              f"{(f'{p99:.0f}' if p99 is not None else '-'):>8}")
+    print("(latency: from a window's end, in event time = simulate's clock, to its aggregate "
+          "arriving at the HTTP receiver; it includes waiting for the next reading that closes "
+          "the window)")
+
+
+def _ms(rfc3339):
+    t = time.strptime(rfc3339[:19], "%Y-%m-%dT%H:%M:%S")
+    import calendar
+    return calendar.timegm(t) * 1000 + int(rfc3339[20:23])
+
+
+if __name__ == "__main__":
+    main()
