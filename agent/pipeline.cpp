@@ -66,6 +66,15 @@ Status Pipeline::Restore() {
   auto position = store_->JournalPosition();
   if (!position.ok()) return Status::Error(position.error());
   position_ = committed_position_ = position.value();
+  if (journal_->LastSeq() < position_) {
+    // The journal is newer than the state (it was damaged or removed and started afresh):
+    // none of it is in the state yet, and its numbering starts again. Replay all of it and
+    // commit the new position below.
+    log::Warning("journal: starts afresh below the committed position " +
+                 std::to_string(position_) + "; replaying it from its start");
+    position_ = 0;
+    committed_position_ = -1;
+  }
   Decoder decoder(config_.mqtt);
   std::size_t replayed = 0;
   Status r = journal_->Read(position_, Millis(0), [&](const store::JournalMessage& jm) {

@@ -82,6 +82,35 @@ class DamagedState(IntegrationTest):
         self.assertEqual(agent.stop(), 0)
 
 
+class FreshJournal(IntegrationTest):
+    def test_a_journal_started_afresh_is_followed_from_its_start(self):
+        self.receiver.start()
+        agent = self.agent(rules=[TEN_RULE]).start()
+        self.broker.publish("sensors/d1/t", [reading(i, T0 + i * S) for i in range(5)])
+        wait_for(lambda: len(journal_rows(self.workdir)) == 5, 20, "five journaled")
+        self.assertEqual(agent.stop(), 0)
+        # The journal is lost (damaged, or deleted by hand); the state remembers position 5.
+        for suffix in ("", "-wal", "-shm"):
+            path = os.path.join(self.workdir, "state", "journal.db" + suffix)
+            if os.path.exists(path):
+                os.remove(path)
+        os.environ["VIGIL_FAILPOINT"] = "crash-after-journal=3"
+        try:
+            agent.start()
+            self.broker.publish("sensors/d1/t", [reading(i, T0 + i * S) for i in range(5, 10)])
+            wait_for(lambda: agent.proc.poll() is not None, 20, "the failpoint")
+        finally:
+            del os.environ["VIGIL_FAILPOINT"]
+        agent.proc = None
+        agent.start()
+        self.broker.publish("sensors/d1/t", [reading(0, T0 + MINUTE)])
+        events = wait_for(lambda: self.receiver.received(), 20, "the aggregate")
+        # Readings journaled in the new journal before the crash were recovered, not skipped.
+        self.assertEqual(events[0]["values"], {"n": 10, "sum": 45.0})
+        self.assertIn("journal: starts afresh below the committed position", agent.log())
+        self.assertEqual(agent.stop(), 0)
+
+
 class Quota(IntegrationTest):
     def test_database_stays_under_max_bytes_dropping_aggregates_first(self):
         limit = 2 * 1024 * 1024
