@@ -7,11 +7,9 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -44,13 +42,6 @@ sigset_t DaemonSignals() {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
   return set;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 // Whether two versions of vigil.json differ only in agent.log_level (the one key besides the
@@ -229,7 +220,7 @@ int RunDaemon(const config::Config& config) {
             std::to_string(config.uplinks.size()) + " uplink(s), state in " + db_path);
 
   // Reload (SPEC §7): SIGHUP, or a rule file that changed (the watcher sends SIGHUP).
-  const std::string config_text = ReadFile(config.path);
+  const std::string config_text = config::ReadFile(config.path).value_or("");
   std::string log_level = config.agent.log_level;
   auto reload = [&] {
     rules::LoadResult next = rules::LoadRules(config.rule_paths);
@@ -246,7 +237,7 @@ int RunDaemon(const config::Config& config) {
         log::Info("reload: log level " + log_level);
         log::SetLevel(log_level);
       }
-      if (!SameBesidesLogLevel(config_text, ReadFile(config.path))) {
+      if (!SameBesidesLogLevel(config_text, config::ReadFile(config.path).value_or(""))) {
         log::Warning("reload: " + config.path +
                      " changed outside agent.log_level: those changes need a restart");
       }

@@ -2,9 +2,6 @@
 
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "config/json_reader.h"
 
 namespace vigil::config {
@@ -344,15 +341,13 @@ ConfigResult ParseConfig(std::string_view text, const std::string& path) {
 }
 
 ConfigResult LoadConfig(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  std::optional<std::string> text = ReadFile(path);
+  if (!text) {
     ConfigResult result;
     result.diagnostics.push_back({path, "", "cannot read the config file"});
     return result;
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return ParseConfig(text.str(), path);
+  return ParseConfig(*text, path);
 }
 
 }  // namespace vigil::config

@@ -179,6 +179,14 @@ std::string FormatRfc3339(Millis t) {
   return buf;
 }
 
+std::optional<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 Result<std::string> Substitute(std::string_view text, const std::string& base_dir) {
   std::string out;
   std::size_t pos = 0;
@@ -204,11 +212,9 @@ Result<std::string> Substitute(std::string_view text, const std::string& base_di
     } else if (ref.substr(0, 5) == "file:") {
       std::string path(ref.substr(5));
       if (!path.empty() && path[0] != '/' && !base_dir.empty()) path = base_dir + "/" + path;
-      std::ifstream in(path, std::ios::binary);
-      if (!in) return Result<std::string>::Error("cannot read file " + path);
-      std::ostringstream content;
-      content << in.rdbuf();
-      std::string c = content.str();
+      std::optional<std::string> content = ReadFile(path);
+      if (!content) return Result<std::string>::Error("cannot read file " + path);
+      std::string c = std::move(*content);
       if (!c.empty() && c.back() == '\n') c.pop_back();
       out += c;
     } else {

@@ -30,6 +30,9 @@ std::optional<Millis> ParseRfc3339(std::string_view text);
 // "2026-11-22T10:02:00.000Z" (SPEC §12.21).
 std::string FormatRfc3339(Millis t);
 
+// The whole content of a file; nullopt when it cannot be read.
+std::optional<std::string> ReadFile(const std::string& path);
+
 // Replaces every ${env:NAME} and ${file:PATH} in `text`. PATH is relative to `base_dir`
 // when not absolute; a file's content loses one trailing newline (SPEC §12.23). The error
 // names the missing variable or unreadable file, never the substituted value.

@@ -64,14 +64,16 @@ struct RuleState {
 };
 
 // A key as text: tags joined with unit/record separators (never in topic levels).
+void AppendKeyPart(std::string* out, const std::string& name, const std::string& value) {
+  *out += name;
+  out->push_back('\x1f');
+  *out += value;
+  out->push_back('\x1e');
+}
+
 std::string EncodeKey(const Tags& key) {
   std::string out;
-  for (const auto& [name, value] : key) {
-    out += name;
-    out.push_back('\x1f');
-    out += value;
-    out.push_back('\x1e');
-  }
+  for (const auto& [name, value] : key) AppendKeyPart(&out, name, value);
   return out;
 }
 
@@ -160,6 +162,11 @@ struct Engine::Impl {
   void EvaluateAlert(RuleState& rs, const std::string& key_str, KeyState& ks,
                      const std::vector<std::pair<std::string, Value>>& values,
                      std::optional<WindowBounds> window, std::int64_t t, std::vector<Event>* out);
+  // An alert event of the key's current episode (its alert_id and last summary), at `t`.
+  Event AlertEvent(const RuleState& rs, const std::string& key_str, const KeyState& ks,
+                   const std::string& state,
+                   const std::vector<std::pair<std::string, Value>>& values,
+                   std::optional<WindowBounds> window, std::int64_t t) const;
   // Appends value, score and anomaly of a detector's verdict on `x` to `values`.
   static void Detect(KeyState& ks, double x, std::int64_t t,
                      std::vector<std::pair<std::string, Value>>* values);
@@ -221,6 +228,28 @@ void Engine::Impl::Detect(KeyState& ks, double x, std::int64_t t,
   values->emplace_back("anomaly", Value::Bool(d.ready && d.anomaly));
 }
 
+Event Engine::Impl::AlertEvent(const RuleState& rs, const std::string& key_str, const KeyState& ks,
+                               const std::string& state,
+                               const std::vector<std::pair<std::string, Value>>& values,
+                               std::optional<WindowBounds> window, std::int64_t t) const {
+  const CompiledRule& rule = *rs.rule;
+  Event e;
+  e.kind = "alert";
+  e.agent = agent;
+  e.rule = rule.id;
+  e.key = ks.key;
+  e.state = state;
+  e.severity = rule.alert->severity;
+  e.summary = ks.summary;
+  e.labels = rule.alert->labels;
+  e.values = values;
+  e.window = window;
+  e.time = Millis(t);
+  e.alert_id = ks.alert_id;
+  e.id = StableHash({agent, rule.id, key_str, "alert", ks.alert_id, state, std::to_string(t)});
+  return e;
+}
+
 void Engine::Impl::EvaluateAlert(RuleState& rs, const std::string& key_str, KeyState& ks,
                                  const std::vector<std::pair<std::string, Value>>& values,
                                  std::optional<WindowBounds> window, std::int64_t t,
@@ -237,22 +266,7 @@ void Engine::Impl::EvaluateAlert(RuleState& rs, const std::string& key_str, KeyS
   auto notify = [&](const std::string& state) {
     ks.last_notify = t;
     ks.summary = RenderSummary(alert.summary, values, ks.key);
-    if (!rule.emit_alert) return;
-    Event e;
-    e.kind = "alert";
-    e.agent = agent;
-    e.rule = rule.id;
-    e.key = ks.key;
-    e.state = state;
-    e.severity = alert.severity;
-    e.summary = ks.summary;
-    e.labels = alert.labels;
-    e.values = values;
-    e.window = window;
-    e.time = Millis(t);
-    e.alert_id = ks.alert_id;
-    e.id = StableHash({agent, rule.id, key_str, "alert", ks.alert_id, state, std::to_string(t)});
-    out->push_back(std::move(e));
+    if (rule.emit_alert) out->push_back(AlertEvent(rs, key_str, ks, state, values, window, t));
   };
 
   switch (ks.state) {
@@ -329,20 +343,15 @@ Engine::~Engine() = default;
 
 namespace {
 
-// The key of a reading under a rule's group_by, encoded as EncodeKey would encode its tags.
+// The key of a reading under a rule's group_by, encoded as EncodeKey(KeyTags(…)) would be,
+// into a reused buffer (no allocation per reading once it has grown).
 void KeyString(const CompiledRule& rule, const Tags& tags, std::string* out) {
   out->clear();
-  auto add = [out](const std::string& name, const std::string& value) {
-    *out += name;
-    out->push_back('\x1f');
-    *out += value;
-    out->push_back('\x1e');
-  };
   if (rule.group_by_all) {
-    for (const auto& [name, value] : tags) add(name, value);
+    for (const auto& [name, value] : tags) AppendKeyPart(out, name, value);
   } else {
     for (const auto& name : rule.group_by) {
-      if (const std::string* v = FindTag(tags, name)) add(name, *v);
+      if (const std::string* v = FindTag(tags, name)) AppendKeyPart(out, name, *v);
     }
   }
 }
@@ -558,20 +567,8 @@ void Engine::ResolveFiring(const std::string& rule, Millis now, std::vector<Even
     if (rs.rule->id != rule || !rs.rule->alert) continue;
     for (auto& [key_str, ks] : Sorted(rs)) {
       if (ks->state != AlertState::kFiring) continue;
-      Event e;
-      e.kind = "alert";
-      e.agent = impl_->agent;
-      e.rule = rule;
-      e.key = ks->key;
-      e.state = "resolved";
-      e.severity = rs.rule->alert->severity;
-      e.summary = ks->summary;
-      e.labels = rs.rule->alert->labels;
-      e.time = now;
-      e.alert_id = ks->alert_id;
-      e.id = StableHash({impl_->agent, rule, *key_str, "alert", ks->alert_id, "resolved",
-                         std::to_string(now.count())});
-      out->push_back(std::move(e));
+      out->push_back(
+          impl_->AlertEvent(rs, *key_str, *ks, "resolved", {}, std::nullopt, now.count()));
       ks->state = AlertState::kInactive;
       ks->alert_id.clear();
     }

@@ -3,10 +3,8 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <regex>
 #include <set>
-#include <sstream>
 
 #include "config/json_reader.h"
 #include "rules/engine.h"
@@ -585,14 +583,12 @@ LoadResult LoadRules(const std::vector<std::string>& paths) {
       continue;
     }
     for (const auto& file : files) {
-      std::ifstream in(file, std::ios::binary);
-      if (!in) {
+      std::optional<std::string> text = config::ReadFile(file);
+      if (!text) {
         diagnostics.push_back({file, "", "cannot read the rule file"});
         continue;
       }
-      std::ostringstream text;
-      text << in.rdbuf();
-      ParseInto(text.str(), file, &set, &diagnostics);
+      ParseInto(*text, file, &set, &diagnostics);
     }
   }
   return Finish(std::move(set), std::move(diagnostics));

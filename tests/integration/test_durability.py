@@ -199,6 +199,16 @@ class JournalReplay(IntegrationTest):
         self.assertEqual(recent.stdout, out.stdout)
         none = agent.run_command("replay", "--journal", "--since", "0s")
         self.assertEqual(none.stdout, "")
+        bad = agent.run_command("replay", "--journal", "--since", "yesterday")
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("--since: not a duration: yesterday", bad.stderr)
+
+    def test_replay_journal_without_a_journal_is_a_clear_error(self):
+        agent = self.agent(rules=[TEN_RULE])
+        out = agent.run_command("replay", "--journal")
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("replay: no journal at", out.stderr)
+        self.assertEqual(out.stdout, "")
 
 
 class IngestRate(IntegrationTest):

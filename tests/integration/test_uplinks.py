@@ -161,8 +161,8 @@ class Uplinks(IntegrationTest):
                 "-CAcreateserial", "-days", "2", "-out", f"{who}.crt", "-extfile", "san.cnf")
         return d
 
-    def test_cloud_broker_over_tls_gets_events_on_templated_topics(self):
-        certs = self.make_certs("cloud")
+    def cloud_broker(self, certs, require_client_certificate):
+        """A second mosquitto with TLS, as the cloud broker; returns its port."""
         port = free_port()
         conf = os.path.join(self.workdir, "cloud.conf")
         with open(conf, "w") as f:
@@ -170,9 +170,15 @@ class Uplinks(IntegrationTest):
             # which cannot read the test's private folder.
             f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\nuser root\n"
                     f"cafile {certs}/ca.crt\ncertfile {certs}/server.crt\n"
-                    f"keyfile {certs}/server.key\nrequire_certificate true\n")
+                    f"keyfile {certs}/server.key\n"
+                    f"require_certificate {str(require_client_certificate).lower()}\n")
         Server(self, ["/usr/sbin/mosquitto", "-c", conf], port,
                os.path.join(self.workdir, "cloud.log"))
+        return port
+
+    def test_cloud_broker_over_tls_gets_events_on_templated_topics(self):
+        certs = self.make_certs("cloud")
+        port = self.cloud_broker(certs, require_client_certificate=True)
         sub = subprocess.Popen(
             ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-t", "fleet/#", "-v",
              "-q", "1", "-C", "2", "--cafile", f"{certs}/ca.crt", "--cert",
@@ -201,16 +207,7 @@ class Uplinks(IntegrationTest):
 
     def test_cloud_broker_with_a_wrong_ca_is_a_clear_error_and_loses_nothing(self):
         certs, other = self.make_certs("cloud"), self.make_certs("other")
-        port = free_port()
-        conf = os.path.join(self.workdir, "cloud.conf")
-        with open(conf, "w") as f:
-            # user root: mosquitto started as root would otherwise switch to its own user,
-            # which cannot read the test's private folder.
-            f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\nuser root\n"
-                    f"cafile {certs}/ca.crt\ncertfile {certs}/server.crt\n"
-                    f"keyfile {certs}/server.key\n")
-        Server(self, ["/usr/sbin/mosquitto", "-c", conf], port,
-               os.path.join(self.workdir, "cloud.log"))
+        port = self.cloud_broker(certs, require_client_certificate=False)
         agent = self.uplink_agent([{"name": "cloud", "type": "mqtt",
                                     "uri": f"ssl://127.0.0.1:{port}",
                                     "tls": {"ca_file": f"{other}/ca.crt"},
@@ -230,7 +227,7 @@ class Uplinks(IntegrationTest):
         cloud = [u for u in status["uplinks"] if u["name"] == "cloud"][0]
         self.assertIn("cannot connect", json.dumps(cloud))
         self.assertEqual(agent.stop(), 0)
-        self.assertEqual(len(json.loads(json.dumps(status))["uplinks"]), 1)
+        self.assertEqual(len(status["uplinks"]), 1)
 
     def test_http_outcomes_retries_dead_letters_and_outbox_retry(self):
         self.receiver.script = [
