@@ -24,6 +24,7 @@
 #include "config/log.h"
 #include "rules/engine.h"
 #include "rules/rule.h"
+#include "rules/rule_loader.h"
 #include "store/journal.h"
 #include "store/store.h"
 #include "uplink/dispatcher.h"
@@ -33,6 +34,22 @@ namespace vigil::agent {
 namespace {
 
 constexpr Millis kDrainTime{5000};
+constexpr std::size_t kTopicShown = 200;  // bytes of a rejected message's topic in the log
+
+// Logs (at most once a minute per rule) the rules whose max_keys dropped readings since the
+// last call; `seen` keeps the counts already reported.
+void LogDroppedKeys(const Pipeline& pipeline, std::map<std::string, std::uint64_t>* seen) {
+  for (const auto& r : pipeline.LastSnapshot().rules) {
+    std::uint64_t& before = (*seen)[r.rule];
+    if (r.dropped_keys <= before) continue;
+    log::WriteLimited(
+        log::Level::kWarning, "max-keys-" + r.rule,
+        "rule " + r.rule + ": max_keys reached (" + std::to_string(r.keys) + " keys); " +
+            std::to_string(r.dropped_keys - before) +
+            " reading(s) of new keys dropped (vigil_dropped_total{what=\"max_keys\"})");
+    before = r.dropped_keys;
+  }
+}
 
 // The signals the main thread waits for; blocked in every thread so sigwait gets them.
 sigset_t DaemonSignals() {
@@ -64,7 +81,7 @@ int RunDaemon(const config::Config& config) {
   const sigset_t signals = DaemonSignals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  rules::LoadResult loaded = rules::LoadRules(config.rule_paths);
+  rules::LoadResult loaded = rules::LoadRules(config.rule_paths, config.rule_limits);
   if (!loaded.diagnostics.empty()) {
     for (const auto& d : loaded.diagnostics) log::Error(d.ToString());
     log::Error("invalid rules: " + std::to_string(loaded.diagnostics.size()) +
@@ -87,6 +104,15 @@ int RunDaemon(const config::Config& config) {
   }
 
   const std::filesystem::path state_dir(config.agent.state_dir);
+  if (std::error_code ec; !std::filesystem::exists(state_dir, ec)) {
+    // Only the agent reads its state (README "Security"): a folder made here is 0700 (the
+    // files in it are 0600, store/README.md); systemd's StateDirectoryMode says the same.
+    std::filesystem::create_directories(state_dir, ec);
+    if (!ec) {
+      std::filesystem::permissions(state_dir, std::filesystem::perms::owner_all,
+                                   std::filesystem::perm_options::replace, ec);
+    }
+  }
   const std::string db_path = (state_dir / "vigil.db").string();
   auto opened = store::Store::Open(db_path, config.store);
   if (!opened.ok()) {
@@ -158,9 +184,12 @@ int RunDaemon(const config::Config& config) {
         decoder.Decode(topic, payload, m.received, &decoded);
         for (const auto& reject : decoded.rejects) {
           metrics.CountReject(reject.reason);
+          // A topic may be up to 64 KiB: the log shows its start.
+          const std::string shown =
+              topic.size() > kTopicShown ? topic.substr(0, kTopicShown) + "…" : topic;
           log::WriteLimited(log::Level::kWarning, ReasonName(reject.reason),
                             std::string("rejected reading (") + ReasonName(reject.reason) +
-                                ") on " + topic + ": " + reject.detail);
+                                ") on " + shown + ": " + reject.detail);
         }
         if (decoded.readings.empty()) return;  // nothing to keep: acknowledged as is
         if (ack_after_commit) {
@@ -223,13 +252,17 @@ int RunDaemon(const config::Config& config) {
   const std::string config_text = config::ReadFile(config.path).value_or("");
   std::string log_level = config.agent.log_level;
   auto reload = [&] {
-    rules::LoadResult next = rules::LoadRules(config.rule_paths);
+    rules::LoadResult next = rules::LoadRules(config.rule_paths, config.rule_limits);
     if (!next.diagnostics.empty()) {
+      metrics.reload_failures.fetch_add(1, std::memory_order_relaxed);
       for (const auto& d : next.diagnostics) log::Error("reload: " + d.ToString());
       log::Error("reload: invalid rules; the previous rules stay in force");
       return;
     }
     config::ConfigResult now_config = config::LoadConfig(config.path);
+    std::vector<std::string> secrets = config.secrets;  // the old ones stay secret too
+    secrets.insert(secrets.end(), now_config.secrets.begin(), now_config.secrets.end());
+    log::SetSecrets(secrets);
     if (now_config.config) {
       if (now_config.config->agent.log_level != log_level) {
         // Said at the old level, so a quieter new level does not hide it.
@@ -252,7 +285,9 @@ int RunDaemon(const config::Config& config) {
   const auto watchdog = WatchdogInterval();
   const auto tick = watchdog ? std::chrono::duration_cast<std::chrono::milliseconds>(*watchdog / 2)
                              : std::chrono::milliseconds(1000);
+  std::map<std::string, std::uint64_t> dropped_keys_seen;
   while (true) {
+    LogDroppedKeys(pipeline, &dropped_keys_seen);
     timespec timeout{static_cast<time_t>(tick.count() / 1000),
                      static_cast<long>(tick.count() % 1000) * 1'000'000};
     const int sig = sigtimedwait(&signals, nullptr, &timeout);

@@ -80,7 +80,7 @@ std::optional<Millis> NumericTime(double t, std::optional<config::TimeUnit> unit
     case config::TimeUnit::kRfc3339:
       return std::nullopt;
   }
-  if (!std::isfinite(ms) || ms > 9e15) return std::nullopt;
+  if (!std::isfinite(ms) || ms > 9e15 || ms < -9e15) return std::nullopt;  // else UB below
   return Millis(static_cast<long long>(std::floor(ms)));
 }
 
@@ -126,18 +126,18 @@ const char* ReasonName(RejectReason reason) {
       return "future";
     case RejectReason::kSize:
       return "size";
+    case RejectReason::kReadings:
+      return "readings";
+    case RejectReason::kTags:
+      return "tags";
   }
   return "value";
 }
 
 Decoder::Decoder(const config::MqttConfig& mqtt) : mqtt_(mqtt) {}
 
-void Decoder::Decode(std::string_view topic, std::string_view payload, Millis now,
-                     Decoded* out) const {
-  if (payload.size() > mqtt_.max_payload_bytes) {
-    out->rejects.push_back({RejectReason::kSize, std::to_string(payload.size()) + " bytes"});
-    return;
-  }
+void Decoder::DecodeMessage(std::string_view topic, std::string_view payload, Millis now,
+                            Decoded* out) const {
   std::vector<std::pair<std::string, std::string>> captures;
   const config::Subscription* sub = nullptr;
   for (const auto& s : mqtt_.subscriptions) {

@@ -79,7 +79,7 @@ Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(const std::string& lis
     std::string reason = NotReadyReason(*s);
     res.status = reason.empty() ? 200 : 503;
     std::string body = reason.empty() ? "ready\n" : reason + "\n";
-    for (const auto& w : s->warnings) body += "warning: " + w + "\n";
+    for (const auto& w : s->warnings) body += "warning: " + log::Redact(w) + "\n";
     res.set_content(body, "text/plain");
   });
   srv.Get("/metrics", [s](const httplib::Request&, httplib::Response& res) {
@@ -99,7 +99,7 @@ Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(const std::string& lis
 }
 
 std::string HttpEndpoint::NotReadyReason(const EndpointSources& s) {
-  if (!s.metrics->mqtt_connected) return "broker not connected: " + s.config->mqtt.uri;
+  if (!s.metrics->mqtt_connected) return log::Redact("broker not connected: " + s.config->mqtt.uri);
   if (s.metrics->last_commit_failed) return "state database not writable: last commit failed";
   return "";
 }
@@ -164,6 +164,9 @@ std::string HttpEndpoint::MetricsText(const EndpointSources& s) {
   Header(o, "vigil_duplicate_messages_total", "counter",
          "QoS 1 redeliveries of messages already journaled (not processed twice).");
   o << "vigil_duplicate_messages_total " << m.duplicates.load() << '\n';
+  Header(o, "vigil_reload_failures_total", "counter",
+         "Reloads refused: a rule file invalid or beyond a limit; the previous rules stay.");
+  o << "vigil_reload_failures_total " << m.reload_failures.load() << '\n';
   Header(o, "vigil_store_bytes", "gauge", "Bytes on disk of the state database and journal.");
   o << "vigil_store_bytes " << s.store->SizeBytes() + (s.journal ? s.journal->SizeBytes() : 0)
     << '\n';
@@ -205,7 +208,8 @@ std::string HttpEndpoint::AlertsJson(const EndpointSources& s) {
                       {"summary", a.summary},
                       {"since", config::FormatRfc3339(a.since)}});
   }
-  return alerts.dump();
+  // Summaries hold tag values; replace what is not UTF-8 rather than throw.
+  return alerts.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string HttpEndpoint::StatusJson(const EndpointSources& s) {
@@ -218,7 +222,7 @@ std::string HttpEndpoint::StatusJson(const EndpointSources& s) {
   j["version"] = VIGIL_VERSION;
   j["agent"] = s.config->agent.id;
   j["uptime_seconds"] = static_cast<std::int64_t>(uptime);
-  j["mqtt"] = {{"uri", s.config->mqtt.uri}, {"connected", m.mqtt_connected.load()}};
+  j["mqtt"] = {{"uri", log::Redact(s.config->mqtt.uri)}, {"connected", m.mqtt_connected.load()}};
   j["readings_total"] = m.readings_total.load();
   j["readings_per_second"] =
       uptime > 0 ? std::round(static_cast<double>(m.readings_total.load()) / uptime * 10) / 10 : 0;
@@ -248,9 +252,11 @@ std::string HttpEndpoint::StatusJson(const EndpointSources& s) {
                             {"dead", c.dead},
                             {"delivered", st.delivered},
                             {"retried", st.retried},
-                            {"last_error", st.last_error}});
+                            {"last_error", log::Redact(st.last_error)}});
   }
-  return j.dump();
+  // last_error may quote an upstream's answer: any bytes. Secrets are redacted above (and
+  // control characters escaped); what is not UTF-8 is replaced rather than thrown on.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace vigil::agent

@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "config/log.h"
 #include "rules/engine.h"
+#include "rules/rule_loader.h"
 
 namespace {
 
@@ -136,7 +137,9 @@ std::optional<Args> Parse(int argc, char** argv, std::string* error) {
 
 std::optional<vigil::config::Config> Load(const std::string& path) {
   vigil::config::ConfigResult loaded = vigil::config::LoadConfig(path);
-  for (const auto& d : loaded.diagnostics) std::cerr << d.ToString() << '\n';
+  // From here on no secret of the config is written anywhere (README "Security").
+  vigil::log::SetSecrets(loaded.secrets);
+  for (const auto& d : loaded.diagnostics) std::cerr << vigil::log::Redact(d.ToString()) << '\n';
   return loaded.config;
 }
 
@@ -160,12 +163,14 @@ bool ParseNumber(const Args& args, const std::string& name, double* out, std::st
 
 int Check(const Args& args) {
   vigil::config::ConfigResult loaded = vigil::config::LoadConfig(args.config);
+  vigil::log::SetSecrets(loaded.secrets);
   std::size_t errors = loaded.diagnostics.size();
-  for (const auto& d : loaded.diagnostics) std::cerr << d.ToString() << '\n';
+  for (const auto& d : loaded.diagnostics) std::cerr << vigil::log::Redact(d.ToString()) << '\n';
   if (!loaded.config) return kExitInvalid;
-  vigil::rules::LoadResult rules = vigil::rules::LoadRules(loaded.config->rule_paths);
+  vigil::rules::LoadResult rules =
+      vigil::rules::LoadRules(loaded.config->rule_paths, loaded.config->rule_limits);
   errors += rules.diagnostics.size();
-  for (const auto& d : rules.diagnostics) std::cerr << d.ToString() << '\n';
+  for (const auto& d : rules.diagnostics) std::cerr << vigil::log::Redact(d.ToString()) << '\n';
   if (errors > 0) return kExitInvalid;
   std::cout << "ok: " << rules.rules->rules.size() << " rules\n";
   return kExitOk;

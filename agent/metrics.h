@@ -11,7 +11,7 @@ namespace vigil::agent {
 // The agent's process-wide counters (SPEC §10 names). Lock-free: written by the ingest and
 // engine threads, read by status and the HTTP endpoint.
 struct Metrics {
-  static constexpr std::size_t kReasons = static_cast<std::size_t>(RejectReason::kSize) + 1;
+  static constexpr std::size_t kReasons = static_cast<std::size_t>(kLastRejectReason) + 1;
 
   std::atomic<std::uint64_t> readings_total{0};  // accepted readings
   std::array<std::atomic<std::uint64_t>, kReasons> rejected{};
@@ -28,6 +28,8 @@ struct Metrics {
   // QoS 1 redeliveries of messages already journaled before a restart (not processed twice).
   std::atomic<std::uint64_t> duplicates{0};
   std::atomic<std::uint64_t> journal_failures{0};  // after_commit appends that had to wait
+  // Reloads refused because a rule file was invalid or broke a limit (rules.max_*).
+  std::atomic<std::uint64_t> reload_failures{0};
   std::atomic<bool> last_commit_failed{false};
 
   // vigil_commit_duration_seconds: cumulative-by-export histogram of group commit latency.

@@ -10,6 +10,7 @@
 #include "agent/decode.h"
 #include "agent/pipeline.h"
 #include "rules/engine.h"
+#include "rules/rule_loader.h"
 #include "store/journal.h"
 
 namespace vigil::agent {
@@ -79,7 +80,7 @@ class Replayer {
 };
 
 std::shared_ptr<const rules::RuleSet> LoadOrReport(const config::Config& config) {
-  rules::LoadResult loaded = rules::LoadRules(config.rule_paths);
+  rules::LoadResult loaded = rules::LoadRules(config.rule_paths, config.rule_limits);
   for (const auto& d : loaded.diagnostics) std::cerr << d.ToString() << '\n';
   return loaded.rules;
 }

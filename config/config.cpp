@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
+
 #include "config/json_reader.h"
 
 namespace vigil::config {
@@ -20,13 +23,14 @@ std::string HostName() {
   return buf;
 }
 
-// Substitutes ${env:}/${file:} in every string of the document, in place.
+// Substitutes ${env:}/${file:} in every string of the document, in place; each value
+// substituted is a secret.
 void SubstituteAll(json& node, const std::string& pointer, const std::string& dir,
-                   JsonReader* reader) {
+                   JsonReader* reader, std::vector<std::string>* secrets) {
   if (node.is_string()) {
     const std::string& text = node.get_ref<const std::string&>();
     if (text.find("${") == std::string::npos) return;
-    Result<std::string> r = Substitute(text, dir);
+    Result<std::string> r = Substitute(text, dir, secrets);
     if (r.ok()) {
       node = r.value();
     } else {
@@ -34,11 +38,11 @@ void SubstituteAll(json& node, const std::string& pointer, const std::string& di
     }
   } else if (node.is_object()) {
     for (auto it = node.begin(); it != node.end(); ++it) {
-      SubstituteAll(it.value(), pointer + "/" + it.key(), dir, reader);
+      SubstituteAll(it.value(), pointer + "/" + it.key(), dir, reader, secrets);
     }
   } else if (node.is_array()) {
     for (std::size_t i = 0; i < node.size(); ++i) {
-      SubstituteAll(node[i], pointer + "/" + std::to_string(i), dir, reader);
+      SubstituteAll(node[i], pointer + "/" + std::to_string(i), dir, reader, secrets);
     }
   }
 }
@@ -116,7 +120,8 @@ void ReadMqtt(JsonReader& r, const json& o, const std::string& p, const std::str
               MqttConfig* m) {
   if (!r.CheckObject(o, p,
                      {"uri", "client_id", "ack", "username", "password", "tls", "subscriptions",
-                      "max_clock_skew", "max_payload_bytes", "keepalive"})) {
+                      "max_clock_skew", "max_payload_bytes", "keepalive",
+                      "max_readings_per_message", "max_tags", "max_tag_bytes"})) {
     return;
   }
   r.String(o, "uri", p, &m->uri);
@@ -139,6 +144,13 @@ void ReadMqtt(JsonReader& r, const json& o, const std::string& p, const std::str
   r.Duration(o, "max_clock_skew", p, &m->max_clock_skew);
   r.Size(o, "max_payload_bytes", p, &m->max_payload_bytes);
   r.Duration(o, "keepalive", p, &m->keepalive);
+  auto count = [&](std::string_view key, std::int64_t max, std::size_t* out) {
+    auto n = static_cast<std::int64_t>(*out);
+    if (r.Int(o, key, p, 1, max, &n)) *out = static_cast<std::size_t>(n);
+  };
+  count("max_readings_per_message", 1'000'000, &m->max_readings_per_message);
+  count("max_tags", 1000, &m->max_tags);
+  count("max_tag_bytes", 1024, &m->max_tag_bytes);
   auto subs = o.find("subscriptions");
   if (subs == o.end() || !subs->is_array() || subs->empty()) {
     r.Error(p + "/subscriptions", "at least one subscription is needed");
@@ -225,6 +237,71 @@ void ReadUplink(JsonReader& r, const json& o, const std::string& p, const std::s
   r.String(o, "password", p, &u->password);
 }
 
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// The password of a URL's user info ("scheme://user:password@host/…") and the values of its
+// query parameters whose names say secret ("?u=vigil&p=…", "token=…").
+void UrlSecrets(std::string_view url, std::vector<std::string>* out) {
+  const std::size_t scheme = url.find("://");
+  const std::size_t host = scheme == std::string_view::npos ? 0 : scheme + 3;
+  const std::size_t path = url.find_first_of("/?#", host);
+  const std::string_view authority = url.substr(host, path - host);
+  if (const std::size_t at = authority.rfind('@'); at != std::string_view::npos) {
+    const std::string_view info = authority.substr(0, at);
+    if (const std::size_t colon = info.find(':'); colon != std::string_view::npos) {
+      out->emplace_back(info.substr(colon + 1));
+    }
+  }
+  std::size_t q = url.find('?');
+  while (q != std::string_view::npos) {
+    const std::size_t end = url.find_first_of("&#", q + 1);
+    const std::string_view param = url.substr(q + 1, end - q - 1);
+    if (const std::size_t eq = param.find('='); eq != std::string_view::npos) {
+      const std::string name = Lower(param.substr(0, eq));
+      bool secret =
+          name.find("token") != std::string::npos || name.find("secret") != std::string::npos ||
+          name.find("key") != std::string::npos || name.find("password") != std::string::npos;
+      for (const char* exact : {"p", "pass", "pwd", "auth", "sig", "signature"}) {
+        secret = secret || name == exact;
+      }
+      if (secret) out->emplace_back(param.substr(eq + 1));
+    }
+    q = end == std::string_view::npos || url[end] == '#' ? std::string_view::npos : end;
+  }
+}
+
+// Config::secrets besides the substituted values.
+void CollectSecrets(Config* c) {
+  std::vector<std::string>& s = c->secrets;
+  s.push_back(c->mqtt.password);
+  UrlSecrets(c->mqtt.uri, &s);
+  for (const auto& u : c->uplinks) {
+    s.push_back(u.password);
+    UrlSecrets(u.url, &s);
+    UrlSecrets(u.uri, &s);
+    for (const auto& [name, value] : u.headers) {
+      const std::string n = Lower(name);
+      if (n.find("auth") == std::string::npos && n.find("token") == std::string::npos &&
+          n.find("key") == std::string::npos && n.find("secret") == std::string::npos &&
+          n.find("cookie") == std::string::npos && n.find("password") == std::string::npos) {
+        continue;
+      }
+      s.push_back(value);
+      // "Bearer abc", "Basic abc": the credentials alone too.
+      if (const std::size_t space = value.find(' '); space != std::string::npos) {
+        s.push_back(value.substr(space + 1));
+      }
+    }
+  }
+  s.erase(std::remove(s.begin(), s.end(), std::string()), s.end());
+  std::sort(s.begin(), s.end());
+  s.erase(std::unique(s.begin(), s.end()), s.end());
+}
+
 }  // namespace
 
 ConfigResult ParseConfig(std::string_view text, const std::string& path) {
@@ -236,7 +313,8 @@ ConfigResult ParseConfig(std::string_view text, const std::string& path) {
   c.path = path;
   std::size_t slash = path.rfind('/');
   c.dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  SubstituteAll(*doc, "", c.dir, &r);
+  SubstituteAll(*doc, "", c.dir, &r, &c.secrets);
+  result.secrets = c.secrets;
   const json& o = *doc;
   if (!r.CheckObject(o, "", {"agent", "mqtt", "rules", "store", "uplinks", "routes", "http"})) {
     if (!o.is_object()) return result;
@@ -266,9 +344,22 @@ ConfigResult ParseConfig(std::string_view text, const std::string& path) {
 
   c.rule_paths = {c.dir + "/rules.d"};
   if (auto rules = o.find("rules"); rules != o.end()) {
-    if (r.CheckObject(*rules, "/rules", {"paths"}) && rules->contains("paths")) {
-      c.rule_paths = ReadStrings(r, *rules, "paths", "/rules");
-      for (auto& rp : c.rule_paths) rp = Resolve(c.dir, rp);
+    if (r.CheckObject(*rules, "/rules",
+                      {"paths", "max_files", "max_file_bytes", "max_expression_bytes"})) {
+      if (rules->contains("paths")) {
+        c.rule_paths = ReadStrings(r, *rules, "paths", "/rules");
+        for (auto& rp : c.rule_paths) rp = Resolve(c.dir, rp);
+      }
+      RuleLimits& limits = c.rule_limits;
+      auto n = static_cast<std::int64_t>(limits.max_files);
+      if (r.Int(*rules, "max_files", "/rules", 1, 1'000'000, &n)) {
+        limits.max_files = static_cast<std::size_t>(n);
+      }
+      r.Size(*rules, "max_file_bytes", "/rules", &limits.max_file_bytes);
+      n = static_cast<std::int64_t>(limits.max_expression_bytes);
+      if (r.Int(*rules, "max_expression_bytes", "/rules", 16, 65'536, &n)) {
+        limits.max_expression_bytes = static_cast<std::size_t>(n);
+      }
     }
   }
 
@@ -336,6 +427,8 @@ ConfigResult ParseConfig(std::string_view text, const std::string& path) {
     if (r.CheckObject(*h, "/http", {"listen"})) r.String(*h, "listen", "/http", &c.http.listen);
   }
 
+  CollectSecrets(&c);
+  result.secrets = c.secrets;
   if (!r.failed()) result.config = std::move(c);
   return result;
 }

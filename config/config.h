@@ -56,6 +56,18 @@ struct MqttConfig {
   Millis max_clock_skew{3'600'000};
   std::uint64_t max_payload_bytes = 256 * 1024;
   Millis keepalive{30'000};
+  // Limits on what one message may make (README "Limits"); beyond them the message or the
+  // reading is rejected and counted, never kept.
+  std::size_t max_readings_per_message = 1000;  // a batch (or `metrics`) beyond: "readings"
+  std::size_t max_tags = 32;                    // tags of one reading, `metric` included: "tags"
+  std::size_t max_tag_bytes = 256;              // one tag value (a topic level, the metric): "tags"
+};
+
+// Limits on the rule files (`rules.*`); beyond them loading fails with a diagnostic.
+struct RuleLimits {
+  std::size_t max_files = 1000;             // rule files in all `rules.paths`
+  std::uint64_t max_file_bytes = 1 << 20;   // one rule file
+  std::size_t max_expression_bytes = 4096;  // one expression (`where`, `when`, an aggregate)
 };
 
 struct AgentSection {
@@ -110,15 +122,21 @@ struct Config {
   AgentSection agent;
   MqttConfig mqtt;
   std::vector<std::string> rule_paths;  // `rules.paths`, resolved; default <dir>/rules.d
+  RuleLimits rule_limits;               // `rules.max_files`, `max_file_bytes`, …
   StoreConfig store;
   std::vector<UplinkConfig> uplinks;
   std::vector<RouteConfig> routes;
   HttpConfig http;
+  // Every value that must never be shown (README "Security"): what ${env:} and ${file:}
+  // gave, passwords, the credentials of authorization-like headers, the password in a URL's
+  // user info and secret-looking URL query parameters. For log::SetSecrets.
+  std::vector<std::string> secrets;
 };
 
 struct ConfigResult {
   std::optional<Config> config;  // set only when diagnostics is empty
   Diagnostics diagnostics;
+  std::vector<std::string> secrets;  // as Config::secrets, also when the config is invalid
 };
 
 // Reads and validates the file. Every problem is reported (unknown keys with a did-you-mean,

@@ -44,6 +44,8 @@ std::string LineCol(std::string_view text, std::size_t offset) {
 }
 
 std::string DidYouMean(std::string_view word, std::initializer_list<std::string_view> candidates) {
+  // Keys are short; a long word is no typo of one (and would cost word × key to compare).
+  if (word.size() > 64) return "";
   std::string best;
   std::size_t best_d = 3;
   for (std::string_view c : candidates) {
@@ -77,6 +79,23 @@ std::optional<nlohmann::json> JsonReader::Parse(std::string_view text) {
       }
     }
     diagnostics_->push_back({file_, LineCol(text, at), "invalid JSON: " + detail});
+    ++errors_;
+    return std::nullopt;
+  } catch (const nlohmann::json::exception& e) {
+    // Not a syntax error but a value nlohmann cannot hold, e.g. out_of_range.406 "number
+    // overflow parsing '1e999'": it carries no position, so look for the number it quotes.
+    std::string what = e.what();
+    std::size_t bracket = what.find("] ");
+    std::string detail = bracket == std::string::npos ? what : what.substr(bracket + 2);
+    std::string location;
+    std::size_t open = detail.find('\'');
+    std::size_t close = open == std::string::npos ? open : detail.find('\'', open + 1);
+    if (close != std::string::npos) {
+      std::size_t at = text.find(detail.substr(open + 1, close - open - 1));
+      if (at != std::string_view::npos) location = LineCol(text, at);
+    }
+    if (detail.size() > 200) detail = detail.substr(0, 200) + "…";
+    diagnostics_->push_back({file_, location, "invalid JSON: " + detail});
     ++errors_;
     return std::nullopt;
   }

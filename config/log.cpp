@@ -1,5 +1,6 @@
 #include "config/log.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -19,6 +20,10 @@ struct Limited {
 };
 std::map<std::string, Limited, std::less<>> g_limited;
 
+std::mutex g_secrets_mu;  // guards g_secrets
+std::vector<std::string> g_secrets;
+constexpr std::size_t kMinSecret = 4;
+
 const char* Word(Level level) {
   switch (level) {
     case Level::kError:
@@ -35,13 +40,56 @@ const char* Word(Level level) {
 
 void WriteLocked(Level level, std::string_view message) {
   std::string line = "<" + std::to_string(static_cast<int>(level)) + ">" + Word(level) + ": ";
-  line.append(message);
+  line.append(Redact(message));
   line.push_back('\n');
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);
 }
 
 }  // namespace
+
+void SetSecrets(const std::vector<std::string>& secrets) {
+  std::vector<std::string> kept;
+  for (const auto& s : secrets) {
+    if (s.size() >= kMinSecret) kept.push_back(s);
+  }
+  // Longest first: a secret that contains another is replaced whole.
+  std::sort(kept.begin(), kept.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  std::lock_guard lock(g_secrets_mu);
+  g_secrets = std::move(kept);
+}
+
+std::string Redact(std::string_view text) {
+  std::string out(text);
+  {
+    std::lock_guard lock(g_secrets_mu);
+    for (const auto& secret : g_secrets) {
+      for (std::size_t at = out.find(secret); at != std::string::npos;
+           at = out.find(secret, at + 3)) {
+        out.replace(at, secret.size(), "***");
+      }
+    }
+  }
+  std::string escaped;
+  for (char c : out) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u != 0x7f) {
+      escaped.push_back(c);
+    } else if (c == '\n') {
+      escaped += "\\n";
+    } else if (c == '\r') {
+      escaped += "\\r";
+    } else if (c == '\t') {
+      escaped += "\\t";
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", u);
+      escaped += buf;
+    }
+  }
+  return escaped;
+}
 
 void SetLevel(Level level) { g_level.store(static_cast<int>(level)); }
 

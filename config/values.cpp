@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -187,7 +188,8 @@ std::optional<std::string> ReadFile(const std::string& path) {
   return text.str();
 }
 
-Result<std::string> Substitute(std::string_view text, const std::string& base_dir) {
+Result<std::string> Substitute(std::string_view text, const std::string& base_dir,
+                               std::vector<std::string>* secrets) {
   std::string out;
   std::size_t pos = 0;
   while (true) {
@@ -209,13 +211,23 @@ Result<std::string> Substitute(std::string_view text, const std::string& base_di
         return Result<std::string>::Error("environment variable " + name + " is not set");
       }
       out += v;
+      if (secrets != nullptr && *v != '\0') secrets->emplace_back(v);
     } else if (ref.substr(0, 5) == "file:") {
       std::string path(ref.substr(5));
       if (!path.empty() && path[0] != '/' && !base_dir.empty()) path = base_dir + "/" + path;
+      // A secret is a small regular file: a device or a pipe might never end.
+      std::error_code ec;
+      const auto size = std::filesystem::file_size(path, ec);
+      if (ec) return Result<std::string>::Error("cannot read file " + path);
+      if (size > kMaxSubstitutedFileBytes) {
+        return Result<std::string>::Error("file " + path + " is larger than " +
+                                          std::to_string(kMaxSubstitutedFileBytes) + " bytes");
+      }
       std::optional<std::string> content = ReadFile(path);
       if (!content) return Result<std::string>::Error("cannot read file " + path);
       std::string c = std::move(*content);
       if (!c.empty() && c.back() == '\n') c.pop_back();
+      if (secrets != nullptr && !c.empty()) secrets->push_back(c);
       out += c;
     } else {
       return Result<std::string>::Error("unknown substitution \"${" + std::string(ref) +

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/result.h"
 
@@ -33,10 +34,16 @@ std::string FormatRfc3339(Millis t);
 // The whole content of a file; nullopt when it cannot be read.
 std::optional<std::string> ReadFile(const std::string& path);
 
+// A ${file:} value is a secret or a small setting: larger files are refused.
+constexpr std::uint64_t kMaxSubstitutedFileBytes = 64 * 1024;
+
 // Replaces every ${env:NAME} and ${file:PATH} in `text`. PATH is relative to `base_dir`
-// when not absolute; a file's content loses one trailing newline (SPEC §12.23). The error
-// names the missing variable or unreadable file, never the substituted value.
-Result<std::string> Substitute(std::string_view text, const std::string& base_dir);
+// when not absolute; a file's content loses one trailing newline (SPEC §12.23); PATH must be
+// a regular file of at most kMaxSubstitutedFileBytes. The error names the missing variable
+// or unreadable file, never the substituted value. Each substituted value is appended to
+// *secrets when given (config.h: Config::secrets).
+Result<std::string> Substitute(std::string_view text, const std::string& base_dir,
+                               std::vector<std::string>* secrets = nullptr);
 
 }  // namespace config
 }  // namespace vigil

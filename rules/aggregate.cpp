@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "rules/checkpoint.h"
+
 namespace vigil::rules {
 namespace {
 
@@ -215,9 +217,9 @@ json Acc::Save(const AggregateSpec& spec) const {
   if (spec.fn == Fn::kDistinct) return json{{"d", distinct}};
   if (spec.fn == Fn::kCount) return json{{"n", n}};
   json j = {{"n", n},
-            {"s", sum},
-            {"mean", mean},
-            {"m2", m2},
+            {"s", SaveDouble(sum)},
+            {"mean", SaveDouble(mean)},
+            {"m2", SaveDouble(m2)},
             {"min", min},
             {"max", max},
             {"first", {first_t, first_arrival, first_v}},
@@ -235,9 +237,9 @@ Acc Acc::Load(const AggregateSpec& spec, const json& j) {
   }
   a.n = j.at("n").get<std::uint64_t>();
   if (spec.fn == Fn::kCount) return a;
-  a.sum = j.at("s").get<double>();
-  a.mean = j.at("mean").get<double>();
-  a.m2 = j.at("m2").get<double>();
+  a.sum = LoadDouble(j.at("s"));
+  a.mean = LoadDouble(j.at("mean"));
+  a.m2 = LoadDouble(j.at("m2"));
   a.min = j.at("min").get<double>();
   a.max = j.at("max").get<double>();
   const json& f = j.at("first");

@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "rules/checkpoint.h"
+
 namespace vigil::rules {
 namespace {
 
@@ -53,15 +55,18 @@ class Rolling {
   }
 
   // The running sums are saved as they are, so a restored detector scores bit-for-bit alike.
-  json Save() const { return json{{"values", values_}, {"n", n_}, {"mean", mean_}, {"m2", m2_}}; }
+  json Save() const {
+    return json{
+        {"values", values_}, {"n", n_}, {"mean", SaveDouble(mean_)}, {"m2", SaveDouble(m2_)}};
+  }
   void Load(const json& j) {
     for (const auto& v : j.at("values")) {
       values_.emplace_back(v.at(0).get<std::int64_t>(), v.at(1).get<double>());
       sorted_.insert(values_.back().second);
     }
     n_ = j.at("n").get<std::uint64_t>();
-    mean_ = j.at("mean").get<double>();
-    m2_ = j.at("m2").get<double>();
+    mean_ = LoadDouble(j.at("mean"));
+    m2_ = LoadDouble(j.at("m2"));
   }
 
  private:
@@ -146,11 +151,11 @@ class EwmaDetector final : public Detector {
     ++n_;
     return d;
   }
-  json Save() const override { return {n_, mean_, var_}; }
+  json Save() const override { return {n_, SaveDouble(mean_), SaveDouble(var_)}; }
   void Load(const json& j) override {
     n_ = j.at(0).get<std::uint64_t>();
-    mean_ = j.at(1).get<double>();
-    var_ = j.at(2).get<double>();
+    mean_ = LoadDouble(j.at(1));
+    var_ = LoadDouble(j.at(2));
   }
 
  private:
@@ -179,11 +184,11 @@ class SpikeDetector final : public Detector {
     ++n_;
     return d;
   }
-  json Save() const override { return {has_last_, last_t_, last_x_, n_}; }
+  json Save() const override { return {has_last_, last_t_, SaveDouble(last_x_), n_}; }
   void Load(const json& j) override {
     has_last_ = j.at(0).get<bool>();
     last_t_ = j.at(1).get<std::int64_t>();
-    last_x_ = j.at(2).get<double>();
+    last_x_ = LoadDouble(j.at(2));
     n_ = j.at(3).get<std::uint64_t>();
   }
 
@@ -214,10 +219,10 @@ class FlatlineDetector final : public Detector {
     d.anomaly = d.ready && length >= spec_.for_duration.count();
     return d;
   }
-  json Save() const override { return {in_run_, run_value_, run_start_, n_}; }
+  json Save() const override { return {in_run_, SaveDouble(run_value_), run_start_, n_}; }
   void Load(const json& j) override {
     in_run_ = j.at(0).get<bool>();
-    run_value_ = j.at(1).get<double>();
+    run_value_ = LoadDouble(j.at(1));
     run_start_ = j.at(2).get<std::int64_t>();
     n_ = j.at(3).get<std::uint64_t>();
   }
@@ -258,9 +263,24 @@ class AbsentDetector final : public Detector {
   void Load(const json&) override {}
 };
 
-}  // namespace
+// Readings are finite (ingest rejects the rest), but a detector beside a window watches an
+// aggregate, and a sum of huge readings overflows to ±inf (NaN after). Such a value is neither
+// scored nor added: it would poison a baseline for good, and NaN breaks the median's order.
+class FiniteInput final : public Detector {
+ public:
+  explicit FiniteInput(std::unique_ptr<Detector> inner) : inner_(std::move(inner)) {}
+  Detection Observe(double x, std::int64_t t) override {
+    if (!std::isfinite(x)) return {false, std::nan(""), false};
+    return inner_->Observe(x, t);
+  }
+  json Save() const override { return inner_->Save(); }
+  void Load(const json& j) override { inner_->Load(j); }
 
-std::unique_ptr<Detector> MakeDetector(const DetectorSpec& spec) {
+ private:
+  std::unique_ptr<Detector> inner_;
+};
+
+std::unique_ptr<Detector> MakeValueDetector(const DetectorSpec& spec) {
   switch (spec.method) {
     case DetectorSpec::Method::kZscore:
     case DetectorSpec::Method::kMad:
@@ -271,12 +291,19 @@ std::unique_ptr<Detector> MakeDetector(const DetectorSpec& spec) {
       return std::make_unique<SpikeDetector>(spec);
     case DetectorSpec::Method::kFlatline:
       return std::make_unique<FlatlineDetector>(spec);
-    case DetectorSpec::Method::kAbsent:
-      return std::make_unique<AbsentDetector>();
     case DetectorSpec::Method::kRange:
       return std::make_unique<RangeDetector>(spec);
+    case DetectorSpec::Method::kAbsent:
+      break;
   }
   return nullptr;
+}
+
+}  // namespace
+
+std::unique_ptr<Detector> MakeDetector(const DetectorSpec& spec) {
+  if (spec.method == DetectorSpec::Method::kAbsent) return std::make_unique<AbsentDetector>();
+  return std::make_unique<FiniteInput>(MakeValueDetector(spec));
 }
 
 }  // namespace vigil::rules

@@ -1,6 +1,7 @@
 #include "rules/expr.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <regex>
@@ -367,6 +368,123 @@ const char* TypeName(Type t) {
   return "?";
 }
 
+// ---- Limits ----
+
+// Nesting of parentheses, unary operators and calls: the parser recurses on each level.
+constexpr int kMaxNesting = 64;
+// Height of the expression tree (a long chain such as a+b+…+z is a deep left-leaning
+// tree): evaluation recurses on it.
+constexpr int kMaxHeight = 256;
+
+int Height(const Node& n, int limit) {
+  int h = 0;
+  for (const Node& k : n.kids) {
+    h = std::max(h, Height(k, limit - 1));
+    if (h >= limit) break;
+  }
+  return h + 1;
+}
+
+// std::regex (libstdc++) backtracks and recurses: a repeated group that itself repeats or
+// alternates, such as (a*)* or (a|a)*, takes exponential time on a tag value a sensor
+// sends; huge counts and deep groups overflow its compiler. Such patterns are refused when
+// the rule loads, with what to write instead. "" when the pattern is fine.
+std::string RegexProblem(std::string_view p) {
+  struct Group {
+    bool repeats = false;     // holds a *, +, {n,m} with m > 1
+    bool alternates = false;  // holds a |
+  };
+  std::vector<Group> groups(1);
+  // What the last atom was: a closed group (and what it held), or anything else.
+  bool last_group = false;
+  Group last{};
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    const char c = p[i];
+    bool quantifier = false;
+    bool can_repeat = false;
+    if (c == '\\') {
+      std::size_t digits = 0;
+      while (i + 1 + digits < p.size() &&
+             std::isdigit(static_cast<unsigned char>(p[i + 1 + digits])))
+        ++digits;
+      if (digits > 2) return "a back-reference has at most 2 digits";
+      i += std::max<std::size_t>(digits, 1);
+      last_group = false;
+      continue;
+    }
+    if (c == '[') {
+      // A class: up to the closing ] (a ] right after [ or [^ is part of it).
+      std::size_t j = i + 1;
+      if (j < p.size() && p[j] == '^') ++j;
+      if (j < p.size() && p[j] == ']') ++j;
+      while (j < p.size() && p[j] != ']') j += p[j] == '\\' ? 2 : 1;
+      i = j;
+      last_group = false;
+      continue;
+    }
+    if (c == '(') {
+      if (groups.size() > 16) return "groups nest deeper than 16";
+      groups.emplace_back();
+      last_group = false;
+      continue;
+    }
+    if (c == ')') {
+      if (groups.size() > 1) {
+        last = groups.back();
+        groups.pop_back();
+        groups.back().repeats |= last.repeats;
+        groups.back().alternates |= last.alternates;
+        last_group = true;
+      }
+      continue;
+    }
+    if (c == '|') {
+      groups.back().alternates = true;
+      last_group = false;
+      continue;
+    }
+    if (c == '*' || c == '+') {
+      quantifier = can_repeat = true;
+    } else if (c == '?') {
+      quantifier = true;
+    } else if (c == '{') {
+      std::size_t j = i + 1;
+      std::string lo, hi;
+      bool comma = false;
+      while (j < p.size() && (std::isdigit(static_cast<unsigned char>(p[j])) || p[j] == ',')) {
+        if (p[j] == ',') {
+          if (comma) break;
+          comma = true;
+        } else {
+          (comma ? hi : lo) += p[j];
+        }
+        ++j;
+      }
+      if (j < p.size() && p[j] == '}' && !lo.empty()) {
+        if (lo.size() > 4 || hi.size() > 4 || std::stoi(lo) > 1000 ||
+            (!hi.empty() && std::stoi(hi) > 1000)) {
+          return "a repetition count is at most 1000";
+        }
+        quantifier = true;
+        can_repeat = comma ? (hi.empty() || std::stoi(hi) > 1) : std::stoi(lo) > 1;
+        i = j;
+      }
+    }
+    if (quantifier) {
+      if (i + 1 < p.size() && p[i + 1] == '?') ++i;  // lazy
+      if (can_repeat && last_group && (last.repeats || last.alternates)) {
+        return "a repeated group may not hold a repetition or a | (as in (a+)+ or (a|b)*): "
+               "that takes exponential time; use a character class such as [ab]* instead";
+      }
+      if (can_repeat) groups.back().repeats = true;
+      last_group = false;
+      continue;
+    }
+    last_group = false;
+  }
+  return "";
+}
+
 // ---- Parser: precedence climbing over the token list ----
 
 class Parser {
@@ -471,6 +589,9 @@ class Parser {
       Node n;
       n.op = op;
       n.type = Type::kBool;
+      if (std::string problem = RegexProblem(rhs.text); !problem.empty()) {
+        return Fail(rhs.column, "regex \"" + rhs.text.substr(0, 64) + "\": " + problem);
+      }
       try {
         n.regex = std::make_shared<std::regex>(rhs.text, std::regex::ECMAScript);
       } catch (const std::regex_error& e) {
@@ -521,7 +642,18 @@ class Parser {
                   out);
   }
 
+  // Counts the parser's recursion (parentheses, unary operators, calls) on one path.
+  struct Nest {
+    explicit Nest(int* depth) : depth_(depth) { ++*depth_; }
+    ~Nest() { --*depth_; }
+    int* depth_;
+  };
+
   bool Unary(Node* out) {
+    Nest nest(&depth_);
+    if (depth_ > kMaxNesting) {
+      return Fail(Peek().column, "nested deeper than " + std::to_string(kMaxNesting) + " levels");
+    }
     const Token& t = Peek();
     if (t.kind == Tok::kNot || t.kind == Tok::kMinus) {
       int column = t.column;
@@ -652,6 +784,7 @@ class Parser {
 
   std::vector<Token> toks_;
   std::size_t pos_ = 0;
+  int depth_ = 0;
   const Scope& scope_;
   std::vector<std::string>* tag_names_;
   CompileError* error_ = nullptr;
@@ -685,6 +818,11 @@ std::shared_ptr<const Expr> Expr::Compile(std::string_view text, const Scope& sc
   Parser parser(std::move(tokens), scope, &tags);
   Node root;
   if (!parser.Parse(&root, error)) return nullptr;
+  if (Height(root, kMaxHeight + 1) > kMaxHeight) {
+    *error = {1, "more than " + std::to_string(kMaxHeight) +
+                     " operations deep; split it (an aggregate, a clear_when)"};
+    return nullptr;
+  }
   return std::make_shared<TreeExpr>(std::move(root), std::move(tags));
 }
 

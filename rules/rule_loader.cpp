@@ -9,12 +9,27 @@
 #include "config/json_reader.h"
 #include "rules/engine.h"
 #include "rules/rule.h"
+#include "rules/rule_loader.h"
 
 namespace vigil::rules {
 namespace {
 
 using config::JsonReader;
+using config::RuleLimits;
 using nlohmann::json;
+
+// A reading belongs to size / slide hopping windows, each with its own accumulators.
+constexpr std::int64_t kMaxWindowsPerReading = 1000;
+
+// An expression longer than rules.max_expression_bytes is an error (true).
+bool TooLong(JsonReader& r, const std::string& text, const std::string& pointer,
+             const RuleLimits& limits) {
+  if (text.size() <= limits.max_expression_bytes) return false;
+  r.Error(pointer, "col 1: the expression is " + std::to_string(text.size()) +
+                       " bytes; rules.max_expression_bytes is " +
+                       std::to_string(limits.max_expression_bytes));
+  return true;
+}
 
 bool ValidId(const std::string& id) {
   static const std::regex kId("^[a-z0-9][a-z0-9_.-]*$");
@@ -23,7 +38,8 @@ bool ValidId(const std::string& id) {
 
 std::shared_ptr<const Expr> CompileAt(JsonReader& r, const std::string& text,
                                       const std::string& pointer, const Scope& scope,
-                                      bool condition) {
+                                      bool condition, const RuleLimits& limits) {
+  if (TooLong(r, text, pointer, limits)) return nullptr;
   CompileError error;
   auto expr = Expr::Compile(text, scope, &error);
   if (!expr) {
@@ -43,7 +59,8 @@ std::shared_ptr<const Expr> CompileAt(JsonReader& r, const std::string& text,
 
 // "avg(value)", "count()", "percentile(value, 95)", "distinct(device)".
 void ParseAggregate(JsonReader& r, const std::string& name, const std::string& text,
-                    const std::string& pointer, AggregateSpec* out) {
+                    const std::string& pointer, const RuleLimits& limits, AggregateSpec* out) {
+  if (TooLong(r, text, pointer, limits)) return;
   static const std::regex kCall(R"(^\s*([a-z_]+)\s*\((.*)\)\s*$)");
   std::smatch m;
   if (!std::regex_match(text, m, kCall)) {
@@ -246,7 +263,8 @@ void ParseDetector(JsonReader& r, const json& o, const std::string& p, CompiledR
   rule->detector = std::move(d);
 }
 
-void ParseRule(JsonReader& r, const json& o, const std::string& p, RuleSet* set) {
+void ParseRule(JsonReader& r, const json& o, const std::string& p, const RuleLimits& limits,
+               RuleSet* set) {
   if (!r.CheckObject(o, p,
                      {"id", "description", "source", "group_by", "window", "aggregates", "alert",
                       "detector", "emit", "max_keys"})) {
@@ -285,7 +303,7 @@ void ParseRule(JsonReader& r, const json& o, const std::string& p, RuleSet* set)
       Scope scope;
       scope.names.push_back({"value", Type::kNumber, 0});
       scope.unknown_names_are_tags = true;
-      rule.where = CompileAt(r, where, p + "/source/where", scope, true);
+      rule.where = CompileAt(r, where, p + "/source/where", scope, true, limits);
     }
   }
 
@@ -340,6 +358,11 @@ void ParseRule(JsonReader& r, const json& o, const std::string& p, RuleSet* set)
         r.Duration(*w, "slide", wp, &rule.window.slide);
         if (rule.window.slide.count() <= 0 || rule.window.slide > rule.window.size) {
           r.Error(wp + "/slide", "must be more than 0 and at most size");
+        } else if (rule.window.size.count() / rule.window.slide.count() > kMaxWindowsPerReading) {
+          r.Error(wp + "/slide",
+                  "a reading would belong to " +
+                      std::to_string(rule.window.size.count() / rule.window.slide.count()) +
+                      " windows (size / slide); at most " + std::to_string(kMaxWindowsPerReading));
         }
       } else {
         refuse("slide");
@@ -392,7 +415,7 @@ void ParseRule(JsonReader& r, const json& o, const std::string& p, RuleSet* set)
         continue;
       }
       AggregateSpec spec;
-      ParseAggregate(r, it.key(), it->get<std::string>(), ap, &spec);
+      ParseAggregate(r, it.key(), it->get<std::string>(), ap, limits, &spec);
       rule.aggregates.push_back(std::move(spec));
     }
   }
@@ -454,10 +477,10 @@ void ParseRule(JsonReader& r, const json& o, const std::string& p, RuleSet* set)
       if (when.empty()) {
         r.Error(ap + "/when", "missing");
       } else {
-        spec.when = CompileAt(r, when, ap + "/when", scope, true);
+        spec.when = CompileAt(r, when, ap + "/when", scope, true, limits);
       }
       if (r.String(*al, "clear_when", ap, &clear) && !clear.empty()) {
-        spec.clear_when = CompileAt(r, clear, ap + "/clear_when", scope, true);
+        spec.clear_when = CompileAt(r, clear, ap + "/clear_when", scope, true, limits);
       }
       r.Duration(*al, "for", ap, &spec.for_duration);
       r.Duration(*al, "repeat", ap, &spec.repeat);
@@ -498,7 +521,12 @@ void ParseRule(JsonReader& r, const json& o, const std::string& p, RuleSet* set)
   if (rule.aggregates.empty() && rule.has_window) {
     r.Error(p + "/aggregates", "a window rule needs at least one aggregate");
   }
-  if (rule.detector && rule.has_window) {
+  if (rule.detector && rule.has_window && rule.detector->method == DetectorSpec::Method::kAbsent) {
+    // `absent` judges silence by processing time, reading by reading; over closed windows
+    // it has nothing to judge (and its alert would see none of the aggregates).
+    r.Error(p + "/detector/method",
+            "absent watches readings, not windows: use it without a window");
+  } else if (rule.detector && rule.has_window) {
     const std::string& input = rule.detector->input;
     bool known = std::any_of(rule.aggregates.begin(), rule.aggregates.end(),
                              [&](const AggregateSpec& a) { return a.name == input; });
@@ -518,17 +546,17 @@ void ParseRule(JsonReader& r, const json& o, const std::string& p, RuleSet* set)
   }
 }
 
-void ParseInto(std::string_view text, const std::string& file, RuleSet* set,
-               config::Diagnostics* diagnostics) {
+void ParseInto(std::string_view text, const std::string& file, const RuleLimits& limits,
+               RuleSet* set, config::Diagnostics* diagnostics) {
   JsonReader r(file, diagnostics);
   auto doc = r.Parse(text);
   if (!doc) return;
   if (doc->is_array()) {
     for (std::size_t i = 0; i < doc->size(); ++i) {
-      ParseRule(r, (*doc)[i], "/" + std::to_string(i), set);
+      ParseRule(r, (*doc)[i], "/" + std::to_string(i), limits, set);
     }
   } else if (doc->is_object()) {
-    ParseRule(r, *doc, "", set);
+    ParseRule(r, *doc, "", limits, set);
   } else {
     r.Error("", "a rule file holds one rule object or an array of them");
   }
@@ -556,16 +584,32 @@ std::vector<std::string> RuleSet::ids() const {
 }
 
 LoadResult ParseRules(std::string_view text, const std::string& file) {
+  return ParseRules(text, file, RuleLimits{});
+}
+
+LoadResult ParseRules(std::string_view text, const std::string& file, const RuleLimits& limits) {
   RuleSet set;
   config::Diagnostics diagnostics;
-  ParseInto(text, file, &set, &diagnostics);
+  if (text.size() > limits.max_file_bytes) {
+    diagnostics.push_back({file, "",
+                           "the file is " + std::to_string(text.size()) +
+                               " bytes; rules.max_file_bytes is " +
+                               std::to_string(limits.max_file_bytes)});
+  } else {
+    ParseInto(text, file, limits, &set, &diagnostics);
+  }
   return Finish(std::move(set), std::move(diagnostics));
 }
 
 LoadResult LoadRules(const std::vector<std::string>& paths) {
+  return LoadRules(paths, RuleLimits{});
+}
+
+LoadResult LoadRules(const std::vector<std::string>& paths, const RuleLimits& limits) {
   namespace fs = std::filesystem;
   RuleSet set;
   config::Diagnostics diagnostics;
+  std::size_t files_read = 0;
   for (const auto& path : paths) {
     std::error_code ec;
     std::vector<std::string> files;
@@ -583,12 +627,40 @@ LoadResult LoadRules(const std::vector<std::string>& paths) {
       continue;
     }
     for (const auto& file : files) {
+      if (++files_read > limits.max_files) {
+        diagnostics.push_back(
+            {path, "",
+             "more than " + std::to_string(limits.max_files) + " rule files (rules.max_files)"});
+        return Finish(std::move(set), std::move(diagnostics));
+      }
+      // The size first: a huge file is refused without being read, and so is anything but
+      // a regular file (a device or a pipe might never end).
+      std::error_code size_error;
+      const auto size = fs::file_size(file, size_error);
+      if (size_error) {
+        diagnostics.push_back({file, "", "cannot read the rule file (not a regular file)"});
+        continue;
+      }
+      if (size > limits.max_file_bytes) {
+        diagnostics.push_back({file, "",
+                               "the file is " + std::to_string(size) +
+                                   " bytes; rules.max_file_bytes is " +
+                                   std::to_string(limits.max_file_bytes)});
+        continue;
+      }
       std::optional<std::string> text = config::ReadFile(file);
       if (!text) {
         diagnostics.push_back({file, "", "cannot read the rule file"});
         continue;
       }
-      ParseInto(*text, file, &set, &diagnostics);
+      if (text->size() > limits.max_file_bytes) {
+        diagnostics.push_back({file, "",
+                               "the file is " + std::to_string(text->size()) +
+                                   " bytes; rules.max_file_bytes is " +
+                                   std::to_string(limits.max_file_bytes)});
+        continue;
+      }
+      ParseInto(*text, file, limits, &set, &diagnostics);
     }
   }
   return Finish(std::move(set), std::move(diagnostics));

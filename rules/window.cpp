@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rules/aggregate.h"
+#include "rules/checkpoint.h"
 
 namespace vigil::rules {
 namespace {
@@ -19,10 +20,6 @@ std::int64_t FloorDiv(std::int64_t a, std::int64_t b) {
   std::int64_t q = a / b;
   return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
-
-// A number for a checkpoint: JSON has no NaN, so a skipped argument is null.
-json Number(double x) { return std::isfinite(x) ? json(x) : json(nullptr); }
-double Number(const json& j) { return j.is_null() ? std::nan("") : j.get<double>(); }
 
 // Accumulators for one window, one per aggregate.
 class Accs {
@@ -328,7 +325,7 @@ class SlidingWindows final : public WindowState {
     json entries = json::array();
     for (const auto& e : entries_) {
       json xs = json::array();
-      for (double x : e.xs) xs.push_back(Number(x));
+      for (double x : e.xs) xs.push_back(SaveDouble(x));
       json tags = json::array();
       for (const auto& t : e.tags) tags.push_back(t ? json(*t) : json(nullptr));
       entries.push_back({e.t, e.arrival, e.order, std::move(xs), std::move(tags)});
@@ -336,9 +333,9 @@ class SlidingWindows final : public WindowState {
     json aggs = json::array();
     for (const Agg& a : aggs_) {
       aggs.push_back({{"n", a.n},
-                      {"sum", a.sum},
-                      {"mean", a.mean},
-                      {"m2", a.m2},
+                      {"sum", SaveDouble(a.sum)},
+                      {"mean", SaveDouble(a.mean)},
+                      {"m2", SaveDouble(a.m2)},
                       {"min", a.min},
                       {"max", a.max},
                       {"distinct", a.distinct}});
@@ -359,7 +356,7 @@ class SlidingWindows final : public WindowState {
                   e.at(2).get<std::uint64_t>(),
                   {},
                   {}};
-      for (const auto& x : e.at(3)) entry.xs.push_back(Number(x));
+      for (const auto& x : e.at(3)) entry.xs.push_back(LoadDouble(x));
       for (const auto& t : e.at(4)) {
         entry.tags.push_back(t.is_null() ? std::nullopt
                                          : std::optional<std::string>(t.get<std::string>()));
@@ -376,9 +373,9 @@ class SlidingWindows final : public WindowState {
     for (std::size_t i = 0; i < aggs_.size(); ++i) {
       Agg& a = aggs_[i];
       a.n = aggs[i].at("n").get<std::uint64_t>();
-      a.sum = aggs[i].at("sum").get<double>();
-      a.mean = aggs[i].at("mean").get<double>();
-      a.m2 = aggs[i].at("m2").get<double>();
+      a.sum = LoadDouble(aggs[i].at("sum"));
+      a.mean = LoadDouble(aggs[i].at("mean"));
+      a.m2 = LoadDouble(aggs[i].at("m2"));
       a.min = aggs[i].at("min").get<std::deque<std::pair<std::uint64_t, double>>>();
       a.max = aggs[i].at("max").get<std::deque<std::pair<std::uint64_t, double>>>();
       a.distinct = aggs[i].at("distinct").get<std::map<std::string, std::uint64_t>>();

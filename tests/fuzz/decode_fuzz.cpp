@@ -1,0 +1,77 @@
+// Fuzz target: one MQTT message through the agent's Decoder (agent/decode.h).
+// Input: the topic, a newline, then the payload (any bytes). The subscriptions cover every
+// payload mapping of SPEC §2: json value/time/tags, metrics, number, nested paths, rfc3339
+// and numeric time units, a final `#`.
+// Checks: no crash, no exception, and every reading honours what the engine relies on
+// (finite value, time in range, tags sorted and unique with `metric`, clean text, the
+// limits, set low here so inputs reach them); every message is either kept or counted.
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "agent/decode.h"
+#include "config/config.h"
+
+namespace {
+
+constexpr vigil::Millis kNow{1'795'341'720'000};  // 2026-11-22T10:02:00Z
+
+const vigil::config::MqttConfig& Mqtt() {
+  static const vigil::config::MqttConfig mqtt = [] {
+    auto r = vigil::config::ParseConfig(R"({ "mqtt": { "subscriptions": [
+        { "topic": "sensors/{device}/{metric}",
+          "payload": { "value": "value", "time": "ts", "tags": ["site", "meta.room"] } },
+        { "topic": "plant/{line}/{device}/state",
+          "payload": { "metrics": ["temperature", "pressure"], "time": "t", "time_unit": "s" } },
+        { "topic": "legacy/{device}/rpm", "payload": { "format": "number" } },
+        { "topic": "nested/{device}", "metric": "humidity",
+          "payload": { "value": "data.h", "time": "at", "time_unit": "rfc3339" } },
+        { "topic": "fine/{device}/+", "payload": { "time": "t", "time_unit": "ns" } },
+        { "topic": "micro/{device}", "payload": { "time": "t", "time_unit": "us" } },
+        { "topic": "any/#", "metric": "x" }
+      ], "max_readings_per_message": 50, "max_tags": 5, "max_tag_bytes": 40 } })",
+                                        "/fuzz/vigil.json");
+    if (!r.config) std::abort();
+    return r.config->mqtt;
+  }();
+  return mqtt;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  std::string_view input(reinterpret_cast<const char*>(data), size);
+  std::size_t newline = input.find('\n');
+  std::string_view topic = input.substr(0, newline);
+  std::string_view payload =
+      newline == std::string_view::npos ? std::string_view() : input.substr(newline + 1);
+
+  static const vigil::agent::Decoder decoder(Mqtt());
+  vigil::agent::Decoded out;
+  decoder.Decode(topic, payload, kNow, &out);
+
+  const auto& mqtt = Mqtt();
+  for (const auto& r : out.readings) {
+    if (!std::isfinite(r.value)) std::abort();
+    if (r.time.count() < 0 || r.time > kNow + mqtt.max_clock_skew) std::abort();
+    if (r.metric.empty()) std::abort();
+    const std::string* metric = vigil::rules::FindTag(r.tags, "metric");
+    if (metric == nullptr || *metric != r.metric) std::abort();
+    for (std::size_t i = 1; i < r.tags.size(); ++i) {
+      if (!(r.tags[i - 1].first < r.tags[i].first)) std::abort();  // sorted, unique
+    }
+    if (r.tags.size() > mqtt.max_tags) std::abort();
+    for (const auto& [name, value] : r.tags) {
+      if (name.size() > mqtt.max_tag_bytes || value.size() > mqtt.max_tag_bytes) std::abort();
+      for (char c : name + value) {
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) std::abort();
+      }
+    }
+  }
+  if (out.readings.size() > mqtt.max_readings_per_message) std::abort();
+  // Every message is kept or counted.
+  if (out.readings.empty() && out.rejects.empty()) std::abort();
+  return 0;
+}

@@ -1,0 +1,75 @@
+// The limits of vigil.json (README "Limits") and loading hostile config text.
+
+#include <gtest/gtest.h>
+
+#include "config/config.h"
+#include "config/json_reader.h"
+
+namespace vigil::config {
+namespace {
+
+constexpr const char* kMinimal =
+    R"({ "mqtt": { "subscriptions": [ { "topic": "s/{metric}" } ] } })";
+
+std::string Errors(const ConfigResult& r) {
+  std::string out;
+  for (const auto& d : r.diagnostics) out += d.ToString() + "\n";
+  return out;
+}
+
+TEST(ConfigLimits, DefaultsApply) {
+  ConfigResult r = ParseConfig(kMinimal, "/etc/vigil/vigil.json");
+  ASSERT_TRUE(r.config) << Errors(r);
+  EXPECT_EQ(r.config->mqtt.max_payload_bytes, 256u * 1024);
+  EXPECT_EQ(r.config->mqtt.max_readings_per_message, 1000u);
+  EXPECT_EQ(r.config->mqtt.max_tags, 32u);
+  EXPECT_EQ(r.config->mqtt.max_tag_bytes, 256u);
+  EXPECT_EQ(r.config->rule_limits.max_files, 1000u);
+  EXPECT_EQ(r.config->rule_limits.max_file_bytes, 1u << 20);
+  EXPECT_EQ(r.config->rule_limits.max_expression_bytes, 4096u);
+}
+
+TEST(ConfigLimits, CanBeSetWithinBounds) {
+  ConfigResult r = ParseConfig(R"({
+    "mqtt": { "subscriptions": [ { "topic": "s/{metric}" } ],
+              "max_readings_per_message": 10, "max_tags": 4, "max_tag_bytes": 64 },
+    "rules": { "max_files": 3, "max_file_bytes": "64KiB", "max_expression_bytes": 100 } })",
+                               "v.json");
+  ASSERT_TRUE(r.config) << Errors(r);
+  EXPECT_EQ(r.config->mqtt.max_readings_per_message, 10u);
+  EXPECT_EQ(r.config->mqtt.max_tags, 4u);
+  EXPECT_EQ(r.config->mqtt.max_tag_bytes, 64u);
+  EXPECT_EQ(r.config->rule_limits.max_files, 3u);
+  EXPECT_EQ(r.config->rule_limits.max_file_bytes, 64u * 1024);
+  EXPECT_EQ(r.config->rule_limits.max_expression_bytes, 100u);
+
+  // A tag is matched by std::regex, which recurses per byte: 1024 is as far as it goes.
+  r = ParseConfig(R"({ "mqtt": { "subscriptions": [ { "topic": "s/{metric}" } ],
+                                 "max_tag_bytes": 100000, "max_tags": 0 } })",
+                  "v.json");
+  EXPECT_NE(Errors(r).find("/mqtt/max_tag_bytes: must be an integer from 1 to 1024"),
+            std::string::npos)
+      << Errors(r);
+  EXPECT_NE(Errors(r).find("/mqtt/max_tags: must be an integer from 1 to 1000"), std::string::npos);
+}
+
+// Found by the config fuzzer: nlohmann throws out_of_range (not parse_error) for a number
+// beyond double, which escaped the loader and terminated `vigil check` and `vigil run`.
+TEST(ConfigLimits, NumberBeyondDoubleIsADiagnosticWithItsPlace) {
+  ConfigResult r = ParseConfig("{\n  \"mqtt\": { \"keepalive\": 1e999 }\n}", "v.json");
+  ASSERT_FALSE(r.config);
+  ASSERT_EQ(r.diagnostics.size(), 1u) << Errors(r);
+  EXPECT_EQ(r.diagnostics[0].ToString(),
+            "v.json:2:26: invalid JSON: number overflow parsing '1e999'");
+}
+
+TEST(ConfigLimits, LongUnknownKeyIsReportedWithoutASuggestion) {
+  std::string key(100'000, 'x');
+  ConfigResult r = ParseConfig("{\"" + key + "\": 1}", "v.json");
+  ASSERT_FALSE(r.config);
+  EXPECT_NE(Errors(r).find("unknown key"), std::string::npos);
+  EXPECT_EQ(Errors(r).find("did you mean"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vigil::config
