@@ -1,10 +1,15 @@
 # The README's commands. Everything real lives in CMake and the scripts it names.
 #   make run    install what is missing, build, start a local broker + the agent + the simulator
 #   make test   install what is missing, build, run every test
+#   make fuzz   build the libFuzzer targets with clang and run each for FUZZ_SECONDS
 
 SHELL := /bin/bash
 BUILD ?= build
 BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_PARALLEL ?= 2
+FUZZ_TARGETS := decode rule_file expr config engine
 JOBS ?= $(shell nproc)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
@@ -14,19 +19,29 @@ DEPS := build-essential cmake ninja-build pkg-config python3 \
 	libcurl4-openssl-dev zlib1g-dev libcpp-httplib-dev libgtest-dev libgmock-dev libbenchmark-dev \
 	mosquitto mosquitto-clients openssl prometheus-alertmanager influxdb \
 	dpkg-dev lintian prometheus
+# What `make fuzz` needs besides: clang and its sanitizer and libFuzzer runtimes.
+FUZZ_DEPS := clang libclang-rt-dev
 
-.PHONY: all deps build test test-sanitize run package bench format format-check clean
+.PHONY: all deps fuzz-deps build test test-sanitize fuzz run package bench format format-check clean
 
 all: build
 
-deps:
-	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+# Installs the Debian packages of $(1) that are missing.
+define install_missing
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 	  | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:" $$missing; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+endef
+
+deps:
+	$(call install_missing,$(DEPS))
+
+fuzz-deps:
+	$(call install_missing,$(FUZZ_DEPS))
 
 $(BUILD)/build.ninja:
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -43,14 +58,25 @@ test-sanitize: deps
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	cd $(BUILD_ASAN) && ctest --output-on-failure -j $(JOBS)
 
+# libFuzzer targets (tests/fuzz/README.md) under ASan and UBSan, FUZZ_SECONDS each,
+# FUZZ_PARALLEL at a time; fails on any crash, leak, UB, timeout or memory blow-up.
+fuzz: deps fuzz-deps
+	cmake -S . -B $(BUILD_FUZZ) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+	  -DCMAKE_CXX_COMPILER=clang++ -DVIGIL_FUZZ=ON -DVIGIL_TESTS=OFF -DVIGIL_WERROR=OFF
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzzers
+	tests/fuzz/run.sh $(BUILD_FUZZ) $(FUZZ_SECONDS) $(FUZZ_PARALLEL) $(FUZZ_TARGETS)
+
 run: build
 	packaging/demo.sh $(BUILD)/agent/vigil
 
-# Benchmarks that print figures (README, Performance): the engine, the detectors, end to end.
+# Benchmarks that print figures (README, Performance): the parts, the engine, the detectors,
+# end to end (E2E: options of tests/bench/e2e.py).
+E2E ?= --rate 20000 --seconds 20
 bench: build
+	$(BUILD)/tests/bench/micro_bench --benchmark_min_time=0.5
 	$(BUILD)/tests/bench/engine_bench --benchmark_min_time=2
 	$(BUILD)/tests/bench/detector_bench
-	python3 tests/bench/e2e.py --build $(BUILD)
+	python3 tests/bench/e2e.py --build $(BUILD) $(E2E)
 
 # The Debian package, in $(BUILD)/ (packaging/README.md).
 package: build
@@ -63,4 +89,4 @@ format-check:
 	clang-format --dry-run --Werror $$(git ls-files '*.cpp' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) .run
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) .run

@@ -30,6 +30,7 @@ int ReplayJournal(const config::Config& config, std::optional<Millis> since, std
 
 struct SimulateOptions {
   int devices = 10;
+  int metrics = 1;                // --metrics N: each device publishes N metrics in turn
   double rate = 10;               // readings per second, all devices together
   std::optional<double> seconds;  // unset: until SIGINT/SIGTERM
   int qos = 1;

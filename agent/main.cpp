@@ -67,14 +67,17 @@ const std::map<std::string, std::string>& CommandHelp() {
        "journal (those "
        "received\nin the last D with --since), each with its arrival time as the clock.\n"},
       {"simulate",
-       "usage: vigil simulate [--config FILE] [--devices N] [--rate R/s] [--seconds S] "
-       "[--qos Q] [--seed K]\n       [--anomalies] [--labels FILE]\n\nPublishes synthetic "
+       "usage: vigil simulate [--config FILE] [--devices N] [--metrics M] [--rate R/s] "
+       "[--seconds S]\n       [--qos Q] [--seed K] [--anomalies] [--labels FILE]\n\nPublishes "
+       "synthetic "
        "readings (per-device baselines with noise; every fifth device drifts\nup and back over "
        "two minutes) to the configured broker, on topics that match the first\nsubscription. "
        "Defaults: 10 devices, 10 readings/s in all, until interrupted, QoS 1, seed 1.\n"
        "--anomalies injects labelled anomalies (level shift, spike, drift, stuck value, "
        "silence,\nout of range) into the other devices, one every 5 minutes per device after "
-       "10 minutes;\n--labels FILE writes them, one JSON object a line. Prints how many "
+       "10 minutes;\n--labels FILE writes them, one JSON object a line. --metrics M (M > 1) "
+       "publishes M\nmetrics per device, named <metric>_0 … <metric>_M-1 (the metric of the "
+       "subscription,\nor temperature), for N × M series in all. Prints how many "
        "readings it published\nand at what rate.\n"},
       {"status",
        "usage: vigil status [--config FILE]\n\nAsks the running daemon for a summary. Exits "
@@ -98,7 +101,7 @@ struct Args {
 // Options that take a value; every other --option is a flag.
 bool TakesValue(const std::string& name) {
   static const std::vector<std::string> with_value = {
-      "config", "input", "devices", "rate", "seconds", "qos", "seed", "since", "labels"};
+      "config", "input", "devices", "metrics", "rate", "seconds", "qos", "seed", "since", "labels"};
   return std::find(with_value.begin(), with_value.end(), name) != with_value.end();
 }
 
@@ -218,20 +221,23 @@ int RunCommand(const Args& args) {
   if (cmd == "simulate") {
     vigil::agent::SimulateOptions o;
     std::string error;
-    double devices = o.devices, rate = o.rate, qos = o.qos, seed = static_cast<double>(o.seed);
+    double devices = o.devices, metrics = o.metrics, rate = o.rate, qos = o.qos,
+           seed = static_cast<double>(o.seed);
     double seconds = -1;
     if (!ParseNumber(args, "devices", &devices, &error) ||
+        !ParseNumber(args, "metrics", &metrics, &error) ||
         !ParseNumber(args, "rate", &rate, &error) ||
         !ParseNumber(args, "seconds", &seconds, &error) ||
         !ParseNumber(args, "qos", &qos, &error) || !ParseNumber(args, "seed", &seed, &error)) {
       std::cerr << "simulate: " << error << '\n';
       return kExitUsage;
     }
-    if (devices < 1 || qos > 2 || rate <= 0) {
-      std::cerr << "simulate: need --devices >= 1, --rate > 0, --qos 0, 1 or 2\n";
+    if (devices < 1 || metrics < 1 || qos > 2 || rate <= 0) {
+      std::cerr << "simulate: need --devices >= 1, --metrics >= 1, --rate > 0, --qos 0, 1 or 2\n";
       return kExitUsage;
     }
     o.devices = static_cast<int>(devices);
+    o.metrics = static_cast<int>(metrics);
     o.rate = rate;
     o.qos = static_cast<int>(qos);
     o.seed = static_cast<std::uint64_t>(seed);

@@ -9,8 +9,12 @@
 namespace vigil::agent {
 namespace {
 
-constexpr std::size_t kQueueCapacity = 65536;
+constexpr std::size_t kQueueCapacity = 16384;
 constexpr std::size_t kBatch = 4096;
+// A checkpoint serializes and writes the changed keys' state this many at a time.
+constexpr std::size_t kStateChunk = 1024;
+// A small batch waits this long for more messages: one wake-up per batch, not per message.
+constexpr Millis kLinger{2};
 // Stats and firing alerts walk every key: refreshed for the endpoint at most this often.
 constexpr Millis kSnapshotInterval{1000};
 // Journal retention and the outbox TTL are enforced this often (the quota at every commit).
@@ -61,22 +65,28 @@ Status Pipeline::Restore() {
   log::Info("restored state of " + std::to_string(restored) + " key(s)" +
             (stale ? ", dropped " + std::to_string(stale) + " of changed or removed rules" : ""));
 
-  // What the last run journaled but did not commit: decode and process it again, exactly as
-  // it was processed then (same clock), so the events and their ids are the same.
+  // What the last run journaled after its last checkpoint: decode and process it again,
+  // exactly as it was processed then (same clock), so the state, the events and their ids are
+  // the same. Events of messages up to the events position are in the outbox already.
   auto position = store_->JournalPosition();
+  auto events_position = store_->EventsPosition();
   if (!position.ok()) return Status::Error(position.error());
-  position_ = committed_position_ = position.value();
+  if (!events_position.ok()) return Status::Error(events_position.error());
+  position_ = checkpoint_position_ = position.value();
+  events_position_ = events_position.value();
   if (journal_->LastSeq() < position_) {
     // The journal is newer than the state (it was damaged or removed and started afresh):
     // none of it is in the state yet, and its numbering starts again. Replay all of it and
     // commit the new position below.
     log::Warning("journal: starts afresh below the committed position " +
                  std::to_string(position_) + "; replaying it from its start");
-    position_ = 0;
-    committed_position_ = -1;
+    position_ = events_position_ = 0;
+    checkpoint_position_ = -1;
   }
+  const std::int64_t emitted = events_position_;
   Decoder decoder(config_.mqtt);
   std::size_t replayed = 0;
+  std::size_t committed_before = 0;
   Status r = journal_->Read(position_, Millis(0), [&](const store::JournalMessage& jm) {
     IngestMessage m;
     m.seq = jm.seq;
@@ -84,17 +94,23 @@ Status Pipeline::Restore() {
     Decoded decoded;
     decoder.Decode(jm.topic, jm.payload, jm.received, &decoded);
     m.readings = std::move(decoded.readings);
+    const std::size_t before = events_.size();
     ProcessMessage(m);
     engine_->Advance(m.received, &events_);
+    if (jm.seq <= emitted) {
+      events_.erase(events_.begin() + static_cast<std::ptrdiff_t>(before), events_.end());
+      ++committed_before;
+    }
     ++replayed;
     return true;
   });
   if (!r.ok()) return r;
   if (replayed > 0) {
     log::Info("recovered " + std::to_string(replayed) +
-              " journaled message(s) that the last run had not committed");
+              " journaled message(s) since the last checkpoint (the events of " +
+              std::to_string(committed_before) + " were committed already)");
   }
-  Commit(Now());
+  Commit(Now(), /*checkpoint=*/true);
   return Status::Ok();
 }
 
@@ -123,13 +139,19 @@ void Pipeline::Stop() {
 
 void Pipeline::Run() {
   const Millis interval = std::max(config_.store.commit_interval, Millis(1));
+  const Millis checkpoint_interval = std::max(config_.store.checkpoint_interval, Millis(1));
   std::vector<IngestMessage> batch;
   batch.reserve(kBatch);
   Millis next_commit = Now() + interval;
+  Millis next_checkpoint = Now() + checkpoint_interval;
   while (true) {
     Millis wait = std::max(next_commit - Now(), Millis(0));
     batch.clear();
     queue_.PopBatch(&batch, kBatch, wait);
+    if (!batch.empty() && batch.size() < kBatch / 16 && !queue_.closed()) {
+      std::this_thread::sleep_for(kLinger);
+      queue_.PopBatch(&batch, kBatch - batch.size(), Millis(0));
+    }
     // Once closed, the queue only drains: the last batch ends with a final commit.
     const bool draining = queue_.closed() && queue_.size() == 0;
     heartbeat_.store(Now().count(), std::memory_order_relaxed);
@@ -146,8 +168,10 @@ void Pipeline::Run() {
     Millis now = Now();
     engine_->Advance(now, &events_);
     if (now >= next_commit || draining || events_.size() >= kBatch) {
-      Commit(now);
+      const bool checkpoint = draining || now >= next_checkpoint;
+      Commit(now, checkpoint);
       next_commit = now + interval;
+      if (checkpoint) next_checkpoint = now + checkpoint_interval;
     }
     if (now >= next_maintenance_) {
       Retire(now);
@@ -184,12 +208,12 @@ void Pipeline::ApplyReload(std::shared_ptr<const rules::RuleSet> rules, Millis n
             "state of " + std::to_string(kept) + " key(s); " + std::to_string(dropped.size()) +
             " changed or removed rule(s) start fresh; resolved " +
             std::to_string(events_.size() - before) + " of their firing alert(s)");
-  Commit(now);
+  Commit(now, /*checkpoint=*/true);
 }
 
 void Pipeline::Retire(Millis now) {
   // Journal retention: only what the committed state already covers may go.
-  auto trimmed = journal_->TrimBefore(now - config_.store.journal_retention, committed_position_);
+  auto trimmed = journal_->TrimBefore(now - config_.store.journal_retention, checkpoint_position_);
   if (!trimmed.ok())
     log::WriteLimited(log::Level::kError, "journal-trim", "journal: " + trimmed.error());
   // TTL: undelivered events older than store.ttl.
@@ -201,17 +225,22 @@ void Pipeline::Retire(Millis now) {
   }
 }
 
+bool Pipeline::NearQuota(std::uint64_t incoming) const {
+  return store_->SizeBytes() + journal_->SizeBytes() + incoming >
+         config_.store.max_bytes / 100 * 75;
+}
+
 void Pipeline::EnforceQuota(std::uint64_t incoming) {
   // Quota: the journal first, then the oldest undelivered aggregates, then alerts. Trimming
   // starts when what is on disk plus what is about to be written passes 75% of the limit and
   // goes down to 60%, leaving room for the journal's appends until the next commit.
   const std::uint64_t limit = config_.store.max_bytes;
   auto used = [&] { return store_->SizeBytes() + journal_->SizeBytes() + incoming; };
-  if (used() <= limit / 100 * 75) return;
+  if (!NearQuota(incoming)) return;
   journal_->Vacuum();
   store_->Vacuum();
   for (int round = 0; round < 256 && used() > limit / 100 * 60; ++round) {
-    auto j = journal_->TrimOldest(500, committed_position_);
+    auto j = journal_->TrimOldest(500, checkpoint_position_);
     if (j.ok() && j.value() > 0) {
       metrics_->dropped_journal.fetch_add(static_cast<std::uint64_t>(j.value()));
       journal_->Vacuum();
@@ -237,7 +266,7 @@ void Pipeline::EnforceQuota(std::uint64_t incoming) {
                         std::to_string(used() - incoming) + " bytes (see vigil_dropped_total)");
 }
 
-void Pipeline::Commit(Millis now) {
+void Pipeline::Commit(Millis now, bool checkpoint) {
   if (!unjournaled_.empty()) {
     // on_receive: the messages were acknowledged on receipt; journal them now.
     std::vector<store::JournalMessage> rows;
@@ -256,8 +285,11 @@ void Pipeline::Commit(Millis now) {
     }
     unjournaled_.clear();
   }
-  engine_->TakeChanges(&changes_);
-  if (changes_.empty() && events_.empty() && position_ == committed_position_) return;
+  // Near the quota, checkpoint now: only the journal before the checkpoint may be trimmed.
+  if (!checkpoint && NearQuota(0)) checkpoint = true;
+  checkpoint = checkpoint &&
+               (!changes_.empty() || engine_->HasChanges() || position_ != checkpoint_position_);
+  if (!checkpoint && events_.empty() && position_ == events_position_) return;
   if (now - snapshot_time_ >= kSnapshotInterval) {
     Snapshot fresh{engine_->Stats(), engine_->Firing()};
     snapshot_time_ = now;
@@ -266,9 +298,25 @@ void Pipeline::Commit(Millis now) {
   }
 
   store::CommitBatch batch;
-  if (position_ != committed_position_) batch.journal_position = position_;
-  batch.state.reserve(changes_.size());
-  for (const auto& c : changes_) batch.state.push_back({c.rule, c.key, c.bytes});
+  std::size_t streamed = 0;  // state rows made by batch.more_state
+  if (position_ != events_position_) batch.events_position = position_;
+  if (checkpoint) {
+    if (position_ != checkpoint_position_) batch.journal_position = position_;
+    batch.state.reserve(changes_.size());
+    for (auto& c : changes_)
+      batch.state.push_back({std::move(c.rule), std::move(c.key), std::move(c.bytes)});
+    // The changed keys' state, serialized a chunk at a time inside the transaction.
+    batch.more_state = [this, &streamed, chunk = std::vector<rules::StateChange>()](
+                           std::vector<store::StateRow>* rows) mutable {
+      chunk.clear();
+      if (!engine_->TakeChanges(&chunk, kStateChunk)) return false;
+      streamed += chunk.size();
+      for (auto& c : chunk) {
+        rows->push_back({std::move(c.rule), std::move(c.key), std::move(c.bytes)});
+      }
+      return true;
+    };
+  }
   std::set<std::string> touched;
   batch.events.reserve(events_.size());
   for (const auto& e : events_) {
@@ -294,17 +342,25 @@ void Pipeline::Commit(Millis now) {
     metrics_->last_commit_failed = true;
     log::WriteLimited(log::Level::kError, "commit",
                       "store: commit failed, will retry: " + s.message());
-    return;  // keep changes_ and events_ for the next attempt
+    // Keep the events (and the state) for the next attempt.
+    if (checkpoint) {
+      for (std::size_t i = 0; i < batch.state.size(); ++i) {
+        changes_[i] = {std::move(batch.state[i].rule), std::move(batch.state[i].key),
+                       std::move(batch.state[i].bytes)};
+      }
+      engine_->MarkAllChanged();
+    }
+    return;
   }
   metrics_->commits.fetch_add(1, std::memory_order_relaxed);
   metrics_->last_commit_failed = false;
   auto took = std::chrono::steady_clock::now() - started;
   metrics_->ObserveCommit(std::chrono::duration<double>(took).count());
-  std::uint64_t rows = batch.state.size();
+  std::uint64_t rows = batch.state.size() + streamed;
   for (const auto& e : batch.events) rows += e.uplinks.size();
   metrics_->ObserveCommitRows(rows);
-  log::Debug("store: committed " + std::to_string(batch.state.size()) + " state row(s), " +
-             std::to_string(batch.events.size()) + " event(s) in " +
+  log::Debug("store: committed " + std::to_string(batch.state.size() + streamed) +
+             " state row(s), " + std::to_string(batch.events.size()) + " event(s) in " +
              std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(took).count()) +
              "us");
 
@@ -319,9 +375,12 @@ void Pipeline::Commit(Millis now) {
       if (config_.uplinks.empty()) log::Info("event: " + batch.events[i].json);
     }
   }
-  changes_.clear();
   events_.clear();
-  committed_position_ = position_;
+  events_position_ = position_;
+  if (checkpoint) {
+    changes_.clear();
+    checkpoint_position_ = position_;
+  }
   for (const auto& name : touched) {
     if (name != kLogUplink) notify_(name);
   }

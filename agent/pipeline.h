@@ -32,11 +32,13 @@ struct IngestMessage {
 
 // The engine thread: takes messages from the bounded queue in batches, runs the rule engine
 // over their readings (processing time = arrival time, so recovery and `replay --journal`
-// reproduce the same results), and group-commits the changed state, the new events (one
-// outbox row per routed uplink) and the journal position to the store at least every
-// store.commit_interval, then tells the uplinks. After each commit it enforces the disk quota,
-// and about once a second journal retention and the outbox TTL (SPEC §8). The only owner of
-// the Engine.
+// reproduce the same results), and group-commits the new events (one outbox row per routed
+// uplink) and the journal position to the store at least every store.commit_interval, then
+// tells the uplinks; every store.checkpoint_interval the commit also holds the changed rule
+// state (a checkpoint). Recovery restores the checkpoint and re-processes the journal after
+// it, dropping the events that were committed before the crash. After each commit it enforces the
+// disk quota, and about once a second journal retention and the outbox TTL (SPEC §8). The only
+// owner of the Engine.
 //
 // A commit that fails keeps its state changes and events and is tried again at the next
 // interval: nothing produced is dropped.
@@ -82,10 +84,13 @@ class Pipeline {
  private:
   void Run();
   void ProcessMessage(const IngestMessage& m);
-  void Commit(Millis now);
+  // Commits the new events and the journal position; with `checkpoint`, the changed state
+  // too (SPEC §8, store.checkpoint_interval).
+  void Commit(Millis now, bool checkpoint);
   void ApplyReload(std::shared_ptr<const rules::RuleSet> rules, Millis now);
   void Retire(Millis now);                    // journal retention and outbox TTL
   void EnforceQuota(std::uint64_t incoming);  // bytes about to be written
+  bool NearQuota(std::uint64_t incoming) const;
 
   const config::Config& config_;  // not owned; outlives this
   std::shared_ptr<const rules::RuleSet> rules_;
@@ -106,7 +111,8 @@ class Pipeline {
   std::vector<rules::StateChange> changes_;
   std::vector<IngestMessage> unjournaled_;  // on_receive: journaled at the next commit
   std::int64_t position_ = 0;               // last journal seq processed
-  std::int64_t committed_position_ = 0;     // ... and committed
+  std::int64_t events_position_ = 0;        // ... whose events are committed
+  std::int64_t checkpoint_position_ = 0;    // ... whose state is committed
   Millis next_maintenance_{0};
   std::atomic<std::int64_t> heartbeat_{0};  // ms; written by the engine thread each round
 };

@@ -120,12 +120,18 @@ int Simulate(const config::Config& config, const SimulateOptions& options) {
       return kExitInvalid;
     }
   }
-  std::string metric = sub.metric.empty() ? "temperature" : sub.metric;
+  const std::string base = sub.metric.empty() ? "temperature" : sub.metric;
+  std::vector<std::string> metrics;
+  for (int i = 0; i < options.metrics; ++i) {
+    metrics.push_back(options.metrics == 1 ? base : base + "_" + std::to_string(i));
+  }
 
   std::signal(SIGINT, OnStopSignal);
   std::signal(SIGTERM, OnStopSignal);
 
-  mqtt::async_client client(config.mqtt.uri, config.mqtt.client_id + "-simulate");
+  // Room in Paho's command queue for every publish in flight (its default is 100).
+  mqtt::async_client client(config.mqtt.uri, config.mqtt.client_id + "-simulate",
+                            static_cast<int>(kMaxInFlight) + 100, nullptr);
   auto opts =
       mqtt::connect_options_builder().clean_session(true).connect_timeout(std::chrono::seconds(10));
   if (!config.mqtt.username.empty()) opts.user_name(config.mqtt.username);
@@ -154,7 +160,10 @@ int Simulate(const config::Config& config, const SimulateOptions& options) {
           50));
       continue;
     }
-    const int device = static_cast<int>(turn++ % static_cast<std::uint64_t>(signal.devices()));
+    // Every device's first metric, then every device's second, …
+    const int device = static_cast<int>(turn % static_cast<std::uint64_t>(signal.devices()));
+    const std::string& metric =
+        metrics[(turn++ / static_cast<std::uint64_t>(signal.devices())) % metrics.size()];
     const Millis now = Now();
     const std::optional<double> value = signal.Value(device, now);
     for (; labels != nullptr && labels_written < signal.labels().size(); ++labels_written) {

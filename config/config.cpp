@@ -366,10 +366,15 @@ ConfigResult ParseConfig(std::string_view text, const std::string& path) {
   if (auto s = o.find("store"); s != o.end()) {
     const std::string p = "/store";
     if (r.CheckObject(*s, p,
-                      {"max_bytes", "commit_interval", "sync", "journal_retention", "ttl"})) {
+                      {"max_bytes", "commit_interval", "checkpoint_interval", "sync",
+                       "journal_retention", "ttl"})) {
       r.Size(*s, "max_bytes", p, &c.store.max_bytes);
       r.Duration(*s, "commit_interval", p, &c.store.commit_interval);
       if (c.store.commit_interval.count() <= 0) r.Error(p + "/commit_interval", "must be > 0");
+      r.Duration(*s, "checkpoint_interval", p, &c.store.checkpoint_interval);
+      if (c.store.checkpoint_interval.count() <= 0) {
+        r.Error(p + "/checkpoint_interval", "must be > 0");
+      }
       std::string sync = "normal";
       r.String(*s, "sync", p, &sync);
       if (sync == "normal") {

@@ -127,7 +127,7 @@ void Acc::Add(const AggregateSpec& spec, double x, const std::string* tag, std::
               std::uint64_t arrival) {
   using Fn = AggregateSpec::Fn;
   if (spec.fn == Fn::kDistinct) {
-    if (tag != nullptr) ++distinct[*tag];
+    if (tag != nullptr) ++distinct.get()[*tag];
     return;
   }
   ++n;
@@ -148,11 +148,13 @@ void Acc::Add(const AggregateSpec& spec, double x, const std::string* tag, std::
     last_arrival = arrival;
     last_v = x;
   }
-  if (spec.fn == Fn::kPercentile) quantiles.Add(x);
+  if (spec.fn == Fn::kPercentile) quantiles.get().Add(x);
 }
 
 void Acc::Merge(const AggregateSpec& spec, const Acc& o) {
-  for (const auto& [tag, count] : o.distinct) distinct[tag] += count;
+  if (const auto* d = o.distinct.find()) {
+    for (const auto& [tag, count] : *d) distinct.get()[tag] += count;
+  }
   if (o.n == 0) return;
   if (n == 0) {
     *this = o;
@@ -177,13 +179,17 @@ void Acc::Merge(const AggregateSpec& spec, const Acc& o) {
     last_arrival = o.last_arrival;
     last_v = o.last_v;
   }
-  if (spec.fn == AggregateSpec::Fn::kPercentile) quantiles.Merge(o.quantiles);
+  if (spec.fn == AggregateSpec::Fn::kPercentile && o.quantiles.find() != nullptr) {
+    quantiles.get().Merge(*o.quantiles.find());
+  }
 }
 
 Value Acc::Result(const AggregateSpec& spec) const {
   using Fn = AggregateSpec::Fn;
   if (spec.fn == Fn::kCount) return Value::Int(static_cast<double>(n));
-  if (spec.fn == Fn::kDistinct) return Value::Int(static_cast<double>(distinct.size()));
+  if (spec.fn == Fn::kDistinct) {
+    return Value::Int(distinct.find() ? static_cast<double>(distinct.find()->size()) : 0.0);
+  }
   if (n == 0) return Value::Null();
   switch (spec.fn) {
     case Fn::kSum:
@@ -206,7 +212,7 @@ Value Acc::Result(const AggregateSpec& spec) const {
       if (n < 2 || last_t == first_t) return Value::Null();
       return Value::Double((last_v - first_v) / (static_cast<double>(last_t - first_t) / 1000.0));
     case Fn::kPercentile:
-      return Value::Double(quantiles.Percentile(spec.percentile));
+      return Value::Double(quantiles.find()->Percentile(spec.percentile));  // n > 0
     default:
       return Value::Null();
   }
@@ -214,7 +220,9 @@ Value Acc::Result(const AggregateSpec& spec) const {
 
 json Acc::Save(const AggregateSpec& spec) const {
   using Fn = AggregateSpec::Fn;
-  if (spec.fn == Fn::kDistinct) return json{{"d", distinct}};
+  if (spec.fn == Fn::kDistinct) {
+    return json{{"d", distinct.find() ? json(*distinct.find()) : json::object()}};
+  }
   if (spec.fn == Fn::kCount) return json{{"n", n}};
   json j = {{"n", n},
             {"s", SaveDouble(sum)},
@@ -224,7 +232,7 @@ json Acc::Save(const AggregateSpec& spec) const {
             {"max", max},
             {"first", {first_t, first_arrival, first_v}},
             {"last", {last_t, last_arrival, last_v}}};
-  if (spec.fn == Fn::kPercentile) j["q"] = quantiles.Save();
+  if (spec.fn == Fn::kPercentile) j["q"] = quantiles.find() ? quantiles.find()->Save() : json();
   return j;
 }
 
@@ -232,7 +240,7 @@ Acc Acc::Load(const AggregateSpec& spec, const json& j) {
   using Fn = AggregateSpec::Fn;
   Acc a;
   if (spec.fn == Fn::kDistinct) {
-    a.distinct = j.at("d").get<std::map<std::string, std::uint64_t>>();
+    a.distinct.get() = j.at("d").get<std::map<std::string, std::uint64_t>>();
     return a;
   }
   a.n = j.at("n").get<std::uint64_t>();
@@ -250,7 +258,7 @@ Acc Acc::Load(const AggregateSpec& spec, const json& j) {
   a.last_t = l.at(0).get<std::int64_t>();
   a.last_arrival = l.at(1).get<std::uint64_t>();
   a.last_v = l.at(2).get<double>();
-  if (spec.fn == Fn::kPercentile) a.quantiles.Load(j.at("q"));
+  if (spec.fn == Fn::kPercentile && !j.at("q").is_null()) a.quantiles.get().Load(j.at("q"));
   return a;
 }
 

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,31 @@ class Quantiles {
   std::uint64_t zero_ = 0;
 };
 
+// A value on the heap, made on first use: keeps accumulators that rarely need it small.
+// Copies copy the value.
+template <typename T>
+class Boxed {
+ public:
+  Boxed() = default;
+  Boxed(const Boxed& o) : p_(o.p_ ? std::make_unique<T>(*o.p_) : nullptr) {}
+  Boxed& operator=(const Boxed& o) {
+    p_ = o.p_ ? std::make_unique<T>(*o.p_) : nullptr;
+    return *this;
+  }
+  Boxed(Boxed&&) noexcept = default;
+  Boxed& operator=(Boxed&&) noexcept = default;
+  ~Boxed() = default;
+
+  T& get() {
+    if (!p_) p_ = std::make_unique<T>();
+    return *p_;
+  }
+  const T* find() const { return p_.get(); }  // null until first get()
+
+ private:
+  std::unique_ptr<T> p_;
+};
+
 // The running state of one aggregate over one window: every aggregate function reads its
 // result from it, and two accumulators merge (session windows). `arrival` breaks ties of
 // equal event times for first/last (SPEC §12.8: arrival order).
@@ -58,8 +84,8 @@ struct Acc {
   std::int64_t last_t = 0;
   std::uint64_t last_arrival = 0;
   double last_v = 0;
-  Quantiles quantiles;                            // percentile only
-  std::map<std::string, std::uint64_t> distinct;  // distinct only: tag value → readings
+  Boxed<Quantiles> quantiles;                            // percentile only
+  Boxed<std::map<std::string, std::uint64_t>> distinct;  // distinct only: tag value → readings
 
   // x is the aggregate's argument for one reading (finite), or a distinct tag value.
   void Add(const AggregateSpec& spec, double x, const std::string* tag, std::int64_t t,

@@ -32,7 +32,7 @@ class Rolling {
 
   void Add(double x, std::int64_t t) {
     values_.emplace_back(t, x);
-    sorted_.insert(x);
+    if (sorted()) sorted_.insert(x);
     ++n_;
     const double d = x - mean_;
     mean_ += d / static_cast<double>(n_);
@@ -62,7 +62,7 @@ class Rolling {
   void Load(const json& j) {
     for (const auto& v : j.at("values")) {
       values_.emplace_back(v.at(0).get<std::int64_t>(), v.at(1).get<double>());
-      sorted_.insert(values_.back().second);
+      if (sorted()) sorted_.insert(values_.back().second);
     }
     n_ = j.at("n").get<std::uint64_t>();
     mean_ = LoadDouble(j.at("mean"));
@@ -70,6 +70,8 @@ class Rolling {
   }
 
  private:
+  // Only mad needs the values in order (a multiset: ~48 bytes a value and a tree insert).
+  bool sorted() const { return spec_.method == DetectorSpec::Method::kMad; }
   bool Expired(std::int64_t now) const {
     if (spec_.window_count > 0) return values_.size() > spec_.window_count;
     return values_.front().first <= now - spec_.window_duration.count();
@@ -77,7 +79,7 @@ class Rolling {
   void Remove() {
     const double x = values_.front().second;
     values_.pop_front();
-    sorted_.erase(sorted_.find(x));
+    if (sorted()) sorted_.erase(sorted_.find(x));
     if (n_ == 1) {
       n_ = 0;
       mean_ = m2_ = 0;
@@ -95,7 +97,7 @@ class Rolling {
     return (*std::prev(mid) + *mid) / 2;
   }
 
-  const DetectorSpec spec_;
+  const DetectorSpec& spec_;  // the rule's, which outlives its detectors
   std::deque<std::pair<std::int64_t, double>> values_;
   std::multiset<double> sorted_;
   std::uint64_t n_ = 0;
@@ -123,7 +125,7 @@ class RollingDetector final : public Detector {
   void Load(const json& j) override { rolling_.Load(j); }
 
  private:
-  const DetectorSpec spec_;
+  const DetectorSpec& spec_;  // the rule's, which outlives its detectors
   Rolling rolling_;
 };
 
@@ -159,7 +161,7 @@ class EwmaDetector final : public Detector {
   }
 
  private:
-  const DetectorSpec spec_;
+  const DetectorSpec& spec_;  // the rule's, which outlives its detectors
   std::uint64_t n_ = 0;
   double mean_ = 0;
   double var_ = 0;
@@ -193,7 +195,7 @@ class SpikeDetector final : public Detector {
   }
 
  private:
-  const DetectorSpec spec_;
+  const DetectorSpec& spec_;  // the rule's, which outlives its detectors
   bool has_last_ = false;
   std::int64_t last_t_ = 0;
   double last_x_ = 0;
@@ -228,7 +230,7 @@ class FlatlineDetector final : public Detector {
   }
 
  private:
-  const DetectorSpec spec_;
+  const DetectorSpec& spec_;  // the rule's, which outlives its detectors
   bool in_run_ = false;
   double run_value_ = 0;
   std::int64_t run_start_ = 0;
@@ -251,7 +253,7 @@ class RangeDetector final : public Detector {
   void Load(const json& j) override { n_ = j.at(0).get<std::uint64_t>(); }
 
  private:
-  const DetectorSpec spec_;
+  const DetectorSpec& spec_;  // the rule's, which outlives its detectors
   std::uint64_t n_ = 0;
 };
 

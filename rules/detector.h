@@ -50,6 +50,8 @@ class Detector {
   virtual void Load(const nlohmann::json& j) = 0;
 };
 
+// The detector keeps a reference to `spec` (one copy per key would cost memory): the spec,
+// normally the rule's, must outlive it.
 std::unique_ptr<Detector> MakeDetector(const DetectorSpec& spec);
 
 }  // namespace vigil::rules

@@ -508,6 +508,37 @@ void Engine::TakeChanges(std::vector<StateChange>* out) {
   }
 }
 
+bool Engine::TakeChanges(std::vector<StateChange>* out, std::size_t max) {
+  bool taken = false;
+  for (RuleState& rs : impl_->rules) {
+    while (!rs.dirty.empty() && max > 0) {
+      std::string key_str = std::move(rs.dirty.back());
+      rs.dirty.pop_back();
+      auto it = rs.keys.find(key_str);
+      if (it == rs.keys.end()) {
+        out->push_back({rs.rule->id, std::move(key_str), std::nullopt});
+      } else {
+        it->second.dirty = false;
+        out->push_back({rs.rule->id, std::move(key_str), impl_->Serialize(rs, it->second)});
+      }
+      --max;
+      taken = true;
+    }
+  }
+  return taken;
+}
+
+bool Engine::HasChanges() const {
+  return std::any_of(impl_->rules.begin(), impl_->rules.end(),
+                     [](const RuleState& rs) { return !rs.dirty.empty(); });
+}
+
+void Engine::MarkAllChanged() {
+  for (RuleState& rs : impl_->rules) {
+    for (auto& [key_str, ks] : rs.keys) MarkDirty(rs, key_str, ks);
+  }
+}
+
 bool Engine::Restore(const std::string& rule, const std::string& key, const std::string& bytes) {
   auto rs = std::find_if(impl_->rules.begin(), impl_->rules.end(),
                          [&](const RuleState& r) { return r.rule->id == rule; });
@@ -587,9 +618,17 @@ std::vector<RuleStats> Engine::Stats() const {
 
 std::vector<FiringAlert> Engine::Firing() const {
   std::vector<FiringAlert> out;
+  std::vector<std::pair<const std::string*, const KeyState*>> firing;
   for (const RuleState& rs : impl_->rules) {
-    for (const auto& [key_str, ks] : Sorted(rs)) {
-      if (ks->state != AlertState::kFiring) continue;
+    if (!rs.rule->alert) continue;
+    // Few keys fire: find them, then sort only those.
+    firing.clear();
+    for (const auto& [key_str, ks] : rs.keys) {
+      if (ks.state == AlertState::kFiring) firing.emplace_back(&key_str, &ks);
+    }
+    std::sort(firing.begin(), firing.end(),
+              [](const auto& a, const auto& b) { return *a.first < *b.first; });
+    for (const auto& [key_str, ks] : firing) {
       out.push_back({rs.rule->id, ks->key, ks->alert_id, rs.rule->alert->severity, ks->summary,
                      Millis(ks->fired_at), rs.rule->alert->labels});
     }

@@ -80,6 +80,13 @@ class Engine {
   // Appends the state of every (rule, key) changed since the last call, and clears the
   // change set. The store commits these with the events produced up to now.
   void TakeChanges(std::vector<StateChange>* out);
+  // The same, at most `max` at a time (in no particular order), for a checkpoint written in
+  // chunks. False when none was left.
+  bool TakeChanges(std::vector<StateChange>* out, std::size_t max);
+  // Marks every key changed: the next TakeChanges returns them all (a checkpoint that failed
+  // after taking its changes).
+  void MarkAllChanged();
+  bool HasChanges() const;
   // Restores one key's state from a checkpoint. False (and nothing changes) when the rule
   // is unknown, its fingerprint differs (the rule changed) or the bytes are malformed.
   bool Restore(const std::string& rule, const std::string& key, const std::string& bytes);

@@ -51,7 +51,10 @@ std::int64_t MessageHash(const std::string& topic, const std::string& payload) {
   return static_cast<std::int64_t>(h >> 1);
 }
 
-struct Journal::Impl : Database {};
+struct Journal::Impl : Database {
+  // Prepared once: with mqtt.ack = after_commit, Append runs once per message.
+  std::unique_ptr<Statement> begin, insert, commit;
+};
 
 Journal::Journal(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Journal::~Journal() = default;
@@ -73,23 +76,37 @@ Status Journal::Append(std::vector<JournalMessage*> messages) {
   if (messages.empty()) return Status::Ok();
   std::lock_guard lock(impl_->mu);
   sqlite3* db = impl_->db;
-  if (Status s = Exec(db, "BEGIN IMMEDIATE"); !s.ok()) return s;
-  Statement insert(db, kAppend);
+  if (!impl_->insert) {
+    impl_->begin = std::make_unique<Statement>(db, "BEGIN IMMEDIATE");
+    impl_->insert = std::make_unique<Statement>(db, kAppend);
+    impl_->commit = std::make_unique<Statement>(db, "COMMIT");
+  }
+  Statement& begin = *impl_->begin;
+  Statement& insert = *impl_->insert;
+  Statement& commit = *impl_->commit;
+  auto fail = [&](Statement& st, bool rollback) {
+    std::string e = st.error();
+    st.Clear();
+    if (rollback) (void)Exec(db, "ROLLBACK");
+    return Status::Error(e);
+  };
+  begin.Step();
+  if (!begin.ok()) return fail(begin, false);
+  begin.Reset();
   for (JournalMessage* m : messages) {
     insert.Bind(1, std::int64_t{m->received.count()})
         .Bind(2, m->topic)
         .BindBlob(3, m->payload)
         .Bind(4, MessageHash(m->topic, m->payload));
     insert.Step();
-    if (!insert.ok()) {
-      std::string e = insert.error();
-      (void)Exec(db, "ROLLBACK");
-      return Status::Error(e);
-    }
+    if (!insert.ok()) return fail(insert, true);
     m->seq = sqlite3_last_insert_rowid(db);
     insert.Reset();
   }
-  return Exec(db, "COMMIT");
+  commit.Step();
+  if (!commit.ok()) return fail(commit, true);
+  commit.Reset();
+  return Status::Ok();
 }
 
 Result<bool> Journal::RecentlyAppended(const std::string& topic, const std::string& payload,

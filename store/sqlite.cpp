@@ -36,6 +36,11 @@ void Statement::Reset() {
   sqlite3_clear_bindings(stmt_);
   if (rc_ == SQLITE_DONE || rc_ == SQLITE_ROW) rc_ = SQLITE_OK;
 }
+void Statement::Clear() {
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+  if (stmt_ != nullptr) rc_ = SQLITE_OK;
+}
 std::string Statement::Text(int col) const {
   const void* p = sqlite3_column_blob(stmt_, col);
   int n = sqlite3_column_bytes(stmt_, col);

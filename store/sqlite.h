@@ -30,6 +30,8 @@ class Statement {
   // True while a row is available; false at the end or on error (see ok()).
   bool Step();
   void Reset();
+  // Reset after an error, for a statement kept and used again.
+  void Clear();
   std::string Text(int col) const;
   std::int64_t Int(int col) const;
   std::string error() const { return sqlite3_errmsg(db_); }

@@ -59,9 +59,8 @@ constexpr const char* kList =
 constexpr const char* kRetryDead =
     "UPDATE outbox SET dead = 0, attempts = 0 WHERE dead = 1 AND (?1 = '' OR uplink = ?1)";
 constexpr const char* kPurge = "DELETE FROM outbox WHERE dead = ?1 AND (?2 = '' OR uplink = ?2)";
-constexpr const char* kPosition = "SELECT value FROM meta WHERE name = 'journal_position'";
-constexpr const char* kSetPosition =
-    "INSERT OR REPLACE INTO meta (name, value) VALUES ('journal_position', ?1)";
+constexpr const char* kPosition = "SELECT value FROM meta WHERE name = ?1";
+constexpr const char* kSetPosition = "INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)";
 constexpr const char* kDropExpired = "DELETE FROM outbox WHERE created < ?1";
 constexpr const char* kDropOldest =
     "DELETE FROM outbox WHERE event_id IN (SELECT event_id FROM outbox WHERE kind = ?1 "
@@ -106,6 +105,16 @@ struct Store::Impl : Database {
     }
     return Exec("COMMIT");
   }
+
+  // A journal position kept in meta (0 before any).
+  Result<std::int64_t> Position(const char* name) {
+    std::lock_guard lock(mu);
+    Statement st(db, kPosition);
+    st.Bind(1, name);
+    if (st.Step()) return static_cast<std::int64_t>(std::atoll(st.Text(0).c_str()));
+    if (!st.ok()) return Result<std::int64_t>::Error(st.error());
+    return std::int64_t{0};
+  }
 };
 
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -136,13 +145,23 @@ Status Store::Commit(const CommitBatch& batch, Millis now) {
   {
     Statement upsert(db, kUpsertState);
     Statement erase(db, kDeleteState);
-    for (const StateRow& row : batch.state) {
-      Statement& st = row.bytes ? upsert : erase;
-      st.Bind(1, row.rule).Bind(2, row.key);
-      if (row.bytes) st.BindBlob(3, *row.bytes);
-      st.Step();
-      if (!st.ok()) return fail(st);
-      st.Reset();
+    auto write = [&](const std::vector<StateRow>& rows) -> Statement* {
+      for (const StateRow& row : rows) {
+        Statement& st = row.bytes ? upsert : erase;
+        st.Bind(1, row.rule).Bind(2, row.key);
+        if (row.bytes) st.BindBlob(3, *row.bytes);
+        st.Step();
+        if (!st.ok()) return &st;
+        st.Reset();
+      }
+      return nullptr;
+    };
+    if (Statement* failed = write(batch.state)) return fail(*failed);
+    std::vector<StateRow> chunk;
+    while (batch.more_state) {
+      chunk.clear();
+      if (!batch.more_state(&chunk)) break;
+      if (Statement* failed = write(chunk)) return fail(*failed);
     }
     Statement insert(db, kInsertOutbox);
     for (const OutboxEvent& e : batch.events) {
@@ -159,9 +178,11 @@ Status Store::Commit(const CommitBatch& batch, Millis now) {
         insert.Reset();
       }
     }
-    if (batch.journal_position) {
+    for (const auto& [name, value] : {std::pair{"journal_position", batch.journal_position},
+                                      std::pair{"events_position", batch.events_position}}) {
+      if (!value) continue;
       Statement position(db, kSetPosition);
-      position.Bind(1, std::to_string(*batch.journal_position)).Step();
+      position.Bind(1, name).Bind(2, std::to_string(*value)).Step();
       if (!position.ok()) return fail(position);
     }
   }
@@ -219,12 +240,14 @@ Result<std::int64_t> Store::Purge(bool dead, const std::string& uplink) {
       kPurge, [&](Statement& st) { st.Bind(1, std::int64_t{dead ? 1 : 0}).Bind(2, uplink); });
 }
 
-Result<std::int64_t> Store::JournalPosition() {
-  std::lock_guard lock(impl_->mu);
-  Statement st(impl_->db, kPosition);
-  if (st.Step()) return static_cast<std::int64_t>(std::atoll(st.Text(0).c_str()));
-  if (!st.ok()) return Result<std::int64_t>::Error(st.error());
-  return std::int64_t{0};
+Result<std::int64_t> Store::JournalPosition() { return impl_->Position("journal_position"); }
+
+Result<std::int64_t> Store::EventsPosition() {
+  auto state = impl_->Position("journal_position");
+  auto events = impl_->Position("events_position");
+  if (!state.ok()) return state;
+  if (!events.ok()) return events;
+  return std::max(state.value(), events.value());
 }
 
 Result<std::int64_t> Store::DropExpired(Millis before) {

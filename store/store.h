@@ -34,10 +34,17 @@ struct OutboxEvent {
 // What one group commit writes, atomically.
 struct CommitBatch {
   std::vector<StateRow> state;
+  // More state rows, made while the transaction is open so that a checkpoint of many keys
+  // is never all in memory at once: called until it adds no row to *rows (which it is given
+  // empty). May be empty.
+  std::function<bool(std::vector<StateRow>* rows)> more_state;
   std::vector<OutboxEvent> events;
-  // The last journal message whose effects the state above includes (SPEC §8: the position
-  // is committed with the state); unset: unchanged.
+  // The last journal message whose effects the stored state includes: the state rows of a
+  // checkpoint are always committed with it. Unset: unchanged.
   std::optional<std::int64_t> journal_position;
+  // The last journal message whose events are in the outbox (≥ journal_position: events are
+  // committed at every commit, state at checkpoints). Unset: unchanged.
+  std::optional<std::int64_t> events_position;
 };
 
 // One pending delivery of one event to one uplink. `seq` orders deliveries per uplink.
@@ -101,8 +108,10 @@ class Store {
   Result<std::int64_t> Purge(bool dead, const std::string& uplink = "");
   Result<std::vector<OutboxCounts>> Counts();
 
-  // The journal position of the last commit (0 before any).
+  // The journal position of the last checkpoint of the state (0 before any).
   Result<std::int64_t> JournalPosition();
+  // The journal position up to which events are committed (never below JournalPosition()).
+  Result<std::int64_t> EventsPosition();
   // TTL: deletes outbox rows (pending or dead) committed before `before`; returns how many.
   Result<std::int64_t> DropExpired(Millis before);
   // Quota: deletes the `events` oldest undelivered events of `kind` (every uplink's row);

@@ -1,5 +1,6 @@
 // The floor for any MQTT client here: a Paho subscriber that only counts messages.
-//   count_subscriber URI TOPIC QOS N  → exits after N messages (or 120 s), printing the count.
+//   count_subscriber URI TOPIC QOS N  → exits after N messages, 2 s after the last message, or
+//   after 120 s, printing the count and the seconds from the first message to the last.
 
 #include <mqtt/async_client.h>
 
@@ -16,19 +17,29 @@ int main(int argc, char** argv) {
     return 2;
   }
   const long want = std::atol(argv[4]);
+  using Clock = std::chrono::steady_clock;
   std::atomic<long> count{0};
+  std::atomic<Clock::rep> first{0};
+  std::atomic<Clock::rep> last{0};
   mqtt::async_client client(argv[1], "vigil-bench-counter");
-  client.set_message_callback([&](mqtt::const_message_ptr) { ++count; });
+  client.set_message_callback([&](mqtt::const_message_ptr) {
+    const auto now = Clock::now().time_since_epoch().count();
+    if (count.fetch_add(1) == 0) first = now;
+    last = now;
+  });
   auto opts = mqtt::connect_options_builder().clean_session(true).finalize();
   client.connect(opts)->wait();
   client.subscribe(argv[2], std::atoi(argv[3]))->wait();
   std::printf("subscribed\n");
   std::fflush(stdout);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (count.load() < want && std::chrono::steady_clock::now() < deadline) {
+  const auto deadline = Clock::now() + std::chrono::seconds(120);
+  const auto idle = std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(2)).count();
+  while (count.load() < want && Clock::now() < deadline &&
+         (count.load() == 0 || Clock::now().time_since_epoch().count() - last.load() < idle)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  std::printf("%ld\n", count.load());
+  const double span = std::chrono::duration<double>(Clock::duration(last - first)).count();
+  std::printf("%ld %.3f\n", count.load(), span);
   client.disconnect()->wait();
   return 0;
 }

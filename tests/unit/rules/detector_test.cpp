@@ -89,7 +89,8 @@ INSTANTIATE_TEST_SUITE_P(All, DetectorMethods,
 
 TEST(Detectors, WarmUpNeverFires) {
   for (M m : {M::kZscore, M::kEwma, M::kMad}) {
-    auto d = MakeDetector(Spec(m));
+    const DetectorSpec spec = Spec(m);
+    auto d = MakeDetector(spec);
     for (int i = 0; i < 30; ++i) {
       Detection r = d->Observe(i % 2 == 0 ? 0 : 1000, i * 1000LL);  // wild values
       EXPECT_FALSE(r.ready) << i;
@@ -101,7 +102,8 @@ TEST(Detectors, WarmUpNeverFires) {
 
 TEST(Detectors, LevelShiftCaughtAtTheFirstShiftedReading) {
   for (M m : {M::kZscore, M::kEwma, M::kMad}) {
-    auto d = MakeDetector(Spec(m));
+    const DetectorSpec spec = Spec(m);
+    auto d = MakeDetector(spec);
     Clean clean(3);
     for (int i = 0; i < 200; ++i) d->Observe(clean.Next(), i * 1000LL);
     Detection r = d->Observe(10 + clean.Next(), 200'000);
@@ -111,7 +113,8 @@ TEST(Detectors, LevelShiftCaughtAtTheFirstShiftedReading) {
 }
 
 TEST(Detectors, SpikeIsARateBetweenConsecutiveReadings) {
-  auto d = MakeDetector(Spec(M::kSpike));
+  const DetectorSpec spec = Spec(M::kSpike);
+  auto d = MakeDetector(spec);
   EXPECT_FALSE(d->Observe(10, 0).ready) << "needs one previous reading";
   Detection calm = d->Observe(12, 1000);
   EXPECT_TRUE(calm.ready);
@@ -124,7 +127,8 @@ TEST(Detectors, SpikeIsARateBetweenConsecutiveReadings) {
 }
 
 TEST(Detectors, FlatlineFiresOnceTheRunLastsFor) {
-  auto d = MakeDetector(Spec(M::kFlatline));
+  const DetectorSpec spec = Spec(M::kFlatline);
+  auto d = MakeDetector(spec);
   d->Observe(5.0, 0);
   for (int s = 1; s < 60; ++s) EXPECT_FALSE(d->Observe(5.0005, s * 1000LL).anomaly) << s;
   Detection r = d->Observe(5.0, 60'000);
@@ -134,7 +138,8 @@ TEST(Detectors, FlatlineFiresOnceTheRunLastsFor) {
 }
 
 TEST(Detectors, RangeScoresTheDistanceOutside) {
-  auto d = MakeDetector(Spec(M::kRange));
+  const DetectorSpec spec = Spec(M::kRange);
+  auto d = MakeDetector(spec);
   EXPECT_FALSE(d->Observe(1.5, 0).anomaly);
   Detection r = d->Observe(3.5, 1000);
   EXPECT_TRUE(r.anomaly);
