@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <deque>
 #include <iterator>
 #include <map>
 #include <set>
@@ -10,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rules/checkpoint.h"
+#include "rules/vector_deque.h"
 
 namespace vigil::rules {
 namespace {
@@ -57,7 +57,10 @@ class Rolling {
   // The running sums are saved as they are, so a restored detector scores bit-for-bit alike.
   json Save() const {
     return json{
-        {"values", values_}, {"n", n_}, {"mean", SaveDouble(mean_)}, {"m2", SaveDouble(m2_)}};
+        {"values", std::vector<std::pair<std::int64_t, double>>(values_.begin(), values_.end())},
+        {"n", n_},
+        {"mean", SaveDouble(mean_)},
+        {"m2", SaveDouble(m2_)}};
   }
   void Load(const json& j) {
     for (const auto& v : j.at("values")) {
@@ -98,7 +101,7 @@ class Rolling {
   }
 
   const DetectorSpec& spec_;  // the rule's, which outlives its detectors
-  std::deque<std::pair<std::int64_t, double>> values_;
+  VectorDeque<std::pair<std::int64_t, double>> values_;
   std::multiset<double> sorted_;
   std::uint64_t n_ = 0;
   double mean_ = 0;

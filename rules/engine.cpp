@@ -155,6 +155,9 @@ struct Engine::Impl {
   std::vector<std::string> group_keys;
   std::vector<std::uint64_t> group_key_reading;  // which reading group_keys[i] belongs to
   std::uint64_t reading_number = 0;
+  // Scratch of Emit and EvaluateAlert: no allocation per closed window once grown.
+  std::vector<std::pair<std::string, Value>> values_scratch;
+  std::vector<double> numbers_scratch;
 
   // Emits the events of closed windows: aggregates, and the alert evaluation of each.
   void Emit(RuleState& rs, const std::string& key_str, KeyState& ks, std::vector<Event>* out);
@@ -177,8 +180,8 @@ void Engine::Impl::Emit(RuleState& rs, const std::string& key_str, KeyState& ks,
                         std::vector<Event>* out) {
   const CompiledRule& rule = *rs.rule;
   for (ClosedWindow& w : closed) {
-    std::vector<std::pair<std::string, Value>> values;
-    values.reserve(rule.aggregates.size());
+    std::vector<std::pair<std::string, Value>>& values = values_scratch;
+    values.clear();
     for (std::size_t i = 0; i < rule.aggregates.size(); ++i) {
       values.emplace_back(rule.aggregates[i].name, w.values[i]);
     }
@@ -256,7 +259,8 @@ void Engine::Impl::EvaluateAlert(RuleState& rs, const std::string& key_str, KeyS
                                  std::vector<Event>* out) {
   const CompiledRule& rule = *rs.rule;
   const AlertSpec& alert = *rule.alert;
-  std::vector<double> numbers(values.size());
+  std::vector<double>& numbers = numbers_scratch;
+  numbers.resize(values.size());
   for (std::size_t i = 0; i < values.size(); ++i) {
     numbers[i] = values[i].second.is_null() ? std::nan("") : values[i].second.number;
   }

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <deque>
 #include <map>
 #include <optional>
 
@@ -10,6 +9,7 @@
 
 #include "rules/aggregate.h"
 #include "rules/checkpoint.h"
+#include "rules/vector_deque.h"
 
 namespace vigil::rules {
 namespace {
@@ -285,7 +285,12 @@ class CountWindows final : public WindowState {
 class SlidingWindows final : public WindowState {
  public:
   explicit SlidingWindows(const CompiledRule& rule)
-      : rule_(rule), size_(rule.window.size.count()), aggs_(rule.aggregates.size()) {}
+      : rule_(rule),
+        size_(rule.window.size.count()),
+        aggs_(rule.aggregates.size()),
+        has_distinct_(std::any_of(
+            rule.aggregates.begin(), rule.aggregates.end(),
+            [](const AggregateSpec& a) { return a.fn == AggregateSpec::Fn::kDistinct; })) {}
 
   bool IsLate(std::int64_t t, std::int64_t watermark) const override {
     return (watermark != kNoWatermark && t < watermark) ||
@@ -295,9 +300,11 @@ class SlidingWindows final : public WindowState {
   void Add(const Sample& s, std::int64_t, std::vector<ClosedWindow>*) override {
     Entry e{s.t, s.arrival, 0, {}, {}};
     e.xs.assign(s.xs, s.xs + aggs_.size());
-    e.tags.resize(aggs_.size());
-    for (std::size_t i = 0; i < aggs_.size(); ++i) {
-      if (s.tags[i] != nullptr) e.tags[i] = *s.tags[i];
+    if (has_distinct_) {  // else no tags: they would cost 40 bytes an aggregate an entry
+      e.tags.resize(aggs_.size());
+      for (std::size_t i = 0; i < aggs_.size(); ++i) {
+        if (s.tags[i] != nullptr) e.tags[i] = *s.tags[i];
+      }
     }
     // After every reading of an equal or earlier time: (time, arrival) order.
     auto pos =
@@ -327,7 +334,9 @@ class SlidingWindows final : public WindowState {
       json xs = json::array();
       for (double x : e.xs) xs.push_back(SaveDouble(x));
       json tags = json::array();
-      for (const auto& t : e.tags) tags.push_back(t ? json(*t) : json(nullptr));
+      for (std::size_t i = 0; i < aggs_.size(); ++i) {
+        tags.push_back(i < e.tags.size() && e.tags[i] ? json(*e.tags[i]) : json(nullptr));
+      }
       entries.push_back({e.t, e.arrival, e.order, std::move(xs), std::move(tags)});
     }
     json aggs = json::array();
@@ -336,8 +345,8 @@ class SlidingWindows final : public WindowState {
                       {"sum", SaveDouble(a.sum)},
                       {"mean", SaveDouble(a.mean)},
                       {"m2", SaveDouble(a.m2)},
-                      {"min", a.min},
-                      {"max", a.max},
+                      {"min", json(std::vector<Extreme>(a.min.begin(), a.min.end()))},
+                      {"max", json(std::vector<Extreme>(a.max.begin(), a.max.end()))},
                       {"distinct", a.distinct}});
     }
     return {
@@ -364,6 +373,7 @@ class SlidingWindows final : public WindowState {
       if (entry.xs.size() != aggs_.size() || entry.tags.size() != aggs_.size()) {
         throw json::type_error::create(302, "aggregate count differs", nullptr);
       }
+      if (!has_distinct_) entry.tags.clear();
       entries_.push_back(std::move(entry));
     }
     const json& aggs = j.at("aggs");
@@ -376,8 +386,8 @@ class SlidingWindows final : public WindowState {
       a.sum = LoadDouble(aggs[i].at("sum"));
       a.mean = LoadDouble(aggs[i].at("mean"));
       a.m2 = LoadDouble(aggs[i].at("m2"));
-      a.min = aggs[i].at("min").get<std::deque<std::pair<std::uint64_t, double>>>();
-      a.max = aggs[i].at("max").get<std::deque<std::pair<std::uint64_t, double>>>();
+      for (const auto& m : aggs[i].at("min").get<std::vector<Extreme>>()) a.min.push_back(m);
+      for (const auto& m : aggs[i].at("max").get<std::vector<Extreme>>()) a.max.push_back(m);
       a.distinct = aggs[i].at("distinct").get<std::map<std::string, std::uint64_t>>();
     }
   }
@@ -390,14 +400,15 @@ class SlidingWindows final : public WindowState {
     std::vector<double> xs;
     std::vector<std::optional<std::string>> tags;
   };
+  using Extreme = std::pair<std::uint64_t, double>;  // (entry order, value)
   // The incremental state of one aggregate over the entries in the window.
   struct Agg {
     std::uint64_t n = 0;  // finite arguments in the window
     double sum = 0;
     double mean = 0;
     double m2 = 0;
-    std::deque<std::pair<std::uint64_t, double>> min;  // increasing values
-    std::deque<std::pair<std::uint64_t, double>> max;  // decreasing values
+    VectorDeque<Extreme> min;  // increasing values
+    VectorDeque<Extreme> max;  // decreasing values
     std::map<std::string, std::uint64_t> distinct;
   };
 
@@ -405,7 +416,7 @@ class SlidingWindows final : public WindowState {
     e.order = next_order_++;
     for (std::size_t i = 0; i < aggs_.size(); ++i) {
       Agg& a = aggs_[i];
-      if (e.tags[i]) ++a.distinct[*e.tags[i]];
+      if (!e.tags.empty() && e.tags[i]) ++a.distinct[*e.tags[i]];
       const double x = e.xs[i];
       if (!std::isfinite(x)) continue;
       ++a.n;
@@ -423,7 +434,7 @@ class SlidingWindows final : public WindowState {
   void Leave(const Entry& e) {
     for (std::size_t i = 0; i < aggs_.size(); ++i) {
       Agg& a = aggs_[i];
-      if (e.tags[i]) {
+      if (!e.tags.empty() && e.tags[i]) {
         auto it = a.distinct.find(*e.tags[i]);
         if (--it->second == 0) a.distinct.erase(it);
       }
@@ -538,9 +549,10 @@ class SlidingWindows final : public WindowState {
 
   const CompiledRule& rule_;
   const std::int64_t size_;
-  std::deque<Entry> entries_;  // (time, arrival) order; [0, in_window_) are in the window
+  VectorDeque<Entry> entries_;  // (time, arrival) order; [0, in_window_) are in the window
   std::size_t in_window_ = 0;
   std::vector<Agg> aggs_;
+  const bool has_distinct_;  // entries keep tag values only for distinct()
   std::uint64_t next_order_ = 0;
   std::int64_t evaluated_ = kNoWatermark;  // time of the last evaluation
   std::int64_t seq_ = 0;
