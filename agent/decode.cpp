@@ -220,7 +220,9 @@ void Decoder::DecodeMessage(std::string_view topic, std::string_view payload, Mi
     }
     rules::Tags tags = base;
     for (const auto& path : m.tags) {
-      if (const json* t = FindPath(obj, path); t != nullptr && !t->is_null()) {
+      // An object or array is no tag value (and dumping a deeply nested one overflowed the
+      // stack): ignored, as null is.
+      if (const json* t = FindPath(obj, path); t != nullptr && t->is_primitive() && !t->is_null()) {
         tags.emplace_back(path, TagText(*t));
       }
     }

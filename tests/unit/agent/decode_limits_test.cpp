@@ -106,6 +106,19 @@ TEST_F(DecodeLimits, HugeNegativeTimeIsATimeReject) {
   EXPECT_EQ(d.rejects[0].reason, RejectReason::kTime);
 }
 
+// Found with a hand-written input for the bad-input test: a tag field holding deeply nested
+// arrays was dumped as the tag's text, recursively, until the stack overflowed.
+TEST_F(DecodeLimits, ObjectOrArrayInATagFieldIsIgnoredAsNullIs) {
+  const std::string deep = std::string(100'000, '[') + std::string(100'000, ']');
+  Decoded d = Decode("sensors/d1/t", R"({"value": 1, "room": )" + deep + "}");
+  ASSERT_EQ(d.readings.size(), 1u) << Reasons(d);
+  EXPECT_EQ(rules::FindTag(d.readings[0].tags, "room"), nullptr);
+  d = Decode("sensors/d1/t", R"({"value": 1, "room": {"a": 1}, "site": 7})");
+  ASSERT_EQ(d.readings.size(), 1u);
+  EXPECT_EQ(rules::FindTag(d.readings[0].tags, "room"), nullptr);
+  EXPECT_EQ(*rules::FindTag(d.readings[0].tags, "site"), "7");
+}
+
 TEST_F(DecodeLimits, PayloadAboveTheLimitIsRejectedUnread) {
   Decoded d = Decode("sensors/d1/t", std::string(256 * 1024 + 1, '['));
   EXPECT_EQ(Reasons(d), "size:262145 bytes;");
