@@ -16,6 +16,21 @@
 namespace vigil::agent {
 namespace {
 
+constexpr std::size_t kMaxPayloadDepth = 256;
+
+// Whether `j` nests objects and arrays deeper than `limit` (without recursing itself).
+bool NestedDeeperThan(const nlohmann::json& j, std::size_t limit) {
+  std::vector<std::pair<const nlohmann::json*, std::size_t>> todo{{&j, 0}};
+  while (!todo.empty()) {
+    auto [node, depth] = todo.back();
+    todo.pop_back();
+    if (!node->is_structured()) continue;
+    if (depth >= limit) return true;
+    for (const auto& child : *node) todo.emplace_back(&child, depth + 1);
+  }
+  return false;
+}
+
 config::MqttConfig Unclocked(config::MqttConfig mqtt) {
   mqtt.max_clock_skew = Millis(std::numeric_limits<std::int64_t>::max() / 4);
   return mqtt;
@@ -107,14 +122,24 @@ int Replay(const config::Config& config, std::istream& in, std::ostream& out) {
     }
     std::optional<Millis> received_at;
     if (auto it = msg.find("received_at"); it != msg.end() && !it->is_null()) {
-      if (!it->is_number()) {
+      // A time in ms since 1970 (before year 287 000): converting a larger double is UB.
+      const double ms = it->is_number() ? it->get<double>() : -1;
+      if (!(ms >= 0 && ms <= 9e15)) {
         ++bad_lines;
         std::cerr << "replay: line " << line_no << ": received_at must be a number (ms)\n";
         continue;
       }
-      received_at = Millis(it->get<std::int64_t>());
+      received_at =
+          Millis(it->is_number_integer() ? it->get<std::int64_t>() : static_cast<std::int64_t>(ms));
     }
     const auto& payload = msg["payload"];
+    if (!payload.is_string() && NestedDeeperThan(payload, kMaxPayloadDepth)) {
+      // Turning it back into text recurses once a level: the stack would not last.
+      ++bad_lines;
+      std::cerr << "replay: line " << line_no << ": payload nested deeper than " << kMaxPayloadDepth
+                << " levels\n";
+      continue;
+    }
     const std::string raw = payload.is_string() ? payload.get<std::string>() : payload.dump();
     replayer.Feed(msg["topic"].get<std::string>(), raw, received_at,
                   "line " + std::to_string(line_no));

@@ -254,6 +254,26 @@ class HostileInput(IntegrationTest):
         self.assertNotIn("xxxxxxxxxx", log)  # payloads are never logged
         self.assertEqual(agent.stop(), 0)
 
+    def test_replay_skips_hostile_lines(self):
+        agent = self.agent(rules=RULES, extra=self.config())
+        deep = "[" * 100_000 + "]" * 100_000
+        lines = [
+            '{"topic": "sensors/dev-1/temperature", "payload": %s}' % deep,
+            '{"topic": "sensors/dev-1/temperature", "payload": {"value": 1}, "received_at": 1e300}',
+            '{"topic": "sensors/dev-1/temperature", "payload": "\\u0000\\u00ff"}',
+            json.dumps({"topic": "sensors/dev-1/temperature", "payload": {"value": 50, "ts": T0}}),
+            json.dumps({"topic": "sensors/dev-1/temperature",
+                        "payload": {"value": 52, "ts": T0 + 1000}}),
+        ]
+        out = agent.run_command("replay", input_text="\n".join(lines) + "\n")
+        self.assertEqual(out.returncode, 0, out.stderr[-2000:])
+        self.assertIn("line 1: payload nested deeper than 256 levels", out.stderr)
+        self.assertIn("line 2: received_at must be a number (ms)", out.stderr)
+        self.assertIn("line 3: rejected (json)", out.stderr)
+        events = [json.loads(line) for line in out.stdout.splitlines()]
+        aggregates = [e for e in events if e["rule"] == "temperature-high" and e["kind"] == "aggregate"]
+        self.assertEqual([e["values"] for e in aggregates], [{"avg": 51.0, "max": 52.0, "n": 2}])
+
 
 if __name__ == "__main__":
     unittest.main()
