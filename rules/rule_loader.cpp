@@ -521,6 +521,11 @@ void ParseRule(JsonReader& r, const json& o, const std::string& p, const RuleLim
   if (rule.aggregates.empty() && rule.has_window) {
     r.Error(p + "/aggregates", "a window rule needs at least one aggregate");
   }
+  if (!rule.aggregates.empty() && !rule.has_window) {
+    // A detector alone scores each reading: there is no window to aggregate over (and its
+    // alert would look for aggregates it never gets).
+    r.Error(p + "/aggregates", "aggregates need a window (a detector alone scores each reading)");
+  }
   if (rule.detector && rule.has_window && rule.detector->method == DetectorSpec::Method::kAbsent) {
     // `absent` judges silence by processing time, reading by reading; over closed windows
     // it has nothing to judge (and its alert would see none of the aggregates).

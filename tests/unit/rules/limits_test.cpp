@@ -156,5 +156,18 @@ TEST(RuleLimits, AbsentBesideAWindowIsAnError) {
       << Errors(r);
 }
 
+// Found by the rule file fuzzer: a detector without a window but with aggregates compiled its
+// alert with the aggregates' slots first, then evaluated it with the detector's three values
+// only (a heap read out of bounds).
+TEST(RuleLimits, AggregatesWithoutAWindowAreAnError) {
+  LoadResult r = ParseRules(R"json({ "id": "avg-jump", "source": { "metric": "t" },
+    "aggregates": { "avg": "avg(value)" },
+    "detector": { "method": "zscore", "window": 5, "min_samples": 3 },
+    "alert": { "when": "anomaly && avg > 0" } })json",
+                            "a.json");
+  EXPECT_NE(Errors(r).find("a.json: /aggregates: aggregates need a window"), std::string::npos)
+      << Errors(r);
+}
+
 }  // namespace
 }  // namespace vigil::rules
