@@ -174,6 +174,13 @@ void ReadMqtt(JsonReader& r, const json& o, const std::string& p, const std::str
     sub.qos = static_cast<int>(qos);
     r.String(s, "metric", sp, &sub.metric);
     if (s.contains("payload")) ReadPayload(r, s["payload"], sp + "/payload", &sub.payload);
+    // Captures, payload tags and `metric`: more than mqtt.max_tags would reject every reading.
+    std::size_t tags = sub.payload.tags.size() + 1;
+    for (const auto& name : sub.topic.Names()) tags += name == "metric" ? 0 : 1;
+    if (tags > m->max_tags) {
+      r.Error(sp, "makes readings of up to " + std::to_string(tags) + " tags; mqtt.max_tags is " +
+                      std::to_string(m->max_tags));
+    }
     m->subscriptions.push_back(std::move(sub));
   }
 }

@@ -53,6 +53,16 @@ TEST(ConfigLimits, CanBeSetWithinBounds) {
   EXPECT_NE(Errors(r).find("/mqtt/max_tags: must be an integer from 1 to 1000"), std::string::npos);
 }
 
+TEST(ConfigLimits, SubscriptionWithMoreTagsThanTheLimitIsAnError) {
+  ConfigResult r = ParseConfig(R"({ "mqtt": { "max_tags": 3, "subscriptions": [
+      { "topic": "s/{site}/{device}/{metric}", "payload": { "tags": ["room"] } } ] } })",
+                               "v.json");
+  EXPECT_NE(Errors(r).find("v.json: /mqtt/subscriptions/0: makes readings of up to 4 tags; "
+                           "mqtt.max_tags is 3"),
+            std::string::npos)
+      << Errors(r);
+}
+
 // Found by the config fuzzer: nlohmann throws out_of_range (not parse_error) for a number
 // beyond double, which escaped the loader and terminated `vigil check` and `vigil run`.
 TEST(ConfigLimits, NumberBeyondDoubleIsADiagnosticWithItsPlace) {
