@@ -225,18 +225,15 @@ void Pipeline::Retire(Millis now) {
   }
 }
 
-bool Pipeline::NearQuota(std::uint64_t incoming) const {
-  return store_->SizeBytes() + journal_->SizeBytes() + incoming >
-         config_.store.max_bytes / 100 * 75;
-}
+std::uint64_t Pipeline::UsedBytes() const { return store_->SizeBytes() + journal_->SizeBytes(); }
 
 void Pipeline::EnforceQuota(std::uint64_t incoming) {
   // Quota: the journal first, then the oldest undelivered aggregates, then alerts. Trimming
   // starts when what is on disk plus what is about to be written passes 75% of the limit and
   // goes down to 60%, leaving room for the journal's appends until the next commit.
   const std::uint64_t limit = config_.store.max_bytes;
-  auto used = [&] { return store_->SizeBytes() + journal_->SizeBytes() + incoming; };
-  if (!NearQuota(incoming)) return;
+  auto used = [&] { return UsedBytes() + incoming; };
+  if (used() <= limit / 100 * 75) return;
   journal_->Vacuum();
   store_->Vacuum();
   for (int round = 0; round < 256 && used() > limit / 100 * 60; ++round) {
@@ -285,8 +282,9 @@ void Pipeline::Commit(Millis now, bool checkpoint) {
     }
     unjournaled_.clear();
   }
-  // Near the quota, checkpoint now: only the journal before the checkpoint may be trimmed.
-  if (!checkpoint && NearQuota(0)) checkpoint = true;
+  // Past half the quota, checkpoint at every commit: only the journal before the checkpoint
+  // may be trimmed, and trimming starts at 75%.
+  if (!checkpoint && UsedBytes() > config_.store.max_bytes / 2) checkpoint = true;
   checkpoint = checkpoint &&
                (!changes_.empty() || engine_->HasChanges() || position_ != checkpoint_position_);
   if (!checkpoint && events_.empty() && position_ == events_position_) return;

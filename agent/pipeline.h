@@ -90,7 +90,7 @@ class Pipeline {
   void ApplyReload(std::shared_ptr<const rules::RuleSet> rules, Millis now);
   void Retire(Millis now);                    // journal retention and outbox TTL
   void EnforceQuota(std::uint64_t incoming);  // bytes about to be written
-  bool NearQuota(std::uint64_t incoming) const;
+  std::uint64_t UsedBytes() const;            // the state database and the journal, on disk
 
   const config::Config& config_;  // not owned; outlives this
   std::shared_ptr<const rules::RuleSet> rules_;

@@ -5,6 +5,8 @@
 
 #include <map>
 
+#include <nlohmann/json.hpp>
+
 #include "rules/engine.h"
 
 namespace vigil::rules {
@@ -78,7 +80,10 @@ TEST_P(RestoreEveryWindowType, RestoredEngineContinuesExactly) {
     Engine second("gw", rules);
     for (const auto& c : changes) {
       ASSERT_TRUE(c.bytes.has_value());
-      ASSERT_TRUE(second.Restore(c.rule, c.key, *c.bytes)) << c.key;
+      // Odd cuts restore from JSON text, the form earlier versions checkpointed in.
+      const std::string bytes =
+          cut % 2 == 1 ? nlohmann::json::from_msgpack(*c.bytes).dump() : *c.bytes;
+      ASSERT_TRUE(second.Restore(c.rule, c.key, bytes)) << c.key;
     }
     for (std::size_t i = cut; i < readings.size(); ++i) {
       second.Process(readings[i], readings[i].time, &got);
@@ -131,6 +136,11 @@ TEST(EngineState, ChangedRuleOrBadBytesAreNotRestored) {
   EXPECT_FALSE(same.Restore("unknown-rule", changes[0].key, *changes[0].bytes));
   EXPECT_FALSE(same.Restore(changes[0].rule, changes[0].key, "{not json"));
   EXPECT_FALSE(same.Restore(changes[0].rule, changes[0].key, R"json({"fp": 1})json"));
+  // Truncated or garbled MessagePack.
+  const std::string& good = *changes[0].bytes;
+  EXPECT_FALSE(same.Restore(changes[0].rule, changes[0].key, good.substr(0, good.size() / 2)));
+  EXPECT_FALSE(same.Restore(changes[0].rule, changes[0].key, std::string("\xde\xff\xff\x01", 4)));
+  EXPECT_FALSE(same.Restore(changes[0].rule, changes[0].key, ""));
   EXPECT_TRUE(same.Restore(changes[0].rule, changes[0].key, *changes[0].bytes));
 }
 
