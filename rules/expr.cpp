@@ -460,9 +460,10 @@ std::string RegexProblem(std::string_view p) {
         }
         ++j;
       }
+      // std::regex reads the digits as a count even when no } follows (and overflows).
+      if (lo.size() > 4 || hi.size() > 4) return "a repetition count is at most 1000";
       if (j < p.size() && p[j] == '}' && !lo.empty()) {
-        if (lo.size() > 4 || hi.size() > 4 || std::stoi(lo) > 1000 ||
-            (!hi.empty() && std::stoi(hi) > 1000)) {
+        if (std::stoi(lo) > 1000 || (!hi.empty() && std::stoi(hi) > 1000)) {
           return "a repetition count is at most 1000";
         }
         quantifier = true;
