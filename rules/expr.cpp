@@ -398,10 +398,13 @@ std::string RegexProblem(std::string_view p) {
   // What the last atom was: a closed group (and what it held), or anything else.
   bool last_group = false;
   Group last{};
+  bool last_quantifier = false;  // the previous token was a quantifier
   for (std::size_t i = 0; i < p.size(); ++i) {
     const char c = p[i];
     bool quantifier = false;
     bool can_repeat = false;
+    const bool after_quantifier = last_quantifier;
+    last_quantifier = false;
     if (c == '\\') {
       std::size_t digits = 0;
       while (i + 1 + digits < p.size() &&
@@ -473,6 +476,11 @@ std::string RegexProblem(std::string_view p) {
     }
     if (quantifier) {
       if (i + 1 < p.size() && p[i + 1] == '?') ++i;  // lazy
+      if (after_quantifier) {
+        // libstdc++ takes a++ or a*+ as a repetition of a repetition: exponential as (a+)+.
+        return "a quantifier may not follow another (as in a++ or a*+)";
+      }
+      last_quantifier = true;
       if (can_repeat && last_group && (last.repeats || last.alternates)) {
         return "a repeated group may not hold a repetition or a | (as in (a+)+ or (a|b)*): "
                "that takes exponential time; use a character class such as [ab]* instead";

@@ -68,6 +68,13 @@ TEST(ExprLimits, RegexesThatBacktrackExponentiallyAreRefused) {
   EXPECT_NE(e.message.find("a back-reference has at most 2 digits"), std::string::npos);
   e = CompileFails(R"(device =~ "a{99999}")");
   EXPECT_NE(e.message.find("a repetition count is at most 1000"), std::string::npos);
+  // Found by the expression fuzzer (a timeout): stacked quantifiers repeat a repetition.
+  for (const char* stacked :
+       {R"(device =~ "iler++++++")", R"(device =~ "a*+")", R"(device =~ "a{2}+")"}) {
+    e = CompileFails(stacked);
+    EXPECT_NE(e.message.find("a quantifier may not follow another"), std::string::npos) << stacked;
+  }
+  EXPECT_TRUE(Compiles(R"(device =~ "a+?b*?c??")"));  // lazy quantifiers are one quantifier
   // Found by the expression fuzzer in the CI run: the count overflows without a closing }.
   for (const char* open :
        {R"(device =~ "x{2888855555555555555,.8")", R"(device =~ "a{2,22222222222")"}) {
