@@ -7,6 +7,7 @@
 #include <random>
 
 #include "config/log.h"
+#include "uplink/mqtt_sink.h"
 
 namespace vigil::agent {
 namespace {
@@ -79,16 +80,8 @@ bool Ingest::ConnectOnce(std::string* error) {
   // TLS for an ssl:// or mqtts:// broker, or whenever `tls` is given; the broker's
   // certificate is verified (against ca_file, else the system's CAs) unless
   // tls.insecure_skip_verify says otherwise.
-  const bool tls_uri = mqtt_.uri.rfind("ssl://", 0) == 0 || mqtt_.uri.rfind("mqtts://", 0) == 0;
-  if (mqtt_.tls || tls_uri) {
-    const config::TlsConfig tls = mqtt_.tls.value_or(config::TlsConfig{});
-    auto ssl = mqtt::ssl_options_builder()
-                   .enable_server_cert_auth(!tls.insecure_skip_verify)
-                   .verify(!tls.insecure_skip_verify);
-    if (!tls.ca_file.empty()) ssl.trust_store(tls.ca_file);
-    if (!tls.cert_file.empty()) ssl.key_store(tls.cert_file);
-    if (!tls.key_file.empty()) ssl.private_key(tls.key_file);
-    builder.ssl(ssl.finalize());
+  if (mqtt_.tls || uplink::IsTlsUri(mqtt_.uri)) {
+    builder.ssl(uplink::SslOptions(mqtt_.tls.value_or(config::TlsConfig{})));
   }
   try {
     auto tok = client_->connect(builder.finalize());

@@ -6,6 +6,20 @@
 #include <nlohmann/json.hpp>
 
 namespace vigil::uplink {
+
+bool IsTlsUri(const std::string& uri) {
+  return uri.rfind("ssl://", 0) == 0 || uri.rfind("mqtts://", 0) == 0;
+}
+
+mqtt::ssl_options SslOptions(const config::TlsConfig& tls) {
+  auto ssl = mqtt::ssl_options_builder()
+                 .enable_server_cert_auth(!tls.insecure_skip_verify)
+                 .verify(!tls.insecure_skip_verify);
+  if (!tls.ca_file.empty()) ssl.trust_store(tls.ca_file);
+  if (!tls.cert_file.empty()) ssl.key_store(tls.cert_file);
+  if (!tls.key_file.empty()) ssl.private_key(tls.key_file);
+  return ssl.finalize();
+}
 namespace {
 
 std::string Level(std::string value) {
@@ -74,16 +88,7 @@ bool MqttSink::Connect(std::string* error) {
                      .automatic_reconnect(false);
   if (!config_.username.empty()) builder.user_name(config_.username);
   if (!config_.password.empty()) builder.password(config_.password);
-  if (config_.uri.rfind("ssl://", 0) == 0 || config_.uri.rfind("mqtts://", 0) == 0) {
-    const config::TlsConfig& tls = config_.tls;
-    auto ssl = mqtt::ssl_options_builder()
-                   .enable_server_cert_auth(!tls.insecure_skip_verify)
-                   .verify(!tls.insecure_skip_verify);
-    if (!tls.ca_file.empty()) ssl.trust_store(tls.ca_file);
-    if (!tls.cert_file.empty()) ssl.key_store(tls.cert_file);
-    if (!tls.key_file.empty()) ssl.private_key(tls.key_file);
-    builder.ssl(ssl.finalize());
-  }
+  if (IsTlsUri(config_.uri)) builder.ssl(SslOptions(config_.tls));
   try {
     auto tok = client_->connect(builder.finalize());
     if (!tok->wait_for(std::chrono::milliseconds(config_.timeout.count() + 2000))) {

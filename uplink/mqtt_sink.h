@@ -1,5 +1,7 @@
 #pragma once
 
+#include <mqtt/ssl_options.h>
+
 #include <memory>
 #include <string>
 
@@ -10,6 +12,13 @@ class async_client;
 }
 
 namespace vigil::uplink {
+
+// True for `ssl://` and `mqtts://` broker URIs.
+bool IsTlsUri(const std::string& uri);
+// Paho's TLS options from a `tls` block: the server certificate is verified (against
+// ca_file, else the system's CAs) unless insecure_skip_verify; cert_file/key_file for a
+// client certificate. Shared by the ingest connection and the `mqtt` uplink.
+mqtt::ssl_options SslOptions(const config::TlsConfig& tls);
 
 // The `mqtt` uplink (SPEC §9): each event is published as one message (its SPEC §6 JSON) to a
 // second, cloud broker at the uplink's QoS (default 1), on the topic template (`{agent}`,
