@@ -68,6 +68,17 @@ struct RuleLimits {
   std::size_t max_files = 1000;             // rule files in all `rules.paths`
   std::uint64_t max_file_bytes = 1 << 20;   // one rule file
   std::size_t max_expression_bytes = 4096;  // one expression (`where`, `when`, an aggregate)
+  // Not a limit but what rules may name besides their own: the configured `tables`, whose
+  // columns expressions read as `<table>.<column>`.
+  std::vector<std::string> tables;
+};
+
+// `tables.<name>`: reference data for enrichment (rules/table.h).
+struct TableConfig {
+  std::string name;
+  std::string file;    // resolved against the config's folder
+  std::string key;     // the key column, matched against the reading's tag of that name
+  std::string format;  // "csv" or "json"; default: from the file's extension
 };
 
 struct AgentSection {
@@ -104,6 +115,11 @@ struct UplinkConfig {
   int qos = 1;
   std::string username;
   std::string password;
+  // mqtt actions (a command to devices, e.g. on the local broker): the message body per
+  // event: the JSON text of a template keyed by state (`firing`, `resolved`) or kind
+  // (`aggregate`); empty: the event's JSON (SPEC §6). See uplink/README.md.
+  std::string payload;
+  bool retain = false;
 };
 
 struct RouteConfig {
@@ -127,6 +143,7 @@ struct Config {
   StoreConfig store;
   std::vector<UplinkConfig> uplinks;
   std::vector<RouteConfig> routes;
+  std::vector<TableConfig> tables;  // in name order
   HttpConfig http;
   // Every value that must never be shown (README "Security"): what ${env:} and ${file:}
   // gave, passwords, the credentials of authorization-like headers, the password in a URL's

@@ -12,6 +12,7 @@
 
 #include "rules/detector.h"
 #include "rules/rule.h"
+#include "rules/table.h"
 #include "rules/window.h"
 
 namespace vigil::rules {
@@ -148,6 +149,7 @@ auto Sorted(Rule& rs) {
 
 struct Engine::Impl {
   std::string agent;
+  std::shared_ptr<const Tables> tables = std::make_shared<Tables>();
   std::vector<RuleState> rules;
   std::unordered_map<std::string, std::vector<std::size_t>> by_metric;
   std::vector<ClosedWindow> closed;  // scratch
@@ -348,6 +350,10 @@ Engine::Engine(std::string agent_id, std::shared_ptr<const RuleSet> rules)
 }
 
 Engine::~Engine() = default;
+
+void Engine::SetTables(std::shared_ptr<const Tables> tables) {
+  impl_->tables = tables ? std::move(tables) : std::make_shared<Tables>();
+}
 
 namespace {
 

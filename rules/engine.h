@@ -14,6 +14,7 @@
 namespace vigil::rules {
 
 struct CompiledRule;  // rule.h: one loaded, validated rule
+struct Tables;        // table.h: reference data read as `<table>.<column>`
 
 // An immutable set of loaded rules; shared by the engine and whoever reloads.
 struct RuleSet {
@@ -65,6 +66,9 @@ class Engine {
  public:
   Engine(std::string agent_id, std::shared_ptr<const RuleSet> rules);
   ~Engine();
+  // The reference tables that `<table>.<column>` names read (none until set). Swapped whole
+  // when a table file changes; the rules' state is kept.
+  void SetTables(std::shared_ptr<const Tables> tables);
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
