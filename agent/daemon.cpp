@@ -21,10 +21,12 @@
 #include "agent/pipeline.h"
 #include "agent/rule_watcher.h"
 #include "agent/systemd_notify.h"
+#include "agent/table_reloader.h"
 #include "config/log.h"
 #include "rules/engine.h"
 #include "rules/rule.h"
 #include "rules/rule_loader.h"
+#include "rules/table_loader.h"
 #include "store/journal.h"
 #include "store/store.h"
 #include "uplink/dispatcher.h"
@@ -88,6 +90,13 @@ int RunDaemon(const config::Config& config) {
                " error(s); not starting");
     return kExitConfig;
   }
+  rules::TablesLoadResult tables = rules::LoadTables(config.tables);
+  if (!tables.diagnostics.empty()) {
+    for (const auto& d : tables.diagnostics) log::Error(d.ToString());
+    log::Error("invalid tables: " + std::to_string(tables.diagnostics.size()) +
+               " error(s); not starting");
+    return kExitConfig;
+  }
 
   uplink::SinkContext sink_context{config.agent.id, {}};
   for (const auto& rule : loaded.rules->rules) {
@@ -147,7 +156,7 @@ int RunDaemon(const config::Config& config) {
   }
 
   Metrics metrics;
-  Pipeline pipeline(config, loaded.rules, store.get(), journal.get(), &metrics,
+  Pipeline pipeline(config, loaded.rules, tables.tables, store.get(), journal.get(), &metrics,
                     [&by_name](const std::string& name) {
                       auto it = by_name.find(name);
                       if (it != by_name.end()) it->second->Notify();
@@ -156,6 +165,10 @@ int RunDaemon(const config::Config& config) {
     log::Error("cannot restore state from " + db_path + ": " + s.message());
     return kExitFatal;
   }
+  TableReloader table_reloader(config.tables, tables.tables, &metrics,
+                               [&pipeline](std::shared_ptr<const rules::Tables> t) {
+                                 pipeline.RequestTables(std::move(t));
+                               });
   const std::vector<rules::FiringAlert> firing = pipeline.Firing();
   for (auto& d : dispatchers) {
     d->Seed(firing);
@@ -246,12 +259,15 @@ int RunDaemon(const config::Config& config) {
   }
   log::Info("vigil " + std::string(VIGIL_VERSION) + " running as agent " + config.agent.id +
             " with " + std::to_string(loaded.rules->rules.size()) + " rule(s), " +
+            std::to_string(config.tables.size()) + " table(s), " +
             std::to_string(config.uplinks.size()) + " uplink(s), state in " + db_path);
 
-  // Reload (SPEC §7): SIGHUP, or a rule file that changed (the watcher sends SIGHUP).
+  // Reload (SPEC §7): SIGHUP, or a rule file that changed (the watcher sends SIGHUP). A
+  // changed table file reloads the tables alone, on the table watcher's thread.
   const std::string config_text = config::ReadFile(config.path).value_or("");
   std::string log_level = config.agent.log_level;
   auto reload = [&] {
+    table_reloader.Reload();
     rules::LoadResult next = rules::LoadRules(config.rule_paths, config.rule_limits);
     if (!next.diagnostics.empty()) {
       metrics.reload_failures.fetch_add(1, std::memory_order_relaxed);
@@ -279,6 +295,9 @@ int RunDaemon(const config::Config& config) {
   };
   RuleWatcher watcher(config.rule_paths, [] { kill(getpid(), SIGHUP); });
   watcher.Start();
+  RuleWatcher table_watcher(
+      table_reloader.files(), [&table_reloader] { table_reloader.Reload(); }, "tables");
+  if (!config.tables.empty()) table_watcher.Start();
 
   SdNotify("READY=1\nSTATUS=running with " + std::to_string(loaded.rules->rules.size()) +
            " rule(s)");
@@ -305,6 +324,7 @@ int RunDaemon(const config::Config& config) {
   }
   SdNotify("STOPPING=1");
   watcher.Stop();
+  table_watcher.Stop();
 
   endpoint.reset();
   stopping = true;

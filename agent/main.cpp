@@ -13,6 +13,7 @@
 #include "config/log.h"
 #include "rules/engine.h"
 #include "rules/rule_loader.h"
+#include "rules/table_loader.h"
 
 namespace {
 
@@ -30,7 +31,8 @@ aggregates upstream.
 
 commands:
   run                      the daemon, in the foreground
-  check                    validate the config and every rule file; prints "ok: N rules"
+  check                    validate the config and every rule and table file; prints
+                           "ok: N rules"
   replay [--input FILE|-] [--journal [--since D]]
                            evaluate the rules over recorded messages or the journal; print
                            every event
@@ -50,12 +52,12 @@ const std::map<std::string, std::string>& CommandHelp() {
       {"run",
        "usage: vigil run [--config FILE]\n\nRuns the daemon in the foreground until SIGTERM "
        "or SIGINT, then commits its state and\ndrains the uplinks for up to 5 s. SIGHUP, or "
-       "a saved rule file, reloads the rules.\nExits 78 with one line why when the config or "
-       "a rule is invalid.\n"},
+       "a saved rule file, reloads the rules\nand the tables; a saved table file reloads the "
+       "tables. Exits 78 with one line why when\nthe config, a rule or a table is invalid.\n"},
       {"check",
-       "usage: vigil check [--config FILE]\n\nValidates the config and every rule file it "
-       "names. Prints `ok: N rules` and exits 0,\nor prints every error (one a line, on "
-       "stderr) and exits 1.\n"},
+       "usage: vigil check [--config FILE]\n\nValidates the config and every rule and table "
+       "file it names. Prints `ok: N rules` and exits\n0, or prints every error (one a line, "
+       "on stderr) and exits 1.\n"},
       {"replay",
        "usage: vigil replay [--config FILE] [--input FILE|-] [--journal [--since D]]\n\nEvaluates "
        "the configured "
@@ -174,6 +176,9 @@ int Check(const Args& args) {
       vigil::rules::LoadRules(loaded.config->rule_paths, loaded.config->rule_limits);
   errors += rules.diagnostics.size();
   for (const auto& d : rules.diagnostics) std::cerr << vigil::log::Redact(d.ToString()) << '\n';
+  vigil::rules::TablesLoadResult tables = vigil::rules::LoadTables(loaded.config->tables);
+  errors += tables.diagnostics.size();
+  for (const auto& d : tables.diagnostics) std::cerr << vigil::log::Redact(d.ToString()) << '\n';
   if (errors > 0) return kExitInvalid;
   std::cout << "ok: " << rules.rules->rules.size() << " rules\n";
   return kExitOk;

@@ -3,6 +3,9 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <deque>
+#include <string>
+#include <utility>
 
 #include "agent/decode.h"
 
@@ -31,6 +34,18 @@ struct Metrics {
   // Reloads refused because a rule file was invalid or broke a limit (rules.max_*).
   std::atomic<std::uint64_t> reload_failures{0};
   std::atomic<bool> last_commit_failed{false};
+
+  // vigil_table_rows{table} and vigil_table_reloads_total{table,outcome}: one entry per
+  // configured table, in config order, added before any thread starts (the deque then stays as
+  // it is; only the counters change).
+  struct TableCounters {
+    explicit TableCounters(std::string table_name) : name(std::move(table_name)) {}
+    const std::string name;
+    std::atomic<std::uint64_t> rows{0};           // rows of the table in force
+    std::atomic<std::uint64_t> reloads_ok{0};     // reloads that replaced it
+    std::atomic<std::uint64_t> reloads_error{0};  // reloads refused: the previous table stays
+  };
+  std::deque<TableCounters> tables;
 
   // vigil_commit_duration_seconds: cumulative-by-export histogram of group commit latency.
   static constexpr std::array<double, 8> kCommitBuckets = {0.001, 0.0025, 0.005, 0.01,

@@ -36,15 +36,19 @@ Millis Now() {
 }
 
 Pipeline::Pipeline(const config::Config& config, std::shared_ptr<const rules::RuleSet> rules,
-                   store::Store* store, store::Journal* journal, Metrics* metrics, Notify notify)
+                   std::shared_ptr<const rules::Tables> tables, store::Store* store,
+                   store::Journal* journal, Metrics* metrics, Notify notify)
     : config_(config),
       rules_(std::move(rules)),
+      tables_(std::move(tables)),
       store_(store),
       journal_(journal),
       metrics_(metrics),
       notify_(std::move(notify)),
       engine_(std::make_unique<rules::Engine>(config.agent.id, rules_)),
-      queue_(kQueueCapacity) {}
+      queue_(kQueueCapacity) {
+  engine_->SetTables(tables_);
+}
 
 Pipeline::~Pipeline() { Stop(); }
 
@@ -156,9 +160,15 @@ void Pipeline::Run() {
     const bool draining = queue_.closed() && queue_.size() == 0;
     heartbeat_.store(Now().count(), std::memory_order_relaxed);
     std::shared_ptr<const rules::RuleSet> reload;
+    std::shared_ptr<const rules::Tables> tables;
     {
       std::lock_guard lock(reload_mu_);
       reload.swap(pending_rules_);
+      tables.swap(pending_tables_);
+    }
+    if (tables) {  // before the rules: an engine a rule reload makes reads the new tables
+      tables_ = std::move(tables);
+      engine_->SetTables(tables_);
     }
     if (reload) ApplyReload(std::move(reload), Now());
     for (auto& m : batch) {
@@ -186,8 +196,14 @@ void Pipeline::RequestReload(std::shared_ptr<const rules::RuleSet> rules) {
   pending_rules_ = std::move(rules);
 }
 
+void Pipeline::RequestTables(std::shared_ptr<const rules::Tables> tables) {
+  std::lock_guard lock(reload_mu_);
+  pending_tables_ = std::move(tables);
+}
+
 void Pipeline::ApplyReload(std::shared_ptr<const rules::RuleSet> rules, Millis now) {
   auto next = std::make_unique<rules::Engine>(config_.agent.id, rules);
+  next->SetTables(tables_);
   std::vector<rules::StateChange> all;
   engine_->SnapshotAll(&all);
   std::size_t kept = 0;

@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "config/result.h"
 #include "rules/engine.h"
+#include "rules/table.h"
 #include "store/journal.h"
 #include "store/store.h"
 
@@ -49,8 +50,10 @@ class Pipeline {
   // The pseudo-uplink that keeps events when no uplink is configured (SPEC §2 defaults).
   static constexpr const char* kLogUplink = "log";
 
+  // `tables`: the reference tables the rules read (rules/table.h); null for none.
   Pipeline(const config::Config& config, std::shared_ptr<const rules::RuleSet> rules,
-           store::Store* store, store::Journal* journal, Metrics* metrics, Notify notify);
+           std::shared_ptr<const rules::Tables> tables, store::Store* store,
+           store::Journal* journal, Metrics* metrics, Notify notify);
   ~Pipeline();  // Stop()
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
@@ -64,6 +67,10 @@ class Pipeline {
   // between batches: unchanged rules keep their state, changed and new ones start fresh, the
   // firing alerts of changed and removed rules are resolved. Never blocks. Thread-safe.
   void RequestReload(std::shared_ptr<const rules::RuleSet> rules);
+  // Hands new reference tables to the engine thread (a table file changed, SIGHUP). It applies
+  // them between batches to the live engine, and to every engine a rule reload makes after;
+  // the rules' state is kept. Never blocks. Thread-safe.
+  void RequestTables(std::shared_ptr<const rules::Tables> tables);
   void Start();
   // Queues one message; blocks while the queue is full (back-pressure). False after Stop().
   bool Push(IngestMessage message);
@@ -94,13 +101,15 @@ class Pipeline {
 
   const config::Config& config_;  // not owned; outlives this
   std::shared_ptr<const rules::RuleSet> rules_;
-  store::Store* store_;      // not owned
-  store::Journal* journal_;  // not owned
-  Metrics* metrics_;         // not owned
+  std::shared_ptr<const rules::Tables> tables_;  // engine thread only after Start()
+  store::Store* store_;                          // not owned
+  store::Journal* journal_;                      // not owned
+  Metrics* metrics_;                             // not owned
   Notify notify_;
   std::unique_ptr<rules::Engine> engine_;  // touched only by the engine thread after Start()
-  std::mutex reload_mu_;                   // guards pending_rules_
+  std::mutex reload_mu_;                   // guards pending_rules_ and pending_tables_
   std::shared_ptr<const rules::RuleSet> pending_rules_;
+  std::shared_ptr<const rules::Tables> pending_tables_;
   BoundedQueue<IngestMessage> queue_;
   std::thread thread_;
   mutable std::mutex snapshot_mu_;  // guards snapshot_

@@ -11,6 +11,7 @@
 #include "agent/pipeline.h"
 #include "rules/engine.h"
 #include "rules/rule_loader.h"
+#include "rules/table_loader.h"
 #include "store/journal.h"
 
 namespace vigil::agent {
@@ -41,12 +42,14 @@ config::MqttConfig Unclocked(config::MqttConfig mqtt) {
 class Replayer {
  public:
   Replayer(const config::Config& config, std::shared_ptr<const rules::RuleSet> rules,
-           std::ostream& out)
+           std::shared_ptr<const rules::Tables> tables, std::ostream& out)
       : engine_(config.agent.id, std::move(rules)),
         unclocked_config_(Unclocked(config.mqtt)),
         clocked_(config.mqtt),
         unclocked_(unclocked_config_),
-        out_(out) {}
+        out_(out) {
+    engine_.SetTables(std::move(tables));
+  }
 
   // One message; `received` is its processing time when known. `where` names it in errors.
   void Feed(const std::string& topic, const std::string& payload, std::optional<Millis> received,
@@ -94,18 +97,27 @@ class Replayer {
   Millis clock_{0};
 };
 
-std::shared_ptr<const rules::RuleSet> LoadOrReport(const config::Config& config) {
+// The rules and the tables (as they are now: replay reads them once), or null after
+// printing every problem.
+struct Loaded {
+  std::shared_ptr<const rules::RuleSet> rules;
+  std::shared_ptr<const rules::Tables> tables;
+};
+std::optional<Loaded> LoadOrReport(const config::Config& config) {
   rules::LoadResult loaded = rules::LoadRules(config.rule_paths, config.rule_limits);
   for (const auto& d : loaded.diagnostics) std::cerr << d.ToString() << '\n';
-  return loaded.rules;
+  rules::TablesLoadResult tables = rules::LoadTables(config.tables);
+  for (const auto& d : tables.diagnostics) std::cerr << d.ToString() << '\n';
+  if (!loaded.rules || !tables.tables) return std::nullopt;
+  return Loaded{loaded.rules, tables.tables};
 }
 
 }  // namespace
 
 int Replay(const config::Config& config, std::istream& in, std::ostream& out) {
-  auto rules = LoadOrReport(config);
-  if (!rules) return kExitInvalid;
-  Replayer replayer(config, rules, out);
+  auto loaded = LoadOrReport(config);
+  if (!loaded) return kExitInvalid;
+  Replayer replayer(config, loaded->rules, loaded->tables, out);
   std::string line;
   std::size_t line_no = 0;
   std::size_t bad_lines = 0;
@@ -150,8 +162,8 @@ int Replay(const config::Config& config, std::istream& in, std::ostream& out) {
 }
 
 int ReplayJournal(const config::Config& config, std::optional<Millis> since, std::ostream& out) {
-  auto rules = LoadOrReport(config);
-  if (!rules) return kExitInvalid;
+  auto loaded = LoadOrReport(config);
+  if (!loaded) return kExitInvalid;
   const std::string path = (std::filesystem::path(config.agent.state_dir) / "journal.db").string();
   if (!std::filesystem::exists(path)) {
     std::cerr << "replay: no journal at " << path << '\n';
@@ -162,7 +174,7 @@ int ReplayJournal(const config::Config& config, std::optional<Millis> since, std
     std::cerr << "replay: cannot open " << path << ": " << journal.error() << '\n';
     return kExitInvalid;
   }
-  Replayer replayer(config, rules, out);
+  Replayer replayer(config, loaded->rules, loaded->tables, out);
   const Millis from = since ? Now() - *since : Millis(0);
   Status s = journal.value()->Read(0, from, [&](const store::JournalMessage& m) {
     replayer.Feed(m.topic, m.payload, m.received, "journal #" + std::to_string(m.seq));
