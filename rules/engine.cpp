@@ -22,9 +22,31 @@ using nlohmann::json;
 
 constexpr std::int64_t kNoTime = std::numeric_limits<std::int64_t>::min();
 
-const std::string* FindTagThunk(const void* tags, std::string_view name) {
-  return FindTag(*static_cast<const Tags*>(tags), name);
+// What an expression's tag names read: the reading's (or key's) tags, then the columns of
+// the reference tables (`<table>.<column>`) in the row those tags select.
+struct TagSource {
+  const Tags* tags;
+  const Tables* tables;
+
+  const std::string* Find(std::string_view name) const {
+    if (const std::string* v = FindTag(*tags, name)) return v;
+    return tables->Lookup(*tags, name);
+  }
+};
+
+const std::string* FindTagThunk(const void* source, std::string_view name) {
+  return static_cast<const TagSource*>(source)->Find(name);
 }
+
+// The two inputs of a join (JoinSpec) buffered for one key: readings of each side that a
+// later reading of the other side may still pair with, in arrival order.
+struct JoinBuffer {
+  struct Entry {
+    std::int64_t t = 0;
+    double value = 0;
+  };
+  std::vector<Entry> side[2];
+};
 
 enum class AlertState { kInactive = 0, kPending = 1, kFiring = 2 };
 
@@ -35,6 +57,7 @@ struct KeyState {
   std::uint64_t arrivals = 0;            // readings accepted: orders equal event times
   std::unique_ptr<WindowState> windows;  // null for a detector-only rule
   std::unique_ptr<Detector> detector;    // null without a detector
+  std::unique_ptr<JoinBuffer> join;      // null without a join
   // Alert lifecycle (SPEC §5).
   AlertState state = AlertState::kInactive;
   std::int64_t since = 0;        // event time the condition was first seen true
@@ -90,7 +113,7 @@ std::string FormatNumber(double v, int decimals) {
 
 std::string RenderSummary(const std::string& text,
                           const std::vector<std::pair<std::string, Value>>& values,
-                          const Tags& key) {
+                          const TagSource& key) {
   std::string out;
   std::size_t pos = 0;
   while (pos < text.size()) {
@@ -119,7 +142,7 @@ std::string RenderSummary(const std::string& text,
       done = true;
     }
     if (!done) {
-      const std::string* tag = FindTag(key, inner);
+      const std::string* tag = key.Find(inner);
       out += tag != nullptr ? *tag : text.substr(open, close - open + 1);
     }
     pos = close + 1;
@@ -145,6 +168,53 @@ auto Sorted(Rule& rs) {
   return out;
 }
 
+json SaveJoin(const JoinBuffer& join) {
+  json sides = json::array();
+  for (const auto& side : join.side) {
+    json entries = json::array();
+    for (const auto& e : side) entries.push_back({e.t, e.value});
+    sides.push_back(std::move(entries));
+  }
+  return sides;
+}
+
+// Throws json::exception on malformed input.
+void LoadJoin(const json& j, JoinBuffer* join) {
+  for (std::size_t i = 0; i < 2; ++i) {
+    for (const json& e : j.at(i)) {
+      join->side[i].push_back({e.at(0).get<std::int64_t>(), e.at(1).get<double>()});
+    }
+  }
+}
+
+// The reading a closed window of a rule with `output` publishes: the key's tags with
+// `metric` set to the derived metric, at the last instant the window covers (tumbling and
+// hopping: end − 1 ms, so that a downstream window of a multiple size holds the upstream
+// windows it summarises; session: the last reading's time; sliding and count: their end).
+Reading DerivedReading(const CompiledRule& rule, const Tags& key, WindowBounds bounds,
+                       double value) {
+  Reading r;
+  r.metric = rule.output->metric;
+  r.value = value;
+  std::int64_t t = bounds.end.count();
+  if (rule.window.type == WindowSpec::Type::kTumbling ||
+      rule.window.type == WindowSpec::Type::kHopping) {
+    t -= 1;
+  } else if (rule.window.type == WindowSpec::Type::kSession) {
+    t -= rule.window.gap.count();
+  }
+  r.time = Millis(t);
+  r.tags.reserve(key.size() + 1);
+  for (const auto& tag : key) {
+    if (tag.first != "metric") r.tags.push_back(tag);
+  }
+  auto at =
+      std::lower_bound(r.tags.begin(), r.tags.end(), std::string("metric"),
+                       [](const auto& tag, const std::string& name) { return tag.first < name; });
+  r.tags.insert(at, {"metric", r.metric});
+  return r;
+}
+
 }  // namespace
 
 struct Engine::Impl {
@@ -160,6 +230,17 @@ struct Engine::Impl {
   // Scratch of Emit and EvaluateAlert: no allocation per closed window once grown.
   std::vector<std::pair<std::string, Value>> values_scratch;
   std::vector<double> numbers_scratch;
+  // Readings of derived metrics (`output`) produced by closed windows, not yet processed.
+  std::vector<Reading> derived;
+  std::string join_key;  // scratch
+
+  TagSource Source(const Tags& tags) const { return {&tags, tables.get()}; }
+  // Routes one reading (SPEC §3), then the derived readings its closed windows produce.
+  void Process(const Reading& reading, Millis now, std::vector<Event>* out);
+  // One reading into a join rule: pairs it with the other side's buffered readings.
+  void ProcessJoin(RuleState& rs, const Reading& reading, Millis now, std::vector<Event>* out);
+  // Processes the derived readings produced so far, at `now` (nullopt: each at its own time).
+  void FlushDerived(std::optional<Millis> now, std::vector<Event>* out);
 
   // Emits the events of closed windows: aggregates, and the alert evaluation of each.
   void Emit(RuleState& rs, const std::string& key_str, KeyState& ks, std::vector<Event>* out);
@@ -221,6 +302,12 @@ void Engine::Impl::Emit(RuleState& rs, const std::string& key_str, KeyState& ks,
       }
     }
     if (rule.alert) EvaluateAlert(rs, key_str, ks, values, w.bounds, w.bounds.end.count(), out);
+    if (rule.output) {
+      const Value& v = w.values[rule.output->aggregate];
+      if (!v.is_null() && std::isfinite(v.number)) {
+        derived.push_back(DerivedReading(rule, ks.key, w.bounds, v.number));
+      }
+    }
   }
   closed.clear();
 }
@@ -266,12 +353,13 @@ void Engine::Impl::EvaluateAlert(RuleState& rs, const std::string& key_str, KeyS
   for (std::size_t i = 0; i < values.size(); ++i) {
     numbers[i] = values[i].second.is_null() ? std::nan("") : values[i].second.number;
   }
-  EvalContext ctx{numbers.data(), nullptr, &FindTagThunk, &ks.key};
+  const TagSource key = Source(ks.key);
+  EvalContext ctx{numbers.data(), nullptr, &FindTagThunk, &key};
   const bool holds = alert.when->EvalBool(ctx);
 
   auto notify = [&](const std::string& state) {
     ks.last_notify = t;
-    ks.summary = RenderSummary(alert.summary, values, ks.key);
+    ks.summary = RenderSummary(alert.summary, values, key);
     if (rule.emit_alert) out->push_back(AlertEvent(rs, key_str, ks, state, values, window, t));
   };
 
@@ -315,6 +403,7 @@ std::string Engine::Impl::Serialize(const RuleState& rs, const KeyState& ks) con
             {"arrivals", ks.arrivals},
             {"windows", ks.windows ? ks.windows->Save() : json()},
             {"detector", ks.detector ? ks.detector->Save() : json()},
+            {"join", ks.join ? SaveJoin(*ks.join) : json()},
             {"alert",
              {static_cast<int>(ks.state), ks.since, ks.fired_at, ks.last_notify, ks.alert_id,
               ks.summary}}};
@@ -359,22 +448,22 @@ namespace {
 
 // The key of a reading under a rule's group_by, encoded as EncodeKey(KeyTags(…)) would be,
 // into a reused buffer (no allocation per reading once it has grown).
-void KeyString(const CompiledRule& rule, const Tags& tags, std::string* out) {
+void KeyString(const CompiledRule& rule, const TagSource& tags, std::string* out) {
   out->clear();
   if (rule.group_by_all) {
-    for (const auto& [name, value] : tags) AppendKeyPart(out, name, value);
+    for (const auto& [name, value] : *tags.tags) AppendKeyPart(out, name, value);
   } else {
     for (const auto& name : rule.group_by) {
-      if (const std::string* v = FindTag(tags, name)) AppendKeyPart(out, name, *v);
+      if (const std::string* v = tags.Find(name)) AppendKeyPart(out, name, *v);
     }
   }
 }
 
-Tags KeyTags(const CompiledRule& rule, const Tags& tags) {
-  if (rule.group_by_all) return tags;
+Tags KeyTags(const CompiledRule& rule, const TagSource& tags) {
+  if (rule.group_by_all) return *tags.tags;
   Tags key;
   for (const auto& name : rule.group_by) {
-    if (const std::string* v = FindTag(tags, name)) key.emplace_back(name, *v);
+    if (const std::string* v = tags.Find(name)) key.emplace_back(name, *v);
   }
   return key;
 }
@@ -382,22 +471,33 @@ Tags KeyTags(const CompiledRule& rule, const Tags& tags) {
 }  // namespace
 
 void Engine::Process(const Reading& reading, Millis now, std::vector<Event>* out) {
-  auto routed = impl_->by_metric.find(reading.metric);
-  if (routed == impl_->by_metric.end()) return;
+  impl_->Process(reading, now, out);
+}
+
+void Engine::Impl::Process(const Reading& reading, Millis now, std::vector<Event>* out) {
+  auto routed = by_metric.find(reading.metric);
+  if (routed == by_metric.end()) return;
   const std::int64_t t = reading.time.count();
+  // Numbers this reading's group keys: a derived reading processed on the way has its own.
+  const std::uint64_t number = ++reading_number;
+  const TagSource source = Source(reading.tags);
   for (std::size_t index : routed->second) {
-    RuleState& rs = impl_->rules[index];
+    RuleState& rs = rules[index];
     const CompiledRule& rule = *rs.rule;
-    const EvalContext ctx{&reading.value, nullptr, &FindTagThunk, &reading.tags};
-    if (rule.where && !rule.where->EvalBool(ctx)) continue;
-    if (impl_->group_keys.size() < impl_->rules.size()) {
-      impl_->group_keys.resize(impl_->rules.size());
-      impl_->group_key_reading.resize(impl_->rules.size(), 0);
+    if (rule.join) {
+      ProcessJoin(rs, reading, now, out);
+      continue;
     }
-    std::string& key_str = impl_->group_keys[rs.group];
-    if (impl_->group_key_reading[rs.group] != impl_->reading_number + 1) {
-      KeyString(rule, reading.tags, &key_str);
-      impl_->group_key_reading[rs.group] = impl_->reading_number + 1;
+    const EvalContext ctx{&reading.value, nullptr, &FindTagThunk, &source};
+    if (rule.where && !rule.where->EvalBool(ctx)) continue;
+    if (group_keys.size() < rules.size()) {
+      group_keys.resize(rules.size());
+      group_key_reading.resize(rules.size(), 0);
+    }
+    std::string& key_str = group_keys[rs.group];
+    if (group_key_reading[rs.group] != number) {
+      KeyString(rule, source, &key_str);
+      group_key_reading[rs.group] = number;
     }
     auto it = rs.keys.find(key_str);
     if (it == rs.keys.end()) {
@@ -406,7 +506,7 @@ void Engine::Process(const Reading& reading, Millis now, std::vector<Event>* out
         continue;
       }
       it = rs.keys.emplace(key_str, KeyState{}).first;
-      it->second.key = KeyTags(rule, reading.tags);
+      it->second.key = KeyTags(rule, source);
       if (rule.has_window) it->second.windows = MakeWindowState(rule);
       if (rule.detector) it->second.detector = MakeDetector(*rule.detector);
     }
@@ -423,7 +523,7 @@ void Engine::Process(const Reading& reading, Millis now, std::vector<Event>* out
         rs.next_absent_check =
             std::min(rs.next_absent_check, now.count() + rule.detector->for_duration.count());
       }
-      impl_->EvaluateAlert(rs, it->first, ks, values, std::nullopt, t, out);
+      EvaluateAlert(rs, it->first, ks, values, std::nullopt, t, out);
       MarkDirty(rs, it->first, ks);
       continue;
     }
@@ -435,22 +535,109 @@ void Engine::Process(const Reading& reading, Millis now, std::vector<Event>* out
     for (std::size_t i = 0; i < rule.aggregates.size(); ++i) {
       const AggregateSpec& spec = rule.aggregates[i];
       rs.xs[i] = spec.arg ? spec.arg->EvalNumber(ctx) : 0;
-      rs.tags[i] =
-          spec.fn == AggregateSpec::Fn::kDistinct ? FindTag(reading.tags, spec.tag) : nullptr;
+      rs.tags[i] = spec.fn == AggregateSpec::Fn::kDistinct ? source.Find(spec.tag) : nullptr;
     }
     ++rs.stats.evaluations;
     Sample sample{t, ks.arrivals++, rs.xs.data(), rs.tags.data()};
-    ks.windows->Add(sample, ks.Watermark(w), &impl_->closed);
+    ks.windows->Add(sample, ks.Watermark(w), &closed);
     ks.last_seen = now.count();
     ks.max_time = std::max(ks.max_time, t);
-    ks.windows->Advance(ks.Watermark(w), &impl_->closed);
-    impl_->Emit(rs, it->first, ks, out);
+    ks.windows->Advance(ks.Watermark(w), &closed);
+    Emit(rs, it->first, ks, out);
     MarkDirty(rs, it->first, ks);
     if (w.idle_timeout.count() > 0) {
       rs.next_idle_check = std::min(rs.next_idle_check, now.count() + w.idle_timeout.count());
     }
+    FlushDerived(now, out);
   }
-  ++impl_->reading_number;
+}
+
+void Engine::Impl::ProcessJoin(RuleState& rs, const Reading& reading, Millis now,
+                               std::vector<Event>* out) {
+  const CompiledRule& rule = *rs.rule;
+  const JoinSpec& join = *rule.join;
+  const std::size_t side = reading.metric == join.metrics[0] ? 0 : 1;
+  const TagSource source = Source(reading.tags);
+  join_key.clear();
+  for (const auto& name : join.on) {
+    const std::string* v = source.Find(name);
+    if (v == nullptr) {
+      ++rs.stats.join_dropped;  // it cannot pair with anything
+      return;
+    }
+    AppendKeyPart(&join_key, name, *v);
+  }
+  auto it = rs.keys.find(join_key);
+  if (it == rs.keys.end()) {
+    if (rs.keys.size() >= rule.max_keys) {
+      ++rs.stats.dropped_keys;
+      return;
+    }
+    it = rs.keys.emplace(join_key, KeyState{}).first;
+    it->second.key = KeyTags(rule, source);
+    it->second.windows = MakeWindowState(rule);
+    if (rule.detector) it->second.detector = MakeDetector(*rule.detector);
+    it->second.join = std::make_unique<JoinBuffer>();
+  }
+  KeyState& ks = it->second;
+  const std::int64_t t = reading.time.count();
+  // The join's own watermark: a reading further behind the key's newest than the join's
+  // lateness is late (SPEC §5), and what no later reading can pair with is let go.
+  if (ks.max_time != kNoTime && t < ks.max_time - join.lateness.count()) {
+    ++rs.stats.late_readings;
+    return;
+  }
+  const WindowSpec& w = rule.window;
+  const std::int64_t watermark = ks.Watermark(w);
+  const TagSource key = Source(ks.key);
+  for (const JoinBuffer::Entry& other : ks.join->side[1 - side]) {
+    if (std::max(t, other.t) - std::min(t, other.t) > join.within.count()) continue;
+    double pair[2];
+    pair[side] = reading.value;
+    pair[1 - side] = other.value;
+    const std::int64_t pair_time = std::max(t, other.t);
+    const EvalContext ctx{pair, nullptr, &FindTagThunk, &key};
+    if (rule.where && !rule.where->EvalBool(ctx)) continue;
+    if (ks.windows->IsLate(pair_time, watermark)) {
+      ++rs.stats.late_readings;
+      continue;
+    }
+    for (std::size_t i = 0; i < rule.aggregates.size(); ++i) {
+      const AggregateSpec& spec = rule.aggregates[i];
+      rs.xs[i] = spec.arg ? spec.arg->EvalNumber(ctx) : 0;
+      rs.tags[i] = spec.fn == AggregateSpec::Fn::kDistinct ? key.Find(spec.tag) : nullptr;
+    }
+    ++rs.stats.evaluations;
+    Sample sample{pair_time, ks.arrivals++, rs.xs.data(), rs.tags.data()};
+    ks.windows->Add(sample, watermark, &closed);
+  }
+  std::vector<JoinBuffer::Entry>& mine = ks.join->side[side];
+  mine.push_back({t, reading.value});
+  if (mine.size() > join.max_buffer) {
+    mine.erase(mine.begin());  // the oldest arrival
+    ++rs.stats.join_dropped;
+  }
+  ks.last_seen = now.count();
+  ks.max_time = std::max(ks.max_time, t);
+  const std::int64_t keep_from = ks.max_time - join.lateness.count() - join.within.count();
+  for (auto& buffered : ks.join->side) {
+    std::erase_if(buffered, [&](const JoinBuffer::Entry& e) { return e.t < keep_from; });
+  }
+  ks.windows->Advance(ks.Watermark(w), &closed);
+  Emit(rs, it->first, ks, out);
+  MarkDirty(rs, it->first, ks);
+  if (w.idle_timeout.count() > 0) {
+    rs.next_idle_check = std::min(rs.next_idle_check, now.count() + w.idle_timeout.count());
+  }
+  FlushDerived(now, out);
+}
+
+void Engine::Impl::FlushDerived(std::optional<Millis> now, std::vector<Event>* out) {
+  while (!derived.empty()) {
+    std::vector<Reading> batch;
+    batch.swap(derived);
+    for (const Reading& r : batch) Process(r, now.value_or(r.time), out);
+  }
 }
 
 void Engine::Advance(Millis now, std::vector<Event>* out) {
@@ -487,6 +674,7 @@ void Engine::Advance(Millis now, std::vector<Event>* out) {
         ks->windows->CloseAll(&impl_->closed);
         impl_->Emit(rs, *key_str, *ks, out);
         MarkDirty(rs, *key_str, *ks);
+        impl_->FlushDerived(now, out);
       } else {
         rs.next_idle_check = std::min(rs.next_idle_check, ks->last_seen + idle);
       }
@@ -502,6 +690,8 @@ void Engine::Finish(std::vector<Event>* out) {
       ks->windows->CloseAll(&impl_->closed);
       impl_->Emit(rs, *key_str, *ks, out);
       MarkDirty(rs, *key_str, *ks);
+      // Rules are in dependency order: the rules reading this output close theirs later.
+      impl_->FlushDerived(std::nullopt, out);
     }
   }
 }
@@ -573,6 +763,10 @@ bool Engine::Restore(const std::string& rule, const std::string& key, const std:
     if (rs->rule->has_window) {
       ks.windows = MakeWindowState(*rs->rule);
       ks.windows->Load(j.at("windows"));
+    }
+    if (rs->rule->join) {
+      ks.join = std::make_unique<JoinBuffer>();
+      LoadJoin(j.at("join"), ks.join.get());
     }
     if (rs->rule->detector) {
       ks.detector = MakeDetector(*rs->rule->detector);

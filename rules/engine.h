@@ -47,7 +47,8 @@ struct RuleStats {
   std::uint64_t evaluations = 0;    // readings that reached the rule's windows
   std::uint64_t late_readings = 0;  // dropped as late (SPEC §5)
   std::uint64_t dropped_keys = 0;   // readings dropped by the max_keys guard
-  std::uint64_t keys = 0;           // keys with state now
+  std::uint64_t join_dropped = 0;  // join inputs lacking an `on` tag or pushed out of a full buffer
+  std::uint64_t keys = 0;          // keys with state now
 };
 
 struct FiringAlert {

@@ -534,6 +534,9 @@ class Parser {
 
   bool Expect(Type want, const Node& n, int column, const char* what) {
     if (n.type == want) return true;
+    // A table's column holds text like a tag, but is mostly a number (a per-device
+    // threshold): it may take part in arithmetic, and is null when it is not a number.
+    if (want == Type::kNumber && n.op == Op::kTag && IsTableColumn(n.text)) return true;
     return Fail(column,
                 std::string(what) + " needs " + TypeName(want) + ", not " + TypeName(n.type));
   }
@@ -722,7 +725,7 @@ class Parser {
       out->op = n.type == Type::kString ? Op::kSlotStr : Op::kSlotNum;
       return true;
     }
-    if (scope_.unknown_names_are_tags ||
+    if (scope_.unknown_names_are_tags || IsTableColumn(t.text) ||
         std::find(scope_.tags.begin(), scope_.tags.end(), t.text) != scope_.tags.end()) {
       out->op = Op::kTag;
       out->type = Type::kString;
@@ -733,6 +736,12 @@ class Parser {
     std::string message = "unknown name \"" + t.text + "\"";
     if (!scope_.hint.empty()) message += " " + scope_.hint;
     return Fail(t.column, message);
+  }
+
+  bool IsTableColumn(const std::string& name) const {
+    const std::size_t dot = name.find('.');
+    return dot != std::string::npos && std::find(scope_.tables.begin(), scope_.tables.end(),
+                                                 name.substr(0, dot)) != scope_.tables.end();
   }
 
   bool Call(const Token& fn, Node* out) {

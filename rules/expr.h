@@ -31,6 +31,9 @@ struct Scope {
   std::vector<Name> names;
   std::vector<std::string> tags;        // names read as tags (e.g. the group_by tags)
   bool unknown_names_are_tags = false;  // e.g. `where`: `device` is a tag
+  // Configured reference tables: `<table>.<column>` is read like a tag (the engine looks the
+  // row up by the table's key tag).
+  std::vector<std::string> tables;
   std::string hint;  // appended to "unknown name" errors, e.g. "(aggregates: avg, max, n)"
 };
 

@@ -59,12 +59,31 @@ struct AlertSpec {
   std::vector<std::pair<std::string, std::string>> labels;
 };
 
+// `source.join`: two metrics combined on shared tags within a time bound (an interval join).
+// Every pair (a, b) of readings with equal `on` tags and |t_a − t_b| ≤ within is one input
+// of the rule's window, at time max(t_a, t_b), with both values by metric name.
+struct JoinSpec {
+  std::vector<std::string> metrics;  // two names; slots 0 and 1 of the rule's expressions
+  std::vector<std::string> on;       // sorted tag names; the rule's key
+  Millis within{0};
+  Millis lateness{0};               // out-of-orderness of the inputs (default: the window's)
+  std::size_t max_buffer = 10'000;  // readings kept per key and side
+};
+
+// `output`: the closed windows' aggregate `value` becomes a reading of `metric` (a derived
+// stream) that other rules take as their source in the same pass.
+struct OutputSpec {
+  std::string metric;
+  std::size_t aggregate = 0;  // index into CompiledRule::aggregates
+};
+
 struct CompiledRule {
   std::string id;
   std::string description;
   std::string file;
   std::string fingerprint;  // hash of the rule's definition; changes when the rule changes
   std::vector<std::string> metrics;
+  std::optional<JoinSpec> join;       // metrics are then the join's two
   std::shared_ptr<const Expr> where;  // null: every reading
   bool group_by_all = true;           // default: every tag is part of the key
   std::vector<std::string> group_by;  // sorted
@@ -77,6 +96,7 @@ struct CompiledRule {
   std::optional<AlertSpec> alert;
   bool emit_alert = true;
   bool emit_aggregate = false;
+  std::optional<OutputSpec> output;
   std::size_t max_keys = 100'000;
 };
 

@@ -57,9 +57,81 @@ std::shared_ptr<const Expr> CompileAt(JsonReader& r, const std::string& text,
   return expr;
 }
 
+// The names of a reading's expressions (`where`, aggregate arguments): `value`, or the two
+// values of a join by metric name; tags; the configured tables' columns.
+Scope ReadingScope(const CompiledRule& rule, const RuleLimits& limits) {
+  Scope scope;
+  if (rule.join) {
+    scope.names.push_back({rule.join->metrics[0], Type::kNumber, 0});
+    scope.names.push_back({rule.join->metrics[1], Type::kNumber, 1});
+    scope.hint =
+        "(a join's values are " + rule.join->metrics[0] + " and " + rule.join->metrics[1] + ")";
+  } else {
+    scope.names.push_back({"value", Type::kNumber, 0});
+    scope.hint = "(an aggregate's argument is an expression over value)";
+  }
+  scope.tables = limits.tables;
+  return scope;
+}
+
+bool IsTableColumn(const std::string& name, const RuleLimits& limits) {
+  const std::size_t dot = name.find('.');
+  return dot != std::string::npos && std::find(limits.tables.begin(), limits.tables.end(),
+                                               name.substr(0, dot)) != limits.tables.end();
+}
+
+// `source.join` (JoinSpec). The window's lateness is filled in later, if not given.
+void ParseJoin(JsonReader& r, const json& o, const std::string& p, CompiledRule* rule,
+               bool* lateness_given) {
+  if (!r.CheckObject(o, p, {"metrics", "on", "within", "lateness", "max_buffer"})) return;
+  JoinSpec join;
+  static const std::regex kName("^[A-Za-z_][A-Za-z0-9_]*$");
+  auto metrics = o.find("metrics");
+  if (metrics != o.end() && metrics->is_array()) {
+    for (const auto& m : *metrics) {
+      if (m.is_string()) join.metrics.push_back(m.get<std::string>());
+    }
+  }
+  if (join.metrics.size() != 2 || metrics->size() != 2 || join.metrics[0] == join.metrics[1]) {
+    r.Error(p + "/metrics", "must name two different metrics");
+    return;
+  }
+  for (std::size_t i = 0; i < 2; ++i) {
+    const std::string& m = join.metrics[i];
+    if (!std::regex_match(m, kName) || m == "value" || m == "true" || m == "false") {
+      r.Error(p + "/metrics/" + std::to_string(i),
+              "\"" + m + "\" cannot be joined: expressions name a join's values by metric, so " +
+                  "it must be a name such as humidity ([A-Za-z_][A-Za-z0-9_]*)");
+    }
+  }
+  auto on = o.find("on");
+  if (on != o.end() && on->is_array()) {
+    for (const auto& t : *on) {
+      if (t.is_string() && !t.get<std::string>().empty()) join.on.push_back(t.get<std::string>());
+    }
+  }
+  if (on == o.end() || !on->is_array() || join.on.empty() || join.on.size() != on->size()) {
+    r.Error(p + "/on", "must list the tags both metrics share, e.g. [\"device\"]");
+  }
+  std::sort(join.on.begin(), join.on.end());
+  join.on.erase(std::unique(join.on.begin(), join.on.end()), join.on.end());
+  if (!o.contains("within")) r.Error(p + "/within", "missing (the time bound of a pair)");
+  r.Duration(o, "within", p, &join.within);
+  if (o.contains("within") && join.within.count() <= 0)
+    r.Error(p + "/within", "must be more than 0");
+  *lateness_given = o.contains("lateness");
+  r.Duration(o, "lateness", p, &join.lateness);
+  auto max_buffer = static_cast<std::int64_t>(join.max_buffer);
+  r.Int(o, "max_buffer", p, 1, 1'000'000, &max_buffer);
+  join.max_buffer = static_cast<std::size_t>(max_buffer);
+  rule->metrics = join.metrics;
+  rule->join = std::move(join);
+}
+
 // "avg(value)", "count()", "percentile(value, 95)", "distinct(device)".
 void ParseAggregate(JsonReader& r, const std::string& name, const std::string& text,
-                    const std::string& pointer, const RuleLimits& limits, AggregateSpec* out) {
+                    const std::string& pointer, const RuleLimits& limits, const Scope& scope,
+                    AggregateSpec* out) {
   if (TooLong(r, text, pointer, limits)) return;
   static const std::regex kCall(R"(^\s*([a-z_]+)\s*\((.*)\)\s*$)");
   std::smatch m;
@@ -134,9 +206,6 @@ void ParseAggregate(JsonReader& r, const std::string& name, const std::string& t
     }
     out->percentile = p;
   }
-  Scope scope;
-  scope.names.push_back({"value", Type::kNumber, 0});
-  scope.hint = "(an aggregate's argument is an expression over value)";
   CompileError error;
   out->arg = Expr::Compile(value_expr, scope, &error);
   if (!out->arg) {
@@ -149,7 +218,7 @@ void ParseAggregate(JsonReader& r, const std::string& name, const std::string& t
 
 // Checks `{name}` / `{name:.Nf}` placeholders of a summary template.
 void CheckSummary(JsonReader& r, const std::string& summary, const std::string& pointer,
-                  const CompiledRule& rule) {
+                  const CompiledRule& rule, const RuleLimits& limits) {
   static const std::regex kPlaceholder(R"(\{([^{}]*)\})");
   static const std::regex kValid(R"(^([A-Za-z_][A-Za-z0-9_.]*)(:\.[0-9]f)?$)");
   for (auto it = std::sregex_iterator(summary.begin(), summary.end(), kPlaceholder);
@@ -163,6 +232,7 @@ void CheckSummary(JsonReader& r, const std::string& summary, const std::string& 
       continue;
     }
     std::string name = m[1].str();
+    if (IsTableColumn(name, limits)) continue;
     const bool detector_output =
         rule.detector && (name == "value" || name == "score" || name == "anomaly");
     bool known = std::any_of(rule.aggregates.begin(), rule.aggregates.end(),
@@ -171,7 +241,7 @@ void CheckSummary(JsonReader& r, const std::string& summary, const std::string& 
                  std::find(rule.group_by.begin(), rule.group_by.end(), name) != rule.group_by.end();
     if (!known) {
       r.Error(pointer, "col " + std::to_string(col) + ": unknown name \"" + name +
-                           "\" (not an aggregate or a group_by tag)");
+                           "\" (not an aggregate, a group_by tag or a table's column)");
     }
   }
 }
@@ -263,15 +333,51 @@ void ParseDetector(JsonReader& r, const json& o, const std::string& p, CompiledR
   rule->detector = std::move(d);
 }
 
+// `output` (OutputSpec): a closed window's aggregate as a reading of a derived metric.
+void ParseOutput(JsonReader& r, const json& o, const std::string& p, CompiledRule* rule) {
+  if (!r.CheckObject(o, p, {"metric", "value"})) return;
+  OutputSpec out;
+  r.String(o, "metric", p, &out.metric);
+  if (out.metric.empty()) {
+    r.Error(p + "/metric", "missing (the name of the derived metric)");
+  } else if (std::find(rule->metrics.begin(), rule->metrics.end(), out.metric) !=
+             rule->metrics.end()) {
+    r.Error(p + "/metric", "\"" + out.metric + "\" is the rule's own source (a cycle)");
+  }
+  if (!rule->has_window) {
+    r.Error(p, "only a window's aggregates can be published as a metric");
+    return;
+  }
+  std::string value;
+  std::string names;
+  for (const auto& a : rule->aggregates) names += (names.empty() ? "" : ", ") + a.name;
+  if (!r.String(o, "value", p, &value) || value.empty()) {
+    if (rule->aggregates.size() > 1) {
+      r.Error(p + "/value", "missing: which aggregate is the metric's value (" + names + ")");
+      return;
+    }
+  } else {
+    auto it = std::find_if(rule->aggregates.begin(), rule->aggregates.end(),
+                           [&](const AggregateSpec& a) { return a.name == value; });
+    if (it == rule->aggregates.end()) {
+      r.Error(p + "/value", "unknown aggregate \"" + value + "\" (" + names + ")");
+      return;
+    }
+    out.aggregate = static_cast<std::size_t>(it - rule->aggregates.begin());
+  }
+  rule->output = std::move(out);
+}
+
 void ParseRule(JsonReader& r, const json& o, const std::string& p, const RuleLimits& limits,
                RuleSet* set) {
   if (!r.CheckObject(o, p,
                      {"id", "description", "source", "group_by", "window", "aggregates", "alert",
-                      "detector", "emit", "max_keys"})) {
+                      "detector", "emit", "output", "max_keys"})) {
     return;
   }
   const int errors_before = r.errors();
   CompiledRule rule;
+  bool join_lateness_given = false;
   rule.file = r.file();
   rule.fingerprint = StableHash({o.dump()});
   r.String(o, "id", p, &rule.id);
@@ -286,23 +392,29 @@ void ParseRule(JsonReader& r, const json& o, const std::string& p, const RuleLim
   auto src = o.find("source");
   if (src == o.end()) {
     r.Error(p + "/source", "missing (a rule needs source.metric)");
-  } else if (r.CheckObject(*src, p + "/source", {"metric", "where"})) {
+  } else if (r.CheckObject(*src, p + "/source", {"metric", "join", "where"})) {
     auto metric = src->find("metric");
-    if (metric != src->end() && metric->is_string()) {
+    auto join = src->find("join");
+    if (join != src->end() && metric != src->end()) {
+      r.Error(p + "/source/join", "a source has a metric or a join, not both");
+    } else if (join != src->end()) {
+      ParseJoin(r, *join, p + "/source/join", &rule, &join_lateness_given);
+    } else if (metric != src->end() && metric->is_string()) {
       rule.metrics.push_back(metric->get<std::string>());
     } else if (metric != src->end() && metric->is_array()) {
       for (const auto& m : *metric) {
         if (m.is_string()) rule.metrics.push_back(m.get<std::string>());
       }
     }
-    if (rule.metrics.empty()) {
+    if (rule.metrics.empty() && join == src->end()) {
       r.Error(p + "/source/metric", "must be a metric name or a list of names");
     }
     std::string where;
     if (r.String(*src, "where", p + "/source", &where) && !where.empty()) {
-      Scope scope;
-      scope.names.push_back({"value", Type::kNumber, 0});
-      scope.unknown_names_are_tags = true;
+      Scope scope = ReadingScope(rule, limits);
+      // A join's pairs carry only the `on` tags.
+      scope.unknown_names_are_tags = !rule.join;
+      if (rule.join) scope.tags = rule.join->on;
       rule.where = CompileAt(r, where, p + "/source/where", scope, true, limits);
     }
   }
@@ -321,6 +433,14 @@ void ParseRule(JsonReader& r, const json& o, const std::string& p, const RuleLim
     std::sort(rule.group_by.begin(), rule.group_by.end());
     rule.group_by.erase(std::unique(rule.group_by.begin(), rule.group_by.end()),
                         rule.group_by.end());
+  }
+  if (rule.join) {
+    // A pair's key is its `on` tags: the rule's state is per joined key.
+    if (o.contains("group_by") && rule.group_by != rule.join->on) {
+      r.Error(p + "/group_by", "a join's rule groups by its `on` tags (leave group_by out)");
+    }
+    rule.group_by_all = false;
+    rule.group_by = rule.join->on;
   }
 
   // detector and window
@@ -415,7 +535,8 @@ void ParseRule(JsonReader& r, const json& o, const std::string& p, const RuleLim
         continue;
       }
       AggregateSpec spec;
-      ParseAggregate(r, it.key(), it->get<std::string>(), ap, limits, &spec);
+      ParseAggregate(r, it.key(), it->get<std::string>(), ap, limits, ReadingScope(rule, limits),
+                     &spec);
       rule.aggregates.push_back(std::move(spec));
     }
   }
@@ -462,6 +583,7 @@ void ParseRule(JsonReader& r, const json& o, const std::string& p, const RuleLim
         names += std::string(names.empty() ? "" : ", ") + "value, score, anomaly";
       }
       scope.unknown_names_are_tags = rule.group_by_all;
+      scope.tables = limits.tables;
       scope.hint = "(aggregates: " + (names.empty() ? std::string("none") : names) +
                    (rule.group_by_all ? ")" : "; tags: those in group_by)");
       if (!rule.group_by_all) {
@@ -496,7 +618,7 @@ void ParseRule(JsonReader& r, const json& o, const std::string& p, const RuleLim
           }
         }
       }
-      CheckSummary(r, spec.summary, ap + "/summary", rule);
+      CheckSummary(r, spec.summary, ap + "/summary", rule, limits);
       rule.alert = std::move(spec);
     }
   } else if (rule.detector) {
@@ -542,6 +664,14 @@ void ParseRule(JsonReader& r, const json& o, const std::string& p, const RuleLim
     }
   }
 
+  if (rule.join) {
+    if (!rule.has_window) {
+      r.Error(p + "/window", "a join's pairs go into a window (a join needs one)");
+    }
+    if (!join_lateness_given) rule.join->lateness = rule.window.lateness;
+  }
+  if (auto out = o.find("output"); out != o.end()) ParseOutput(r, *out, p + "/output", &rule);
+
   std::int64_t max_keys = static_cast<std::int64_t>(rule.max_keys);
   r.Int(o, "max_keys", p, 1, 100'000'000, &max_keys);
   rule.max_keys = static_cast<std::size_t>(max_keys);
@@ -567,6 +697,71 @@ void ParseInto(std::string_view text, const std::string& file, const RuleLimits&
   }
 }
 
+// Orders the rules so that a rule comes after every rule whose `output` it reads (file order
+// otherwise), which is the order the engine closes windows in at the end of a replay. A
+// cycle is an error naming its rules.
+void OrderByDerivedStreams(RuleSet* set, config::Diagnostics* diagnostics) {
+  const auto& rules = set->rules;
+  const std::size_t n = rules.size();
+  // inputs[b]: the rules whose output b reads.
+  std::vector<std::vector<std::size_t>> inputs(n);
+  bool any = false;
+  for (std::size_t a = 0; a < n; ++a) {
+    if (!rules[a]->output) continue;
+    any = true;
+    for (std::size_t b = 0; b < n; ++b) {
+      const auto& metrics = rules[b]->metrics;
+      if (std::find(metrics.begin(), metrics.end(), rules[a]->output->metric) != metrics.end()) {
+        inputs[b].push_back(a);
+      }
+    }
+  }
+  if (!any) return;
+  std::vector<std::shared_ptr<const CompiledRule>> ordered;
+  std::vector<bool> placed(n, false);
+  while (ordered.size() < n) {
+    std::size_t next = n;
+    for (std::size_t b = 0; b < n && next == n; ++b) {
+      if (placed[b]) continue;
+      if (std::all_of(inputs[b].begin(), inputs[b].end(),
+                      [&](std::size_t a) { return placed[a]; })) {
+        next = b;
+      }
+    }
+    if (next == n) break;  // every rule left waits for another: a cycle
+    placed[next] = true;
+    ordered.push_back(rules[next]);
+  }
+  if (ordered.size() == n) {
+    set->rules = std::move(ordered);
+    return;
+  }
+  // Walk back from a rule left over through inputs left over until one repeats.
+  std::size_t at = 0;
+  while (placed[at]) ++at;
+  std::vector<std::size_t> path;
+  while (std::find(path.begin(), path.end(), at) == path.end()) {
+    path.push_back(at);
+    for (std::size_t a : inputs[at]) {
+      if (!placed[a]) {
+        at = a;
+        break;
+      }
+    }
+  }
+  // path ends in the cycle: from `at` back to `at`, as producer → consumer.
+  std::vector<std::size_t> cycle(std::find(path.begin(), path.end(), at), path.end());
+  std::reverse(cycle.begin(), cycle.end());
+  std::rotate(cycle.begin(), std::min_element(cycle.begin(), cycle.end()), cycle.end());
+  std::string text;
+  for (std::size_t i : cycle) {
+    text += rules[i]->id + " (" + rules[i]->output->metric + ") → ";
+  }
+  text += rules[cycle.front()]->id;
+  diagnostics->push_back({rules[cycle.front()]->file, "/output/metric",
+                          "rules read each other's output in a cycle: " + text});
+}
+
 LoadResult Finish(RuleSet set, config::Diagnostics diagnostics) {
   std::set<std::string> seen;
   for (const auto& rule : set.rules) {
@@ -574,6 +769,7 @@ LoadResult Finish(RuleSet set, config::Diagnostics diagnostics) {
       diagnostics.push_back({rule->file, "/id", "duplicate rule id \"" + rule->id + "\""});
     }
   }
+  if (diagnostics.empty()) OrderByDerivedStreams(&set, &diagnostics);
   LoadResult result;
   result.diagnostics = std::move(diagnostics);
   if (result.diagnostics.empty()) result.rules = std::make_shared<const RuleSet>(std::move(set));

@@ -1,7 +1,8 @@
-// Runs every rule case in data/*.json: {rules, steps, expected, late?}. A step is a reading
-// {metric, tags, time, value, now?}, {"advance": now} or {"finish": true}. Each expected event
-// lists the members that must equal the produced event's (SPEC §6); the number of events must
-// match exactly. Every case also runs a second time to check the output is identical.
+// Runs every rule case in data/*.json: {rules, steps, expected, late?, tables?}. A step is a
+// reading {metric, tags, time, value, now?}, {"advance": now} or {"finish": true}. Each expected
+// event lists the members that must equal the produced event's (SPEC §6); the number of events must
+// match exactly. `tables` gives reference tables: name → {key, columns, rows (lists of
+// cells)}. Every case also runs a second time to check the output is identical.
 
 #include <gtest/gtest.h>
 
@@ -12,6 +13,8 @@
 #include <set>
 
 #include "rules/engine.h"
+#include "rules/rule_loader.h"
+#include "rules/table.h"
 
 namespace vigil::rules {
 namespace {
@@ -30,12 +33,35 @@ struct Outcome {
   std::vector<RuleStats> stats;
 };
 
+std::shared_ptr<Tables> CaseTables(const json& c) {
+  auto tables = std::make_shared<Tables>();
+  const json given = c.value("tables", json::object());
+  for (const auto& [name, t] : given.items()) {
+    Table table;
+    table.name = name;
+    table.key = t.at("key").get<std::string>();
+    table.columns = t.at("columns").get<std::vector<std::string>>();
+    const auto key_column = static_cast<std::size_t>(
+        std::find(table.columns.begin(), table.columns.end(), table.key) - table.columns.begin());
+    for (const json& row : t.at("rows")) {
+      auto cells = row.get<std::vector<std::string>>();
+      table.rows[cells.at(key_column)] = cells;
+    }
+    tables->tables.push_back(std::move(table));
+  }
+  return tables;
+}
+
 Outcome RunCase(const json& c) {
-  LoadResult loaded = ParseRules(c.at("rules").dump(), "case.json");
+  auto tables = CaseTables(c);
+  config::RuleLimits limits;
+  for (const Table& t : tables->tables) limits.tables.push_back(t.name);
+  LoadResult loaded = ParseRules(c.at("rules").dump(), "case.json", limits);
   for (const auto& d : loaded.diagnostics) ADD_FAILURE() << d.ToString();
   Outcome outcome;
   if (!loaded.rules) return outcome;
   Engine engine("gw-test", loaded.rules);
+  engine.SetTables(tables);
   std::vector<Event> events;
   for (const json& step : c.at("steps")) {
     if (step.contains("advance")) {
