@@ -152,6 +152,8 @@ std::string HttpEndpoint::MetricsText(const EndpointSources& s) {
     const std::string u = Label(d->name());
     o << "vigil_deliveries_total{uplink=\"" << u << "\",outcome=\"delivered\"} " << st.delivered
       << '\n';
+    o << "vigil_deliveries_total{uplink=\"" << u << "\",outcome=\"skipped\"} " << st.skipped
+      << '\n';
     o << "vigil_deliveries_total{uplink=\"" << u << "\",outcome=\"retry\"} " << st.retried << '\n';
     o << "vigil_deliveries_total{uplink=\"" << u << "\",outcome=\"dead\"} " << st.dead << '\n';
   }

@@ -6,6 +6,7 @@
 #include <cctype>
 
 #include "config/json_reader.h"
+#include "config/text_template.h"
 
 namespace vigil::config {
 namespace {
@@ -185,11 +186,55 @@ void ReadMqtt(JsonReader& r, const json& o, const std::string& p, const std::str
   }
 }
 
+// Checks every string of a payload template (not object keys: they are sent as written).
+void CheckTemplateValue(JsonReader& r, const json& v, const std::string& p, int depth) {
+  constexpr int kMaxDepth = 32;
+  if (depth > kMaxDepth) {
+    r.Error(p, "nested deeper than " + std::to_string(kMaxDepth));
+  } else if (v.is_string()) {
+    std::string error;
+    if (!ParseTextTemplate(v.get_ref<const std::string&>(), &error)) r.Error(p, error);
+  } else if (v.is_object()) {
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      CheckTemplateValue(r, it.value(), p + "/" + it.key(), depth + 1);
+    }
+  } else if (v.is_array()) {
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      CheckTemplateValue(r, v[i], p + "/" + std::to_string(i), depth + 1);
+    }
+  }
+}
+
+// `payload` of an mqtt uplink: the message body per alert state or kind.
+void ReadActionPayload(JsonReader& r, const json& o, const std::string& p, UplinkConfig* u) {
+  const std::initializer_list<std::string_view> keys = {"firing", "resolved", "aggregate"};
+  if (!o.is_object() || o.empty()) {
+    r.Error(p, "must be an object with at least one of firing, resolved, aggregate");
+    return;
+  }
+  const std::size_t errors = static_cast<std::size_t>(r.errors());
+  for (auto it = o.begin(); it != o.end(); ++it) {
+    const std::string ptr = p + "/" + it.key();
+    if (std::find(keys.begin(), keys.end(), it.key()) == keys.end()) {
+      const std::string hint = DidYouMean(it.key(), keys);
+      r.Error(ptr, "unknown key \"" + it.key() + "\"" +
+                       (hint.empty() ? std::string() : " (did you mean \"" + hint + "\"?)") +
+                       "; the keys are firing, resolved, aggregate");
+    } else if (it->is_null()) {
+      r.Error(ptr, "must be an object, list, string, number or boolean (leave " + it.key() +
+                       " out to send nothing)");
+    } else {
+      CheckTemplateValue(r, it.value(), ptr, 1);
+    }
+  }
+  if (static_cast<std::size_t>(r.errors()) == errors) u->payload = o.dump();
+}
+
 void ReadUplink(JsonReader& r, const json& o, const std::string& p, const std::string& dir,
                 UplinkConfig* u) {
   if (!r.CheckObject(o, p,
                      {"name", "type", "url", "headers", "batch", "retry", "timeout", "gzip", "tls",
-                      "uri", "topic", "qos", "username", "password"})) {
+                      "uri", "topic", "qos", "username", "password", "payload", "retain"})) {
     return;
   }
   r.String(o, "name", p, &u->name);
@@ -242,6 +287,11 @@ void ReadUplink(JsonReader& r, const json& o, const std::string& p, const std::s
   u->qos = static_cast<int>(qos);
   r.String(o, "username", p, &u->username);
   r.String(o, "password", p, &u->password);
+  for (const char* key : {"payload", "retain"}) {
+    if (o.contains(key) && u->type != "mqtt") r.Error(p + "/" + key, "only for mqtt uplinks");
+  }
+  if (auto pl = o.find("payload"); pl != o.end()) ReadActionPayload(r, *pl, p + "/payload", u);
+  r.Bool(o, "retain", p, &u->retain);
 }
 
 std::string Lower(std::string_view s) {

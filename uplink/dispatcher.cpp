@@ -138,8 +138,10 @@ void Dispatcher::Run() {
       }
       if (failures > 0) log::Info("uplink " + name + ": delivering again");
       failures = 0;
+      const std::size_t skipped = std::min(v.skipped, rows.size());
       std::lock_guard lock(mu_);
-      stats_.delivered += rows.size();
+      stats_.delivered += rows.size() - skipped;
+      stats_.skipped += skipped;
       continue;
     }
     if (v.outcome == Verdict::Outcome::kReject) {

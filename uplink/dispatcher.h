@@ -17,6 +17,7 @@ namespace vigil::uplink {
 
 struct DispatcherStats {
   std::uint64_t delivered = 0;  // events
+  std::uint64_t skipped = 0;    // events acked with nothing sent (Verdict::skipped)
   std::uint64_t retried = 0;    // failed attempts that will be retried (batches)
   std::uint64_t dead = 0;       // events moved to dead letters
   std::string last_error;

@@ -4,6 +4,10 @@
 
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <utility>
+
+#include "uplink/payload_template.h"
 
 namespace vigil::uplink {
 
@@ -105,6 +109,23 @@ bool MqttSink::Connect(std::string* error) {
 
 Verdict MqttSink::Send(const std::vector<store::OutboxRow>& batch) {
   Verdict v;
+  // (topic, body) of every event the uplink sends; with a payload template, the events it
+  // has no entry for are skipped.
+  std::vector<std::pair<std::string, std::string>> messages;
+  messages.reserve(batch.size());
+  for (const auto& row : batch) {
+    if (config_.payload.empty()) {
+      messages.emplace_back(ExpandTopic(config_.topic, row.json), row.json);
+    } else if (std::optional<std::string> body = RenderPayload(config_.payload, row.json)) {
+      messages.emplace_back(ExpandTopic(config_.topic, row.json), std::move(*body));
+    } else {
+      ++v.skipped;
+    }
+  }
+  if (messages.empty()) {
+    v.outcome = Verdict::Outcome::kDelivered;
+    return v;
+  }
   std::string error;
   if (!client_->is_connected() && !Connect(&error)) {
     v.error = error;
@@ -112,10 +133,10 @@ Verdict MqttSink::Send(const std::vector<store::OutboxRow>& batch) {
   }
   try {
     std::vector<mqtt::delivery_token_ptr> tokens;
-    tokens.reserve(batch.size());
-    for (const auto& row : batch) {
-      tokens.push_back(client_->publish(ExpandTopic(config_.topic, row.json), row.json.data(),
-                                        row.json.size(), config_.qos, false));
+    tokens.reserve(messages.size());
+    for (const auto& [topic, body] : messages) {
+      tokens.push_back(
+          client_->publish(topic, body.data(), body.size(), config_.qos, config_.retain));
     }
     for (auto& tok : tokens) {
       if (!tok->wait_for(std::chrono::milliseconds(config_.timeout.count()))) {

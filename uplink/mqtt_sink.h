@@ -26,6 +26,10 @@ mqtt::ssl_options SslOptions(const config::TlsConfig& tls);
 // MQTT C++; a persistent session (client id `vigil-<agent>-<uplink>`); TLS with `ca_file`,
 // `cert_file`, `key_file` for `ssl://` URIs. It connects on demand: a broker that is down,
 // or refuses the TLS handshake, is a Retry with Paho's reason, and nothing is dropped.
+// With a `payload` template (actions: commands to devices, e.g. on the local broker) the
+// body is RenderPayload's, and an event the template has no entry for is not published but
+// counted in Verdict::skipped; `retain` sets the retained flag. A batch is delivered once
+// every message it published is acknowledged at its QoS; else the whole batch is retried.
 class MqttSink final : public Sink {
  public:
   static Result<std::unique_ptr<Sink>> Create(const config::UplinkConfig& config,
