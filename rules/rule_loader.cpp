@@ -551,7 +551,10 @@ void ParseRule(JsonReader& r, const json& o, const std::string& p, const RuleLim
     if (e->is_array()) {
       for (const auto& k : *e) kinds.push_back(k.is_string() ? k.get<std::string>() : "?");
     }
-    if (kinds.empty()) r.Error(p + "/emit", "must list \"alert\" and/or \"aggregate\"");
+    // Nothing leaves a purely intermediate rule: only its derived stream (`output`).
+    if (kinds.empty() && !(e->is_array() && o.contains("output"))) {
+      r.Error(p + "/emit", "must list \"alert\" and/or \"aggregate\" (or be [] beside output)");
+    }
     for (const auto& k : kinds) {
       if (k == "alert") {
         rule.emit_alert = true;

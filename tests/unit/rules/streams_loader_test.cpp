@@ -70,6 +70,20 @@ TEST(DerivedStreams, OutputMistakes) {
             "out.json: /4/output/metric: missing (the name of the derived metric)\n");
 }
 
+TEST(DerivedStreams, AnIntermediateRuleMayEmitNothing) {
+  LoadResult r = ParseRules(R"json([
+    { "id": "quiet", "source": { "metric": "t" }, "window": { "type": "count", "count": 2 },
+      "aggregates": { "avg": "avg(value)" }, "output": { "metric": "u" }, "emit": [] },
+    { "id": "mute", "source": { "metric": "t" }, "window": { "type": "count", "count": 2 },
+      "aggregates": { "avg": "avg(value)" }, "emit": [] }
+  ])json",
+                            "emit.json");
+  ASSERT_FALSE(r.rules);
+  EXPECT_EQ(Errors(r),
+            "emit.json: /1/emit: must list \"alert\" and/or \"aggregate\" (or be [] beside "
+            "output)\n");
+}
+
 constexpr const char* kDew = R"json({
   "id": "dew",
   "source": { "join": { "metrics": ["temperature", "humidity"], "on": ["device"], "within": "10s" },
