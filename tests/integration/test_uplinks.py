@@ -279,6 +279,14 @@ class Examples(IntegrationTest):
         examples = os.path.join(os.path.dirname(__file__), "../../packaging/examples")
         self.agent()  # writes the rules folder the examples are checked against
         for name in sorted(os.listdir(examples)):
+            if os.path.isdir(os.path.join(examples, name)):
+                # A whole setup (config, rules, tables side by side): checked as it is.
+                out = subprocess.run(
+                    [VIGIL, "check", "--config", os.path.join(examples, name, "vigil.json")],
+                    capture_output=True, text=True, timeout=30)
+                self.assertEqual(out.returncode, 0, name + ": " + out.stderr)
+                self.assertRegex(out.stdout, r"^ok: \d+ rules\n$")
+                continue
             with open(os.path.join(examples, name)) as f:
                 text = f.read().replace("${file:/etc/vigil/cloud-password}", "secret")
             config = json.loads(text)
