@@ -300,6 +300,77 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
+// [a-z][a-z0-9_]*: what rules spell before the dot of `<table>.<column>`.
+bool IsTableName(std::string_view name) {
+  if (name.empty() || name[0] < 'a' || name[0] > 'z') return false;
+  for (char ch : name) {
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_')) return false;
+  }
+  return true;
+}
+
+// [A-Za-z_][A-Za-z0-9_]*: a column name (rules/table_loader.h), and so a key column's.
+bool IsColumnName(std::string_view name) {
+  auto alpha = [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_';
+  };
+  if (name.empty() || !alpha(name[0])) return false;
+  for (char ch : name) {
+    if (!alpha(ch) && !(ch >= '0' && ch <= '9')) return false;
+  }
+  return true;
+}
+
+bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// `tables`: name → {file, key, format}; appended to *out in name order (JSON objects are).
+void ReadTables(JsonReader& r, const json& o, const std::string& dir,
+                std::vector<TableConfig>* out) {
+  if (!o.is_object()) {
+    r.Error("/tables", "must be an object: table name → {\"file\", \"key\", \"format\"}");
+    return;
+  }
+  for (auto it = o.begin(); it != o.end(); ++it) {
+    const std::string p = "/tables/" + it.key();
+    if (!IsTableName(it.key()) || it.key() == "value") {
+      r.Error(p, "table name \"" + it.key() +
+                     "\" must be lower-case letters, digits and _, start with a letter, and not "
+                     "be \"value\"");
+    }
+    if (!r.CheckObject(*it, p, {"file", "key", "format"})) continue;
+    TableConfig t;
+    t.name = it.key();
+    if (!it->contains("file")) {
+      r.Error(p + "/file", "missing (the table's CSV or JSON file)");
+    } else if (r.String(*it, "file", p, &t.file) && t.file.empty()) {
+      r.Error(p + "/file", "must not be empty");
+    }
+    if (!it->contains("key")) {
+      r.Error(p + "/key", "missing (the column matched against the reading's tag of that name)");
+    } else if (r.String(*it, "key", p, &t.key) && !IsColumnName(t.key)) {
+      r.Error(p + "/key", "\"" + t.key +
+                              "\" cannot be a column name (letters, digits and _, not starting "
+                              "with a digit)");
+    }
+    if (it->contains("format")) {
+      if (r.String(*it, "format", p, &t.format) && t.format != "csv" && t.format != "json") {
+        r.Error(p + "/format", "unknown format \"" + t.format + "\" (csv, json)");
+      }
+    } else if (EndsWith(Lower(t.file), ".csv")) {
+      t.format = "csv";
+    } else if (EndsWith(Lower(t.file), ".json")) {
+      t.format = "json";
+    } else if (!t.file.empty()) {
+      r.Error(p + "/format", "missing, and the file name \"" + t.file +
+                                 "\" ends in neither .csv nor .json (csv, json)");
+    }
+    t.file = Resolve(dir, t.file);
+    out->push_back(std::move(t));
+  }
+}
+
 // The password of a URL's user info ("scheme://user:password@host/…") and the values of its
 // query parameters whose names say secret ("?u=vigil&p=…", "token=…").
 void UrlSecrets(std::string_view url, std::vector<std::string>* out) {
@@ -373,7 +444,8 @@ ConfigResult ParseConfig(std::string_view text, const std::string& path) {
   SubstituteAll(*doc, "", c.dir, &r, &c.secrets);
   result.secrets = c.secrets;
   const json& o = *doc;
-  if (!r.CheckObject(o, "", {"agent", "mqtt", "rules", "store", "uplinks", "routes", "http"})) {
+  if (!r.CheckObject(o, "",
+                     {"agent", "mqtt", "rules", "store", "uplinks", "routes", "tables", "http"})) {
     if (!o.is_object()) return result;
   }
 
@@ -484,6 +556,9 @@ ConfigResult ParseConfig(std::string_view text, const std::string& path) {
       c.routes.push_back(std::move(rc));
     }
   }
+
+  if (auto t = o.find("tables"); t != o.end()) ReadTables(r, *t, c.dir, &c.tables);
+  for (const auto& table : c.tables) c.rule_limits.tables.push_back(table.name);
 
   if (auto h = o.find("http"); h != o.end()) {
     if (r.CheckObject(*h, "/http", {"listen"})) r.String(*h, "listen", "/http", &c.http.listen);
