@@ -169,6 +169,19 @@ std::string HttpEndpoint::MetricsText(const EndpointSources& s) {
   Header(o, "vigil_reload_failures_total", "counter",
          "Reloads refused: a rule file invalid or beyond a limit; the previous rules stay.");
   o << "vigil_reload_failures_total " << m.reload_failures.load() << '\n';
+  Header(o, "vigil_table_rows", "gauge", "Rows of each reference table in force.");
+  for (const auto& t : m.tables) {
+    o << "vigil_table_rows{table=\"" << Label(t.name) << "\"} " << t.rows.load() << '\n';
+  }
+  Header(o, "vigil_table_reloads_total", "counter",
+         "Reference table reloads, by table and outcome (error: the previous table stays).");
+  for (const auto& t : m.tables) {
+    const std::string name = Label(t.name);
+    o << "vigil_table_reloads_total{table=\"" << name << "\",outcome=\"ok\"} "
+      << t.reloads_ok.load() << '\n';
+    o << "vigil_table_reloads_total{table=\"" << name << "\",outcome=\"error\"} "
+      << t.reloads_error.load() << '\n';
+  }
   Header(o, "vigil_store_bytes", "gauge", "Bytes on disk of the state database and journal.");
   o << "vigil_store_bytes " << s.store->SizeBytes() + (s.journal ? s.journal->SizeBytes() : 0)
     << '\n';
