@@ -9,7 +9,7 @@ BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_PARALLEL ?= 2
-FUZZ_TARGETS := decode rule_file expr config engine
+FUZZ_TARGETS := decode rule_file expr config engine table
 JOBS ?= $(shell nproc)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 

@@ -141,7 +141,7 @@ class CsvReader {
     *line = line_;
     while (true) {
       std::string field;
-      if (text_[pos_] == '"') {
+      if (pos_ < text_.size() && text_[pos_] == '"') {  // (a comma may end the text)
         const std::string opened = Here();
         ++pos_;
         while (true) {

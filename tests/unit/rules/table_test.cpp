@@ -105,6 +105,15 @@ TEST(CsvTable, EmptyFieldsAndSpacesAreKeptAsWritten) {
   EXPECT_EQ(Cell(t, "dev-1", "b"), " x ");
 }
 
+TEST(CsvTable, ACommaAtTheEndOfTheTextIsAnEmptyLastCell) {
+  // Found by the table fuzzer: the text ending in a comma was read one byte past its end.
+  Table t = Load("device,max_temp\ndev-1,", Csv());
+  EXPECT_EQ(Cell(t, "dev-1", "max_temp"), "");
+  EXPECT_EQ(OneError("device,", Csv()),
+            "devices.csv:1: column name \"\" cannot be used in expressions (letters, digits and "
+            "_, not starting with a digit)");
+}
+
 TEST(CsvTable, EmptyLinesAreSkipped) {
   Table t = Load("device,max_temp\n\ndev-1,40\r\n\r\n\ndev-2,50\n\n", Csv());
   EXPECT_EQ(t.rows.size(), 2u);
