@@ -1,6 +1,6 @@
 // Fuzz target: the rule engine (rules/engine.h) fed random readings by random rules.
 // The first bytes pick 1–3 small rules from a grammar of every window type, aggregate,
-// detector, alert option and max_keys; the rest is a program of readings (any finite value,
+// detector, alert option, join, derived stream (`output`) and max_keys; the rest is a program of readings (any finite value,
 // times jumping back and forth), processing-time advances, checkpoint round trips and the
 // end of input. Rules are kept small (at most 10 windows per reading, small counts) so an
 // input cannot take long.
@@ -52,6 +52,9 @@ const char* const kAggregates[] = {"count()",
                                    "max(log(value))",
                                    "percentile(value * 1e300, 0)",
                                    "sum(exp(value))"};
+const char* const kJoinAggregates[] = {"count()", "avg(t - h)", "max(t)", "last(h)",
+                                       "sum(t * h)", "percentile(h / t, 90)", "distinct(device)"};
+const char* const kJoinWhere[] = {"t > h", "device == \"d1\"", "h != 3 || has(site)"};
 const char* const kWhere[] = {"value > 10", "device =~ \"^d[0-2]$\"", "has(site)",
                               "value % 2 == 0 || site == \"x\"", "!(value < -5) && value != 3"};
 
@@ -59,19 +62,34 @@ json RandomRule(Bytes& in, int index) {
   json r;
   r["id"] = "r" + std::to_string(index);
   json source;
-  switch (in.Pick(3)) {
+  bool join = false;
+  switch (in.Pick(5)) {
     case 0:
       source["metric"] = "t";
       break;
     case 1:
       source["metric"] = "h";
       break;
+    case 2:
+      source["metric"] = "t2";  // another rule's output
+      break;
+    case 3:
+      join = true;
+      source["join"] = {{"metrics", {"t", "h"}},
+                        {"on", {"device"}},
+                        {"within", kDurations[in.Pick(std::size(kDurations))]},
+                        {"max_buffer", 1 + in.Pick(8)}};
+      if (in.Bool()) source["join"]["lateness"] = kDurations[in.Pick(std::size(kDurations))];
+      break;
     default:
       source["metric"] = json::array({"t", "h"});
   }
-  if (in.Pick(3) == 0) source["where"] = kWhere[in.Pick(std::size(kWhere))];
+  if (in.Pick(3) == 0) {
+    source["where"] = join ? kJoinWhere[in.Pick(std::size(kJoinWhere))]
+                           : kWhere[in.Pick(std::size(kWhere))];
+  }
   r["source"] = source;
-  switch (in.Pick(4)) {
+  switch (join ? 0 : in.Pick(4)) {
     case 0:
       break;  // every tag
     case 1:
@@ -83,7 +101,7 @@ json RandomRule(Bytes& in, int index) {
     default:
       r["group_by"] = json::array({"absent_tag"});
   }
-  const bool window = in.Pick(4) != 0;
+  const bool window = join || in.Pick(4) != 0;
   const bool detector = !window || in.Pick(3) == 0;
   json aggregates = json::object();
   if (window) {
@@ -114,7 +132,8 @@ json RandomRule(Bytes& in, int index) {
     r["window"] = w;
     const std::size_t n = 1 + in.Pick(4);
     for (std::size_t i = 0; i < n; ++i) {
-      aggregates["a" + std::to_string(i)] = kAggregates[in.Pick(std::size(kAggregates))];
+      aggregates["a" + std::to_string(i)] = join ? kJoinAggregates[in.Pick(std::size(kJoinAggregates))]
+                                                 : kAggregates[in.Pick(std::size(kAggregates))];
     }
     r["aggregates"] = aggregates;
   }
@@ -175,6 +194,10 @@ json RandomRule(Bytes& in, int index) {
       default:
         break;
     }
+  }
+  if (window && in.Pick(3) == 0) {
+    r["output"] = {{"metric", "t2"}, {"value", "a0"}};  // a cycle when it reads t2 too
+    if (in.Pick(3) == 0) r["emit"] = json::array();
   }
   if (in.Bool()) r["max_keys"] = 1 + in.Pick(6);
   return r;
