@@ -121,6 +121,11 @@ std::string HttpEndpoint::MetricsText(const EndpointSources& s) {
     o << "vigil_late_readings_total{rule=\"" << Label(r.rule) << "\"} " << r.late_readings << '\n';
     dropped_keys += r.dropped_keys;
   }
+  Header(o, "vigil_join_dropped_total", "counter",
+         "Join inputs lacking an `on` tag or pushed out of a full buffer, by rule.");
+  for (const auto& r : snap.rules) {
+    o << "vigil_join_dropped_total{rule=\"" << Label(r.rule) << "\"} " << r.join_dropped << '\n';
+  }
   Header(o, "vigil_rule_evaluations_total", "counter", "Readings evaluated, by rule.");
   for (const auto& r : snap.rules) {
     o << "vigil_rule_evaluations_total{rule=\"" << Label(r.rule) << "\"} " << r.evaluations << '\n';

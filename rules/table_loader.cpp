@@ -114,6 +114,20 @@ std::size_t LineOf(std::string_view text, std::size_t offset) {
   return line;
 }
 
+// ---- both ----
+
+const std::string* LongCell(const std::vector<std::string>& cells) {
+  for (const std::string& cell : cells) {
+    if (cell.size() > kMaxCellBytes) return &cell;
+  }
+  return nullptr;
+}
+
+std::string TooLong(const std::string& cell) {
+  return "a cell of " + std::to_string(cell.size()) + " bytes; at most " +
+         std::to_string(kMaxCellBytes);
+}
+
 // ---- CSV ----
 
 // Splits CSV text into records (RFC 4180). Stops at the first structural error (an unclosed
@@ -263,6 +277,10 @@ void ParseCsv(std::string_view text, Table* table, Problems* problems) {
       continue;
     }
     fields.resize(table->columns.size());
+    if (const std::string* long_cell = LongCell(fields)) {
+      problems->Add(at, TooLong(*long_cell));
+      continue;
+    }
     std::string key = fields[key_index];
     if (key.empty()) {
       problems->Add(at, "the key column \"" + table->key + "\" is empty");
@@ -361,6 +379,10 @@ void ParseJson(std::string_view text, const std::string& file, Table* table, Pro
                       "a cell must be a string, a number, true, false or null");
         ok = false;
       }
+    }
+    if (const std::string* long_cell = LongCell(cells); ok && long_cell != nullptr) {
+      problems->Add(at, TooLong(*long_cell));
+      ok = false;
     }
     if (!ok) continue;
     std::string key = cells[key_column->second];

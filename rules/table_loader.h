@@ -18,6 +18,9 @@ namespace vigil::rules {
 // that names the limit.
 constexpr std::uint64_t kMaxTableBytes = 16 * 1024 * 1024;  // the file, checked before reading
 constexpr std::size_t kMaxTableRows = 1'000'000;
+// One cell: a cell is read like a tag, and a regex (`=~`) recurses once per character, so its
+// length is bounded as `mqtt.max_tag_bytes` bounds a tag's.
+constexpr std::size_t kMaxCellBytes = 4096;
 // A table with more problems than this reports the first ones and how many more there were.
 constexpr std::size_t kMaxTableDiagnostics = 50;
 

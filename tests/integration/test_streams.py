@@ -76,6 +76,7 @@ class Streams(IntegrationTest):
         wait_for(lambda: agent.metric("vigil_rule_evaluations_total", 'rule="damp"') == 15, 20,
                  "five derived readings per device")
         self.assertEqual(agent.metric("vigil_late_readings_total", 'rule="dew"'), 0)
+        self.assertEqual(agent.metric("vigil_join_dropped_total", 'rule="dew"'), 0)
         self.assertEqual(agent.metric("vigil_events_total", 'kind="aggregate"') or 0, 0)
         self.assertEqual(agent.stop(), 0)
 

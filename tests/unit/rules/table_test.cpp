@@ -223,6 +223,16 @@ TEST(CsvTable, AtMostAMillionRows) {
             "devices.csv:1000002: more than 1000000 rows (the limit of a table)");
 }
 
+TEST(Table, ACellLongerThanTheLimitIsAnError) {
+  const std::string cell(kMaxCellBytes + 1, 'x');
+  EXPECT_EQ(OneError("device,note\ndev-1," + cell + "\n", Csv()),
+            "devices.csv:2: a cell of 4097 bytes; at most 4096");
+  EXPECT_EQ(OneError(R"([{"device": "dev-1", "note": ")" + cell + R"("}])", Json()),
+            "devices.json: /0: a cell of 4097 bytes; at most 4096");
+  const Table longest = Load("device,note\ndev-1," + std::string(kMaxCellBytes, 'x') + "\n", Csv());
+  EXPECT_EQ(Cell(longest, "dev-1", "note").size(), kMaxCellBytes);
+}
+
 TEST(CsvTable, AtMost16MiB) {
   std::string text = "device\n" + std::string(kMaxTableBytes, 'x');
   EXPECT_EQ(OneError(text, Csv()),
