@@ -266,8 +266,11 @@ int RunDaemon(const config::Config& config) {
   // changed table file reloads the tables alone, on the table watcher's thread.
   const std::string config_text = config::ReadFile(config.path).value_or("");
   std::string log_level = config.agent.log_level;
+  // Set by the rule watcher: that SIGHUP is for the rule files alone, the tables are as they
+  // were (their own watcher reloads them when they change).
+  std::atomic<bool> rule_files_changed{false};
   auto reload = [&] {
-    table_reloader.Reload();
+    if (!rule_files_changed.exchange(false)) table_reloader.Reload();
     rules::LoadResult next = rules::LoadRules(config.rule_paths, config.rule_limits);
     if (!next.diagnostics.empty()) {
       metrics.reload_failures.fetch_add(1, std::memory_order_relaxed);
@@ -293,7 +296,10 @@ int RunDaemon(const config::Config& config) {
     }
     pipeline.RequestReload(next.rules);
   };
-  RuleWatcher watcher(config.rule_paths, [] { kill(getpid(), SIGHUP); });
+  RuleWatcher watcher(config.rule_paths, [&rule_files_changed] {
+    rule_files_changed = true;
+    kill(getpid(), SIGHUP);
+  });
   watcher.Start();
   RuleWatcher table_watcher(
       table_reloader.files(), [&table_reloader] { table_reloader.Reload(); }, "tables");

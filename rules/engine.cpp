@@ -143,7 +143,15 @@ std::string RenderSummary(const std::string& text,
     }
     if (!done) {
       const std::string* tag = key.Find(inner);
-      out += tag != nullptr ? *tag : text.substr(open, close - open + 1);
+      char* end = nullptr;
+      const double number = tag != nullptr && decimals >= 0 ? std::strtod(tag->c_str(), &end) : 0;
+      if (tag == nullptr) {
+        out += text.substr(open, close - open + 1);
+      } else if (end != nullptr && end != tag->c_str() && *end == '\0' && std::isfinite(number)) {
+        out += FormatNumber(number, decimals);  // {devices.max_temp:.1f} of a numeric cell
+      } else {
+        out += *tag;
+      }
     }
     pos = close + 1;
   }

@@ -505,6 +505,9 @@ class Parser {
     error_ = error;
     if (!Or(out)) return false;
     if (Peek().kind != Tok::kEnd) return Fail(Peek().column, "unexpected " + Describe(Peek()));
+    // A table's column alone where a number is wanted (`avg(devices.max_temp)`) is read as one.
+    if (scope_.numeric && out->op == Op::kTag && IsTableColumn(out->text))
+      out->type = Type::kNumber;
     return true;
   }
 
@@ -678,7 +681,7 @@ class Parser {
       }
       Node n;
       n.op = is_not ? Op::kNot : Op::kNeg;
-      n.type = operand.type;
+      n.type = is_not ? Type::kBool : Type::kNumber;  // -devices.offset is a number
       n.kids.push_back(std::move(operand));
       *out = std::move(n);
       return true;

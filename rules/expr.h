@@ -34,7 +34,8 @@ struct Scope {
   // Configured reference tables: `<table>.<column>` is read like a tag (the engine looks the
   // row up by the table's key tag).
   std::vector<std::string> tables;
-  std::string hint;  // appended to "unknown name" errors, e.g. "(aggregates: avg, max, n)"
+  bool numeric = false;  // a number is wanted: a table's column alone is read as one
+  std::string hint;      // appended to "unknown name" errors, e.g. "(aggregates: avg, max, n)"
 };
 
 // Values for one evaluation. numbers[i] is NaN for a null value (SPEC §12.9: any comparison

@@ -81,6 +81,7 @@ struct CompiledRule {
   std::string id;
   std::string description;
   std::string file;
+  std::string pointer;      // the rule's JSON pointer in its file: "" or "/2" in an array
   std::string fingerprint;  // hash of the rule's definition; changes when the rule changes
   std::vector<std::string> metrics;
   std::optional<JoinSpec> join;       // metrics are then the join's two

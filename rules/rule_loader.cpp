@@ -207,7 +207,9 @@ void ParseAggregate(JsonReader& r, const std::string& name, const std::string& t
     out->percentile = p;
   }
   CompileError error;
-  out->arg = Expr::Compile(value_expr, scope, &error);
+  Scope numeric = scope;
+  numeric.numeric = true;
+  out->arg = Expr::Compile(value_expr, numeric, &error);
   if (!out->arg) {
     r.Error(pointer, "col " + std::to_string(arg_column + error.column - 1) + ": " + error.message);
   } else if (out->arg->type() != Type::kNumber) {
@@ -379,6 +381,7 @@ void ParseRule(JsonReader& r, const json& o, const std::string& p, const RuleLim
   CompiledRule rule;
   bool join_lateness_given = false;
   rule.file = r.file();
+  rule.pointer = p;
   rule.fingerprint = StableHash({o.dump()});
   r.String(o, "id", p, &rule.id);
   r.String(o, "description", p, &rule.description);
@@ -761,7 +764,8 @@ void OrderByDerivedStreams(RuleSet* set, config::Diagnostics* diagnostics) {
     text += rules[i]->id + " (" + rules[i]->output->metric + ") → ";
   }
   text += rules[cycle.front()]->id;
-  diagnostics->push_back({rules[cycle.front()]->file, "/output/metric",
+  diagnostics->push_back({rules[cycle.front()]->file,
+                          rules[cycle.front()]->pointer + "/output/metric",
                           "rules read each other's output in a cycle: " + text});
 }
 
@@ -769,7 +773,8 @@ LoadResult Finish(RuleSet set, config::Diagnostics diagnostics) {
   std::set<std::string> seen;
   for (const auto& rule : set.rules) {
     if (!seen.insert(rule->id).second) {
-      diagnostics.push_back({rule->file, "/id", "duplicate rule id \"" + rule->id + "\""});
+      diagnostics.push_back(
+          {rule->file, rule->pointer + "/id", "duplicate rule id \"" + rule->id + "\""});
     }
   }
   if (diagnostics.empty()) OrderByDerivedStreams(&set, &diagnostics);

@@ -10,7 +10,8 @@ const std::string* Table::Find(std::string_view key_value, std::string_view colu
   auto col = std::find(columns.begin(), columns.end(), column);
   if (col == columns.end()) return nullptr;
   const auto index = static_cast<std::size_t>(col - columns.begin());
-  return index < row->second.size() ? &row->second[index] : nullptr;
+  // An empty cell (JSON null, a short CSV row) is missing, like a tag the reading lacks.
+  return index < row->second.size() && !row->second[index].empty() ? &row->second[index] : nullptr;
 }
 
 const Table* Tables::Find(std::string_view name) const {

@@ -22,7 +22,7 @@ struct Table {
   std::unordered_map<std::string, std::vector<std::string>> rows;
 
   // The cell of `column` in the row whose key is `key_value`; nullptr when there is no such
-  // row or column.
+  // row or column, or the cell is empty.
   const std::string* Find(std::string_view key_value, std::string_view column) const;
 };
 

@@ -41,7 +41,7 @@ TEST(DerivedStreams, ACycleIsALoadErrorNamingItsRules) {
   ASSERT_FALSE(r.rules);
   ASSERT_EQ(r.diagnostics.size(), 1u) << Errors(r);
   EXPECT_EQ(r.diagnostics[0].ToString(),
-            "loop.json: /output/metric: rules read each other's output in a cycle: "
+            "loop.json: /0/output/metric: rules read each other's output in a cycle: "
             "a (m1) → b (m3) → c (m2) → a");
 }
 

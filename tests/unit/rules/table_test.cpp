@@ -69,7 +69,7 @@ TEST(CsvTable, QuotedFieldsHoldCommasQuotesAndLineBreaks) {
       Csv());
   EXPECT_EQ(Cell(t, "dev-1", "note"), "north, by the \"big\" door");
   EXPECT_EQ(Cell(t, "dev-2", "note"), "two\nlines");
-  EXPECT_EQ(Cell(t, "dev-2", "max_temp"), "");
+  EXPECT_EQ(Cell(t, "dev-2", "max_temp"), "<none>");  // an empty cell is missing
 }
 
 TEST(CsvTable, CrlfLineEndsAndNoFinalLineBreak) {
@@ -93,22 +93,22 @@ TEST(CsvTable, ByteOrderMarkIsSkipped) {
 
 TEST(CsvTable, FewerCellsThanColumnsAreEmptyCells) {
   Table t = Load("device,max_temp,site\ndev-1\ndev-2,40\n", Csv());
-  EXPECT_EQ(Cell(t, "dev-1", "max_temp"), "");
-  EXPECT_EQ(Cell(t, "dev-1", "site"), "");
-  EXPECT_EQ(Cell(t, "dev-2", "site"), "");
+  EXPECT_EQ(Cell(t, "dev-1", "max_temp"), "<none>");  // an empty cell is missing
+  EXPECT_EQ(Cell(t, "dev-1", "site"), "<none>");      // an empty cell is missing
+  EXPECT_EQ(Cell(t, "dev-2", "site"), "<none>");      // an empty cell is missing
   EXPECT_EQ(t.rows.at("dev-1").size(), 3u);
 }
 
 TEST(CsvTable, EmptyFieldsAndSpacesAreKeptAsWritten) {
   Table t = Load("device,a,b\ndev-1,, x \n", Csv());
-  EXPECT_EQ(Cell(t, "dev-1", "a"), "");
+  EXPECT_EQ(Cell(t, "dev-1", "a"), "<none>");  // an empty cell is missing
   EXPECT_EQ(Cell(t, "dev-1", "b"), " x ");
 }
 
 TEST(CsvTable, ACommaAtTheEndOfTheTextIsAnEmptyLastCell) {
   // Found by the table fuzzer: the text ending in a comma was read one byte past its end.
   Table t = Load("device,max_temp\ndev-1,", Csv());
-  EXPECT_EQ(Cell(t, "dev-1", "max_temp"), "");
+  EXPECT_EQ(Cell(t, "dev-1", "max_temp"), "<none>");  // an empty cell is missing
   EXPECT_EQ(OneError("device,", Csv()),
             "devices.csv:1: column name \"\" cannot be used in expressions (letters, digits and "
             "_, not starting with a digit)");
@@ -256,10 +256,10 @@ TEST(JsonTable, RowsAreObjectsAndCellsKeepTheirJsonSpelling) {
   EXPECT_EQ(Cell(t, "dev-1", "big"), "1000.0");
   EXPECT_EQ(Cell(t, "dev-1", "on"), "true");
   EXPECT_EQ(Cell(t, "dev-1", "off"), "false");
-  EXPECT_EQ(Cell(t, "dev-1", "note"), "");
-  EXPECT_EQ(Cell(t, "dev-1", "extra"), "");
+  EXPECT_EQ(Cell(t, "dev-1", "note"), "<none>");   // an empty cell is missing
+  EXPECT_EQ(Cell(t, "dev-1", "extra"), "<none>");  // an empty cell is missing
   EXPECT_EQ(Cell(t, "dev-2", "site"), "south");
-  EXPECT_EQ(Cell(t, "dev-2", "max_temp"), "");
+  EXPECT_EQ(Cell(t, "dev-2", "max_temp"), "<none>");  // an empty cell is missing
   EXPECT_EQ(t.rows.at("dev-2").size(), t.columns.size());
 }
 
@@ -410,10 +410,10 @@ TEST(TableLookup, FindsTheCellOfTheRowTheKeyTagSelects) {
   EXPECT_EQ(*cell, "40");
   EXPECT_EQ(*tables.Lookup(tags, "devices.site"), "north");
   EXPECT_EQ(*tables.Lookup(tags, "devices.device"), "dev-1");
-  // An empty cell is there, and empty.
+  // An empty cell is missing, as a tag the reading lacks.
   Tags two = {{"device", "dev-2"}};
-  ASSERT_NE(tables.Lookup(two, "devices.max_temp"), nullptr);
-  EXPECT_EQ(*tables.Lookup(two, "devices.max_temp"), "");
+  EXPECT_EQ(tables.Lookup(two, "devices.max_temp"), nullptr);
+  EXPECT_EQ(*tables.Lookup(two, "devices.site"), "south");
 }
 
 TEST(TableLookup, NothingWithoutTheKeyTagTheRowOrTheColumn) {
