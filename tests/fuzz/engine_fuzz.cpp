@@ -1,11 +1,11 @@
 // Fuzz target: the rule engine (rules/engine.h) fed random readings by random rules.
 // The first bytes pick 1–3 small rules from a grammar of every window type, aggregate,
-// detector, alert option, join, derived stream (`output`) and max_keys; the rest is a program of readings (any finite value,
-// times jumping back and forth), processing-time advances, checkpoint round trips and the
-// end of input. Rules are kept small (at most 10 windows per reading, small counts) so an
-// input cannot take long.
-// Checks: no crash, no exception, every event serializes; an engine restored from a
-// snapshot produces byte-identical events to the engine it was taken from (SPEC §8).
+// detector, alert option, join, derived stream (`output`) and max_keys; the rest is a program of
+// readings (any finite value, times jumping back and forth), processing-time advances, checkpoint
+// round trips and the end of input. Rules are kept small (at most 10 windows per reading, small
+// counts) so an input cannot take long. Checks: no crash, no exception, every event serializes; an
+// engine restored from a snapshot produces byte-identical events to the engine it was taken from
+// (SPEC §8).
 
 #include <algorithm>
 #include <cmath>
@@ -52,8 +52,9 @@ const char* const kAggregates[] = {"count()",
                                    "max(log(value))",
                                    "percentile(value * 1e300, 0)",
                                    "sum(exp(value))"};
-const char* const kJoinAggregates[] = {"count()", "avg(t - h)", "max(t)", "last(h)",
-                                       "sum(t * h)", "percentile(h / t, 90)", "distinct(device)"};
+const char* const kJoinAggregates[] = {"count()",         "avg(t - h)", "max(t)",
+                                       "last(h)",         "sum(t * h)", "percentile(h / t, 90)",
+                                       "distinct(device)"};
 const char* const kJoinWhere[] = {"t > h", "device == \"d1\"", "h != 3 || has(site)"};
 const char* const kWhere[] = {"value > 10", "device =~ \"^d[0-2]$\"", "has(site)",
                               "value % 2 == 0 || site == \"x\"", "!(value < -5) && value != 3"};
@@ -85,8 +86,8 @@ json RandomRule(Bytes& in, int index) {
       source["metric"] = json::array({"t", "h"});
   }
   if (in.Pick(3) == 0) {
-    source["where"] = join ? kJoinWhere[in.Pick(std::size(kJoinWhere))]
-                           : kWhere[in.Pick(std::size(kWhere))];
+    source["where"] =
+        join ? kJoinWhere[in.Pick(std::size(kJoinWhere))] : kWhere[in.Pick(std::size(kWhere))];
   }
   r["source"] = source;
   switch (join ? 0 : in.Pick(4)) {
@@ -132,8 +133,9 @@ json RandomRule(Bytes& in, int index) {
     r["window"] = w;
     const std::size_t n = 1 + in.Pick(4);
     for (std::size_t i = 0; i < n; ++i) {
-      aggregates["a" + std::to_string(i)] = join ? kJoinAggregates[in.Pick(std::size(kJoinAggregates))]
-                                                 : kAggregates[in.Pick(std::size(kAggregates))];
+      aggregates["a" + std::to_string(i)] =
+          join ? kJoinAggregates[in.Pick(std::size(kJoinAggregates))]
+               : kAggregates[in.Pick(std::size(kAggregates))];
     }
     r["aggregates"] = aggregates;
   }
