@@ -258,6 +258,13 @@ std::string HttpEndpoint::StatusJson(const EndpointSources& s) {
                           {"late_readings", r.late_readings},
                           {"dropped_keys", r.dropped_keys}});
   }
+  j["tables"] = nlohmann::json::array();
+  for (const auto& t : m.tables) {
+    j["tables"].push_back({{"name", t.name},
+                           {"rows", t.rows.load()},
+                           {"reloads", t.reloads_ok.load()},
+                           {"reload_errors", t.reloads_error.load()}});
+  }
   j["alerts"] = nlohmann::json::parse(AlertsJson(s));
   std::map<std::string, store::OutboxCounts> counts;
   if (auto c = s.store->Counts(); c.ok()) {

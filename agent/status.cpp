@@ -64,6 +64,14 @@ int ShowStatus(const config::Config& config) {
     std::cout << "  " << Str(r, "id") << ": " << Str(r, "keys") << " keys, "
               << Str(r, "evaluations") << " evaluations, " << Str(r, "late_readings") << " late\n";
   }
+  if (s.contains("tables") && !s["tables"].empty()) {
+    std::cout << "tables\n";
+    for (const auto& t : s["tables"]) {
+      std::cout << "  " << Str(t, "name") << ": " << Str(t, "rows") << " rows, "
+                << Str(t, "reloads") << " reloads, " << Str(t, "reload_errors")
+                << " refused (the previous version kept)\n";
+    }
+  }
   std::cout << "firing     " << s["alerts"].size() << '\n';
   for (const auto& a : s["alerts"]) {
     std::cout << "  " << Str(a, "rule") << " " << a["key"].dump() << " " << Str(a, "severity")

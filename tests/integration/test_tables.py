@@ -76,6 +76,10 @@ class Tables(IntegrationTest):
         wait_for(lambda: len(self.firing()) >= 3, 20, "dev-4's alert")
         self.assertEqual(self.firing()[2]["summary"], "dev-4 at 20 above 10")
         self.assertEqual(self.reloads(agent, "ok"), 1)
+        status = agent.run_command("status")
+        self.assertEqual(status.returncode, 0, status.stderr)
+        self.assertIn("tables\n  devices: 3 rows, 1 reloads, 1 refused (the previous version kept)\n",
+                      status.stdout)
         self.assertEqual(agent.stop(), 0)
 
     def test_sighup_reloads_the_tables(self):
