@@ -247,6 +247,18 @@ struct Engine::Impl {
   void Process(const Reading& reading, Millis now, std::vector<Event>* out);
   // One reading into a join rule: pairs it with the other side's buffered readings.
   void ProcessJoin(RuleState& rs, const Reading& reading, Millis now, std::vector<Event>* out);
+  // The key's state, made when new; end() when it would be one key past max_keys (counted).
+  std::unordered_map<std::string, KeyState>::iterator FindOrAddKey(RuleState& rs,
+                                                                   const std::string& key_str,
+                                                                   const TagSource& source);
+  // One accepted reading (or join pair) at `t` into the key's windows: the aggregates'
+  // arguments evaluated once, the sample added.
+  void AddSample(RuleState& rs, KeyState& ks, const EvalContext& ctx, const TagSource& tags,
+                 std::int64_t t, std::int64_t watermark);
+  // After the key's readings moved its watermark: closes the windows it reached, emits them,
+  // and processes the derived readings they produced.
+  void CloseReached(RuleState& rs, const std::string& key_str, KeyState& ks, Millis now,
+                    std::vector<Event>* out);
   // Processes the derived readings produced so far, at `now` (nullopt: each at its own time).
   void FlushDerived(std::optional<Millis> now, std::vector<Event>* out);
 
@@ -507,17 +519,8 @@ void Engine::Impl::Process(const Reading& reading, Millis now, std::vector<Event
       KeyString(rule, source, &key_str);
       group_key_reading[rs.group] = number;
     }
-    auto it = rs.keys.find(key_str);
-    if (it == rs.keys.end()) {
-      if (rs.keys.size() >= rule.max_keys) {
-        ++rs.stats.dropped_keys;
-        continue;
-      }
-      it = rs.keys.emplace(key_str, KeyState{}).first;
-      it->second.key = KeyTags(rule, source);
-      if (rule.has_window) it->second.windows = MakeWindowState(rule);
-      if (rule.detector) it->second.detector = MakeDetector(*rule.detector);
-    }
+    auto it = FindOrAddKey(rs, key_str, source);
+    if (it == rs.keys.end()) continue;
     KeyState& ks = it->second;
     if (!rule.has_window) {
       // A detector alone: each reading is scored and the alert evaluated at its time.
@@ -540,23 +543,10 @@ void Engine::Impl::Process(const Reading& reading, Millis now, std::vector<Event
       ++rs.stats.late_readings;
       continue;
     }
-    for (std::size_t i = 0; i < rule.aggregates.size(); ++i) {
-      const AggregateSpec& spec = rule.aggregates[i];
-      rs.xs[i] = spec.arg ? spec.arg->EvalNumber(ctx) : 0;
-      rs.tags[i] = spec.fn == AggregateSpec::Fn::kDistinct ? source.Find(spec.tag) : nullptr;
-    }
-    ++rs.stats.evaluations;
-    Sample sample{t, ks.arrivals++, rs.xs.data(), rs.tags.data()};
-    ks.windows->Add(sample, ks.Watermark(w), &closed);
+    AddSample(rs, ks, ctx, source, t, ks.Watermark(w));
     ks.last_seen = now.count();
     ks.max_time = std::max(ks.max_time, t);
-    ks.windows->Advance(ks.Watermark(w), &closed);
-    Emit(rs, it->first, ks, out);
-    MarkDirty(rs, it->first, ks);
-    if (w.idle_timeout.count() > 0) {
-      rs.next_idle_check = std::min(rs.next_idle_check, now.count() + w.idle_timeout.count());
-    }
-    FlushDerived(now, out);
+    CloseReached(rs, it->first, ks, now, out);
   }
 }
 
@@ -575,18 +565,8 @@ void Engine::Impl::ProcessJoin(RuleState& rs, const Reading& reading, Millis now
     }
     AppendKeyPart(&join_key, name, *v);
   }
-  auto it = rs.keys.find(join_key);
-  if (it == rs.keys.end()) {
-    if (rs.keys.size() >= rule.max_keys) {
-      ++rs.stats.dropped_keys;
-      return;
-    }
-    it = rs.keys.emplace(join_key, KeyState{}).first;
-    it->second.key = KeyTags(rule, source);
-    it->second.windows = MakeWindowState(rule);
-    if (rule.detector) it->second.detector = MakeDetector(*rule.detector);
-    it->second.join = std::make_unique<JoinBuffer>();
-  }
+  auto it = FindOrAddKey(rs, join_key, source);
+  if (it == rs.keys.end()) return;
   KeyState& ks = it->second;
   const std::int64_t t = reading.time.count();
   // The join's own watermark: a reading further behind the key's newest than the join's
@@ -610,14 +590,7 @@ void Engine::Impl::ProcessJoin(RuleState& rs, const Reading& reading, Millis now
       ++rs.stats.late_readings;
       continue;
     }
-    for (std::size_t i = 0; i < rule.aggregates.size(); ++i) {
-      const AggregateSpec& spec = rule.aggregates[i];
-      rs.xs[i] = spec.arg ? spec.arg->EvalNumber(ctx) : 0;
-      rs.tags[i] = spec.fn == AggregateSpec::Fn::kDistinct ? key.Find(spec.tag) : nullptr;
-    }
-    ++rs.stats.evaluations;
-    Sample sample{pair_time, ks.arrivals++, rs.xs.data(), rs.tags.data()};
-    ks.windows->Add(sample, watermark, &closed);
+    AddSample(rs, ks, ctx, key, pair_time, watermark);
   }
   std::vector<JoinBuffer::Entry>& mine = ks.join->side[side];
   mine.push_back({t, reading.value});
@@ -631,9 +604,45 @@ void Engine::Impl::ProcessJoin(RuleState& rs, const Reading& reading, Millis now
   for (auto& buffered : ks.join->side) {
     std::erase_if(buffered, [&](const JoinBuffer::Entry& e) { return e.t < keep_from; });
   }
+  CloseReached(rs, it->first, ks, now, out);
+}
+
+std::unordered_map<std::string, KeyState>::iterator Engine::Impl::FindOrAddKey(
+    RuleState& rs, const std::string& key_str, const TagSource& source) {
+  auto it = rs.keys.find(key_str);
+  if (it != rs.keys.end()) return it;
+  const CompiledRule& rule = *rs.rule;
+  if (rs.keys.size() >= rule.max_keys) {
+    ++rs.stats.dropped_keys;
+    return rs.keys.end();
+  }
+  it = rs.keys.emplace(key_str, KeyState{}).first;
+  it->second.key = KeyTags(rule, source);
+  if (rule.has_window) it->second.windows = MakeWindowState(rule);
+  if (rule.detector) it->second.detector = MakeDetector(*rule.detector);
+  if (rule.join) it->second.join = std::make_unique<JoinBuffer>();
+  return it;
+}
+
+void Engine::Impl::AddSample(RuleState& rs, KeyState& ks, const EvalContext& ctx,
+                             const TagSource& tags, std::int64_t t, std::int64_t watermark) {
+  const CompiledRule& rule = *rs.rule;
+  for (std::size_t i = 0; i < rule.aggregates.size(); ++i) {
+    const AggregateSpec& spec = rule.aggregates[i];
+    rs.xs[i] = spec.arg ? spec.arg->EvalNumber(ctx) : 0;
+    rs.tags[i] = spec.fn == AggregateSpec::Fn::kDistinct ? tags.Find(spec.tag) : nullptr;
+  }
+  ++rs.stats.evaluations;
+  Sample sample{t, ks.arrivals++, rs.xs.data(), rs.tags.data()};
+  ks.windows->Add(sample, watermark, &closed);
+}
+
+void Engine::Impl::CloseReached(RuleState& rs, const std::string& key_str, KeyState& ks, Millis now,
+                                std::vector<Event>* out) {
+  const WindowSpec& w = rs.rule->window;
   ks.windows->Advance(ks.Watermark(w), &closed);
-  Emit(rs, it->first, ks, out);
-  MarkDirty(rs, it->first, ks);
+  Emit(rs, key_str, ks, out);
+  MarkDirty(rs, key_str, ks);
   if (w.idle_timeout.count() > 0) {
     rs.next_idle_check = std::min(rs.next_idle_check, now.count() + w.idle_timeout.count());
   }

@@ -742,9 +742,7 @@ class Parser {
   }
 
   bool IsTableColumn(const std::string& name) const {
-    const std::size_t dot = name.find('.');
-    return dot != std::string::npos && std::find(scope_.tables.begin(), scope_.tables.end(),
-                                                 name.substr(0, dot)) != scope_.tables.end();
+    return rules::IsTableColumn(name, scope_.tables);
   }
 
   bool Call(const Token& fn, Node* out) {
@@ -826,6 +824,12 @@ class TreeExpr final : public Expr {
 };
 
 }  // namespace
+
+bool IsTableColumn(std::string_view name, const std::vector<std::string>& tables) {
+  const std::size_t dot = name.find('.');
+  return dot != std::string_view::npos &&
+         std::find(tables.begin(), tables.end(), name.substr(0, dot)) != tables.end();
+}
 
 std::shared_ptr<const Expr> Expr::Compile(std::string_view text, const Scope& scope,
                                           CompileError* error) {

@@ -38,6 +38,9 @@ struct Scope {
   std::string hint;      // appended to "unknown name" errors, e.g. "(aggregates: avg, max, n)"
 };
 
+// True when `name` is `<table>.<column>` of one of `tables` (Scope::tables).
+bool IsTableColumn(std::string_view name, const std::vector<std::string>& tables);
+
 // Values for one evaluation. numbers[i] is NaN for a null value (SPEC §12.9: any comparison
 // with null is false). Tags are looked up by name (missing tag: comparisons are false,
 // SPEC §12.14).

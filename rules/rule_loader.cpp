@@ -74,12 +74,6 @@ Scope ReadingScope(const CompiledRule& rule, const RuleLimits& limits) {
   return scope;
 }
 
-bool IsTableColumn(const std::string& name, const RuleLimits& limits) {
-  const std::size_t dot = name.find('.');
-  return dot != std::string::npos && std::find(limits.tables.begin(), limits.tables.end(),
-                                               name.substr(0, dot)) != limits.tables.end();
-}
-
 // `source.join` (JoinSpec). The window's lateness is filled in later, if not given.
 void ParseJoin(JsonReader& r, const json& o, const std::string& p, CompiledRule* rule,
                bool* lateness_given) {
@@ -234,7 +228,7 @@ void CheckSummary(JsonReader& r, const std::string& summary, const std::string& 
       continue;
     }
     std::string name = m[1].str();
-    if (IsTableColumn(name, limits)) continue;
+    if (IsTableColumn(name, limits.tables)) continue;
     const bool detector_output =
         rule.detector && (name == "value" || name == "score" || name == "anomaly");
     bool known = std::any_of(rule.aggregates.begin(), rule.aggregates.end(),
