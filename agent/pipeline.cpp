@@ -53,6 +53,7 @@ Pipeline::Pipeline(const config::Config& config, std::shared_ptr<const rules::Ru
 Pipeline::~Pipeline() { Stop(); }
 
 Status Pipeline::Restore() {
+  const auto started = std::chrono::steady_clock::now();
   std::size_t restored = 0;
   std::size_t stale = 0;
   Status s = store_->LoadState(
@@ -66,7 +67,9 @@ Status Pipeline::Restore() {
         }
       });
   if (!s.ok()) return s;
-  log::Info("restored state of " + std::to_string(restored) + " key(s)" +
+  const auto took = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started);
+  log::Info("restored state of " + std::to_string(restored) + " key(s) in " +
+            std::to_string(took.count()) + " ms" +
             (stale ? ", dropped " + std::to_string(stale) + " of changed or removed rules" : ""));
 
   // What the last run journaled after its last checkpoint: decode and process it again,

@@ -111,14 +111,15 @@ json Quantiles::Save() const {
   return j;
 }
 
-void Quantiles::Load(const json& j) {
+void Quantiles::Load(const Packed& j) {
   n_ = j.at("n").get<std::uint64_t>();
   sketch_ = !j.contains("exact");
   if (!sketch_) {
-    exact_ = j.at("exact").get<std::vector<double>>();
+    for (Packed x : j.at("exact")) exact_.push_back(x.get<double>());
   } else {
-    positive_ = j.at("pos").get<std::map<int, std::uint64_t>>();
-    negative_ = j.at("neg").get<std::map<int, std::uint64_t>>();
+    // A map with integer keys is saved as an array of [key, count] pairs.
+    for (Packed e : j.at("pos")) positive_[e.at(0).get<int>()] = e.at(1).get<std::uint64_t>();
+    for (Packed e : j.at("neg")) negative_[e.at(0).get<int>()] = e.at(1).get<std::uint64_t>();
     zero_ = j.at("zero").get<std::uint64_t>();
   }
 }
@@ -236,25 +237,28 @@ json Acc::Save(const AggregateSpec& spec) const {
   return j;
 }
 
-Acc Acc::Load(const AggregateSpec& spec, const json& j) {
+Acc Acc::Load(const AggregateSpec& spec, const Packed& j) {
   using Fn = AggregateSpec::Fn;
   Acc a;
   if (spec.fn == Fn::kDistinct) {
-    a.distinct.get() = j.at("d").get<std::map<std::string, std::uint64_t>>();
+    LoadCounts(j.at("d"), &a.distinct.get());
     return a;
   }
-  a.n = j.at("n").get<std::uint64_t>();
-  if (spec.fn == Fn::kCount) return a;
-  a.sum = LoadDouble(j.at("s"));
-  a.mean = LoadDouble(j.at("mean"));
-  a.m2 = LoadDouble(j.at("m2"));
-  a.min = j.at("min").get<double>();
-  a.max = j.at("max").get<double>();
-  const json& f = j.at("first");
+  if (spec.fn == Fn::kCount) {
+    a.n = j.at("n").get<std::uint64_t>();
+    return a;
+  }
+  const auto [n, s, mean, m2, min, max, f, l] =
+      j.Fields<8>({"n", "s", "mean", "m2", "min", "max", "first", "last"});
+  a.n = n.get<std::uint64_t>();
+  a.sum = LoadDouble(s);
+  a.mean = LoadDouble(mean);
+  a.m2 = LoadDouble(m2);
+  a.min = min.get<double>();
+  a.max = max.get<double>();
   a.first_t = f.at(0).get<std::int64_t>();
   a.first_arrival = f.at(1).get<std::uint64_t>();
   a.first_v = f.at(2).get<double>();
-  const json& l = j.at("last");
   a.last_t = l.at(0).get<std::int64_t>();
   a.last_arrival = l.at(1).get<std::uint64_t>();
   a.last_v = l.at(2).get<double>();

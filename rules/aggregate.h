@@ -8,6 +8,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "rules/packed.h"
+
 #include "rules/event.h"
 #include "rules/rule.h"
 
@@ -28,7 +30,7 @@ class Quantiles {
   std::uint64_t count() const { return n_; }
 
   nlohmann::json Save() const;
-  void Load(const nlohmann::json& j);
+  void Load(const Packed& j);
 
  private:
   void ToSketch();
@@ -94,7 +96,7 @@ struct Acc {
   Value Result(const AggregateSpec& spec) const;
 
   nlohmann::json Save(const AggregateSpec& spec) const;
-  static Acc Load(const AggregateSpec& spec, const nlohmann::json& j);
+  static Acc Load(const AggregateSpec& spec, const Packed& j);
 };
 
 }  // namespace vigil::rules

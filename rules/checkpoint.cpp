@@ -14,16 +14,23 @@ nlohmann::json SaveDouble(double x) {
   return x > 0 ? "inf" : "-inf";
 }
 
-double LoadDouble(const nlohmann::json& j) {
+double LoadDouble(const Packed& j) {
   if (j.is_null()) return std::nan("");
   if (j.is_string()) {
-    const auto& s = j.get_ref<const std::string&>();
+    const std::string_view s = j.Str();
     if (s == "nan") return std::nan("");
     if (s == "inf") return std::numeric_limits<double>::infinity();
     if (s == "-inf") return -std::numeric_limits<double>::infinity();
-    throw nlohmann::json::type_error::create(302, "not a number: " + s.substr(0, 32), nullptr);
+    throw nlohmann::json::type_error::create(302, "not a number: " + std::string(s.substr(0, 32)),
+                                             nullptr);
   }
   return j.get<double>();
+}
+
+void LoadCounts(const Packed& j, std::map<std::string, std::uint64_t>* out) {
+  j.ForEachItem([out](std::string_view key, const Packed& count) {
+    (*out)[std::string(key)] = count.get<std::uint64_t>();
+  });
 }
 
 }  // namespace vigil::rules

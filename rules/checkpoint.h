@@ -1,6 +1,12 @@
 #pragma once
 
+#include <cstdint>
+#include <map>
+#include <string>
+
 #include <nlohmann/json_fwd.hpp>
+
+#include "rules/packed.h"
 
 namespace vigil::rules {
 
@@ -10,6 +16,8 @@ namespace vigil::rules {
 // Checkpoints written before this (null for NaN) still load.
 nlohmann::json SaveDouble(double x);
 // Throws nlohmann::json::exception when `j` is none of what SaveDouble writes (or null).
-double LoadDouble(const nlohmann::json& j);
+double LoadDouble(const Packed& j);
+// A map of strings to counts (distinct()'s state), as nlohmann::json saves a std::map.
+void LoadCounts(const Packed& j, std::map<std::string, std::uint64_t>* out);
 
 }  // namespace vigil::rules

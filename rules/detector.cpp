@@ -62,8 +62,8 @@ class Rolling {
         {"mean", SaveDouble(mean_)},
         {"m2", SaveDouble(m2_)}};
   }
-  void Load(const json& j) {
-    for (const auto& v : j.at("values")) {
+  void Load(const Packed& j) {
+    for (Packed v : j.at("values")) {
       values_.emplace_back(v.at(0).get<std::int64_t>(), v.at(1).get<double>());
       if (sorted()) sorted_.insert(values_.back().second);
     }
@@ -125,7 +125,7 @@ class RollingDetector final : public Detector {
     return d;
   }
   json Save() const override { return rolling_.Save(); }
-  void Load(const json& j) override { rolling_.Load(j); }
+  void Load(const Packed& j) override { rolling_.Load(j); }
 
  private:
   const DetectorSpec& spec_;  // the rule's, which outlives its detectors
@@ -157,7 +157,7 @@ class EwmaDetector final : public Detector {
     return d;
   }
   json Save() const override { return {n_, SaveDouble(mean_), SaveDouble(var_)}; }
-  void Load(const json& j) override {
+  void Load(const Packed& j) override {
     n_ = j.at(0).get<std::uint64_t>();
     mean_ = LoadDouble(j.at(1));
     var_ = LoadDouble(j.at(2));
@@ -190,7 +190,7 @@ class SpikeDetector final : public Detector {
     return d;
   }
   json Save() const override { return {has_last_, last_t_, SaveDouble(last_x_), n_}; }
-  void Load(const json& j) override {
+  void Load(const Packed& j) override {
     has_last_ = j.at(0).get<bool>();
     last_t_ = j.at(1).get<std::int64_t>();
     last_x_ = LoadDouble(j.at(2));
@@ -225,7 +225,7 @@ class FlatlineDetector final : public Detector {
     return d;
   }
   json Save() const override { return {in_run_, SaveDouble(run_value_), run_start_, n_}; }
-  void Load(const json& j) override {
+  void Load(const Packed& j) override {
     in_run_ = j.at(0).get<bool>();
     run_value_ = LoadDouble(j.at(1));
     run_start_ = j.at(2).get<std::int64_t>();
@@ -253,7 +253,7 @@ class RangeDetector final : public Detector {
     return d;
   }
   json Save() const override { return {n_}; }
-  void Load(const json& j) override { n_ = j.at(0).get<std::uint64_t>(); }
+  void Load(const Packed& j) override { n_ = j.at(0).get<std::uint64_t>(); }
 
  private:
   const DetectorSpec& spec_;  // the rule's, which outlives its detectors
@@ -265,7 +265,7 @@ class AbsentDetector final : public Detector {
  public:
   Detection Observe(double, std::int64_t) override { return {true, 0, false}; }
   json Save() const override { return json::array(); }
-  void Load(const json&) override {}
+  void Load(const Packed&) override {}
 };
 
 // Readings are finite (ingest rejects the rest), but a detector beside a window watches an
@@ -279,7 +279,7 @@ class FiniteInput final : public Detector {
     return inner_->Observe(x, t);
   }
   json Save() const override { return inner_->Save(); }
-  void Load(const json& j) override { inner_->Load(j); }
+  void Load(const Packed& j) override { inner_->Load(j); }
 
  private:
   std::unique_ptr<Detector> inner_;

@@ -8,6 +8,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "config/values.h"
+#include "rules/packed.h"
 
 namespace vigil::rules {
 
@@ -47,7 +48,7 @@ class Detector {
   virtual Detection Observe(double x, std::int64_t t) = 0;
   virtual nlohmann::json Save() const = 0;
   // Throws nlohmann::json::exception on malformed input.
-  virtual void Load(const nlohmann::json& j) = 0;
+  virtual void Load(const Packed& j) = 0;
 };
 
 // The detector keeps a reference to `spec` (one copy per key would cost memory): the spec,

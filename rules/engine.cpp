@@ -187,9 +187,9 @@ json SaveJoin(const JoinBuffer& join) {
 }
 
 // Throws json::exception on malformed input.
-void LoadJoin(const json& j, JoinBuffer* join) {
+void LoadJoin(const Packed& j, JoinBuffer* join) {
   for (std::size_t i = 0; i < 2; ++i) {
-    for (const json& e : j.at(i)) {
+    for (Packed e : j.at(i)) {
       join->side[i].push_back({e.at(0).get<std::int64_t>(), e.at(1).get<double>()});
     }
   }
@@ -764,36 +764,37 @@ bool Engine::Restore(const std::string& rule, const std::string& key, const std:
   auto rs = std::find_if(impl_->rules.begin(), impl_->rules.end(),
                          [&](const RuleState& r) { return r.rule->id == rule; });
   if (rs == impl_->rules.end()) return false;
-  // MessagePack, or JSON text (it starts with `{`) as earlier versions wrote it.
-  json j = !bytes.empty() && bytes.front() == '{'
-               ? json::parse(bytes, nullptr, /*allow_exceptions=*/false)
-               : json::from_msgpack(bytes, /*strict=*/true, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return false;
   try {
-    if (j.at("fp").get<std::string>() != rs->rule->fingerprint) return false;
+    // MessagePack, or JSON text (it starts with `{`) as earlier versions wrote it.
+    std::string converted;
+    if (!bytes.empty() && bytes.front() == '{') json::to_msgpack(json::parse(bytes), converted);
+    const auto [fp, key_tags, max_time, last_seen, arrivals, windows, join, detector, a] =
+        Packed::Parse(converted.empty() ? bytes : converted)
+            .Fields<9>({"fp", "key", "max_time", "last_seen", "arrivals", "windows", "join",
+                        "detector", "alert"});
+    if (fp.Str() != rs->rule->fingerprint) return false;
     KeyState ks;
-    ks.key = j.at("key").get<Tags>();
+    for (Packed tag : key_tags) ks.key.emplace_back(tag.at(0).Str(), tag.at(1).Str());
     if (EncodeKey(ks.key) != key) return false;
-    ks.max_time = j.at("max_time").get<std::int64_t>();
-    ks.last_seen = j.at("last_seen").get<std::int64_t>();
-    ks.arrivals = j.at("arrivals").get<std::uint64_t>();
+    ks.max_time = max_time.get<std::int64_t>();
+    ks.last_seen = last_seen.get<std::int64_t>();
+    ks.arrivals = arrivals.get<std::uint64_t>();
     if (rs->rule->has_window) {
       ks.windows = MakeWindowState(*rs->rule);
-      ks.windows->Load(j.at("windows"));
+      ks.windows->Load(windows);
     }
     if (rs->rule->join) {
       ks.join = std::make_unique<JoinBuffer>();
-      LoadJoin(j.at("join"), ks.join.get());
+      LoadJoin(join, ks.join.get());
     }
     if (rs->rule->detector) {
       ks.detector = MakeDetector(*rs->rule->detector);
-      ks.detector->Load(j.at("detector"));
+      ks.detector->Load(detector);
       if (rs->rule->detector->method == DetectorSpec::Method::kAbsent) {
         rs->next_absent_check = std::min(rs->next_absent_check,
                                          ks.last_seen + rs->rule->detector->for_duration.count());
       }
     }
-    const json& a = j.at("alert");
     int state = a.at(0).get<int>();
     if (state < 0 || state > 2) return false;
     ks.state = static_cast<AlertState>(state);

@@ -53,7 +53,7 @@ class Accs {
     for (std::size_t i = 0; i < accs_.size(); ++i) j.push_back(accs_[i].Save(rule_->aggregates[i]));
     return j;
   }
-  void Load(const json& j) {
+  void Load(const Packed& j) {
     if (!j.is_array() || j.size() != accs_.size()) {
       throw json::type_error::create(302, "aggregate count differs", nullptr);
     }
@@ -107,9 +107,9 @@ class AlignedWindows final : public WindowState {
     return {{"closed_through", closed_through_}, {"open", std::move(windows)}};
   }
 
-  void Load(const json& j) override {
+  void Load(const Packed& j) override {
     closed_through_ = j.at("closed_through").get<std::int64_t>();
-    for (const auto& w : j.at("open")) {
+    for (Packed w : j.at("open")) {
       Accs accs(rule_);
       accs.Load(w.at(1));
       open_.emplace(w.at(0).get<std::int64_t>(), std::move(accs));
@@ -198,9 +198,9 @@ class SessionWindows final : public WindowState {
     return {{"closed_through", closed_through_}, {"open", std::move(sessions)}};
   }
 
-  void Load(const json& j) override {
+  void Load(const Packed& j) override {
     closed_through_ = j.at("closed_through").get<std::int64_t>();
-    for (const auto& s : j.at("open")) {
+    for (Packed s : j.at("open")) {
       Session session{s.at(0).get<std::int64_t>(), s.at(1).get<std::int64_t>(), Accs(rule_)};
       session.accs.Load(s.at(2));
       open_.push_back(std::move(session));
@@ -259,7 +259,7 @@ class CountWindows final : public WindowState {
     return {{"n", n_}, {"min_t", min_t_}, {"max_t", max_t_}, {"seq", seq_}, {"accs", accs_.Save()}};
   }
 
-  void Load(const json& j) override {
+  void Load(const Packed& j) override {
     n_ = j.at("n").get<std::uint64_t>();
     min_t_ = j.at("min_t").get<std::int64_t>();
     max_t_ = j.at("max_t").get<std::int64_t>();
@@ -354,19 +354,21 @@ class SlidingWindows final : public WindowState {
         {"next_order", next_order_}, {"entries", std::move(entries)}, {"aggs", std::move(aggs)}};
   }
 
-  void Load(const json& j) override {
-    evaluated_ = j.at("evaluated").get<std::int64_t>();
-    seq_ = j.at("seq").get<std::int64_t>();
-    next_order_ = j.at("next_order").get<std::uint64_t>();
-    in_window_ = j.at("in_window").get<std::size_t>();
-    for (const auto& e : j.at("entries")) {
+  void Load(const Packed& j) override {
+    const auto [evaluated, seq, next_order, in_window, entries, aggs] =
+        j.Fields<6>({"evaluated", "seq", "next_order", "in_window", "entries", "aggs"});
+    evaluated_ = evaluated.get<std::int64_t>();
+    seq_ = seq.get<std::int64_t>();
+    next_order_ = next_order.get<std::uint64_t>();
+    in_window_ = in_window.get<std::size_t>();
+    for (Packed e : entries) {
       Entry entry{e.at(0).get<std::int64_t>(),
                   e.at(1).get<std::uint64_t>(),
                   e.at(2).get<std::uint64_t>(),
                   {},
                   {}};
-      for (const auto& x : e.at(3)) entry.xs.push_back(LoadDouble(x));
-      for (const auto& t : e.at(4)) {
+      for (Packed x : e.at(3)) entry.xs.push_back(LoadDouble(x));
+      for (Packed t : e.at(4)) {
         entry.tags.push_back(t.is_null() ? std::nullopt
                                          : std::optional<std::string>(t.get<std::string>()));
       }
@@ -376,7 +378,6 @@ class SlidingWindows final : public WindowState {
       if (!has_distinct_) entry.tags.clear();
       entries_.push_back(std::move(entry));
     }
-    const json& aggs = j.at("aggs");
     if (in_window_ > entries_.size() || aggs.size() != aggs_.size()) {
       throw json::type_error::create(302, "malformed sliding window state", nullptr);
     }
@@ -386,9 +387,9 @@ class SlidingWindows final : public WindowState {
       a.sum = LoadDouble(aggs[i].at("sum"));
       a.mean = LoadDouble(aggs[i].at("mean"));
       a.m2 = LoadDouble(aggs[i].at("m2"));
-      for (const auto& m : aggs[i].at("min").get<std::vector<Extreme>>()) a.min.push_back(m);
-      for (const auto& m : aggs[i].at("max").get<std::vector<Extreme>>()) a.max.push_back(m);
-      a.distinct = aggs[i].at("distinct").get<std::map<std::string, std::uint64_t>>();
+      for (Packed m : aggs[i].at("min")) a.min.push_back(LoadExtreme(m));
+      for (Packed m : aggs[i].at("max")) a.max.push_back(LoadExtreme(m));
+      LoadCounts(aggs[i].at("distinct"), &a.distinct);
     }
   }
 
@@ -401,6 +402,9 @@ class SlidingWindows final : public WindowState {
     std::vector<std::optional<std::string>> tags;
   };
   using Extreme = std::pair<std::uint64_t, double>;  // (entry order, value)
+  static Extreme LoadExtreme(const Packed& m) {
+    return {m.at(0).get<std::uint64_t>(), m.at(1).get<double>()};
+  }
   // The incremental state of one aggregate over the entries in the window.
   struct Agg {
     std::uint64_t n = 0;  // finite arguments in the window

@@ -9,6 +9,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "rules/event.h"
+#include "rules/packed.h"
 #include "rules/rule.h"
 
 namespace vigil::rules {
@@ -55,7 +56,7 @@ class WindowState {
 
   virtual nlohmann::json Save() const = 0;
   // Throws nlohmann::json::exception on malformed input.
-  virtual void Load(const nlohmann::json& j) = 0;
+  virtual void Load(const Packed& j) = 0;
 };
 
 std::unique_ptr<WindowState> MakeWindowState(const CompiledRule& rule);

@@ -10,6 +10,7 @@ QoS 1 load, and, in one run:
 Prints a table; run from the repository: python3 tests/bench/e2e.py [--build build]."""
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -201,11 +202,16 @@ def main():
                     help="seconds to wait for the agent to catch up before reporting it behind")
     ap.add_argument("--drain-events", type=int, default=50000,
                     help="events queued during the outage of the drain measurement")
+    ap.add_argument("--workdir", help="keep the configs, state and logs in this (empty) folder "
+                    "instead of a temporary one, e.g. to profile a restart on the state left")
     args = ap.parse_args()
     vigil = os.path.abspath(os.path.join(args.build, "agent", "vigil"))
     counter = os.path.abspath(os.path.join(args.build, "tests", "bench", "count_subscriber"))
     rows = []
-    with tempfile.TemporaryDirectory(prefix="vigil-bench-") as workdir:
+    if args.workdir:
+        os.makedirs(args.workdir, exist_ok=True)
+    with (contextlib.nullcontext(os.path.abspath(args.workdir)) if args.workdir
+          else tempfile.TemporaryDirectory(prefix="vigil-bench-")) as workdir:
         broker = Broker(workdir)
         receiver = Receiver().start()
         arrivals = []

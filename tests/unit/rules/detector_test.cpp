@@ -71,7 +71,9 @@ TEST_P(DetectorMethods, RestoredStateGivesIdenticalResults) {
   Clean clean(7);
   for (int i = 0; i < 500; ++i) a->Observe(clean.Next(), i * 1000LL);
   auto b = MakeDetector(spec);
-  b->Load(nlohmann::json::parse(a->Save().dump()));
+  std::string bytes;
+  nlohmann::json::to_msgpack(a->Save(), bytes);
+  b->Load(Packed::Parse(bytes));
   for (int i = 500; i < 1500; ++i) {
     double x = i % 97 == 0 ? 40.0 : clean.Next();
     Detection da = a->Observe(x, i * 1000LL), db = b->Observe(x, i * 1000LL);

@@ -106,6 +106,53 @@ INSTANTIATE_TEST_SUITE_P(
         R"json({ "type": "session", "gap": "3s", "lateness": "5s" })json",
         R"json({ "type": "count", "count": 7 })json"));
 
+// Percentiles (exact up to 256 values, a sketch beyond) and distinct() keep more than running
+// sums: their state restores exactly too.
+class RestoreCollections : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(RestoreCollections, RestoredEngineContinuesExactly) {
+  const std::string rule = R"json({ "id": "c", "source": { "metric": "t" }, "group_by": ["device"],
+      "window": )json" + GetParam() +
+                           R"json(,
+      "aggregates": { "p90": "percentile(value, 90)", "sites": "distinct(site)",
+                      "first": "first(value)", "rate": "rate(value)" },
+      "emit": ["aggregate"] })json";
+  auto rules = Load(rule);
+  ASSERT_TRUE(rules);
+  std::vector<Reading> readings;
+  for (int i = 0; i < 900; ++i) {
+    for (const char* dev : {"a", "b"}) {
+      readings.push_back({"t",
+                          {{"device", dev}, {"metric", "t"}, {"site", "s" + std::to_string(i % 7)}},
+                          Millis(1'795'341'720'000 + i * 1000),
+                          (i * 37 % 101) * 0.25 + (dev[0] == 'a' ? 0 : 100)});
+    }
+  }
+  Engine whole("gw", rules);
+  std::vector<Event> expected;
+  for (const auto& r : readings) whole.Process(r, r.time, &expected);
+  whole.Finish(&expected);
+  ASSERT_GT(expected.size(), 2u);
+  for (std::size_t cut : {3u, 600u, 1100u}) {  // exact, then sketched percentiles
+    Engine first("gw", rules);
+    std::vector<Event> got;
+    for (std::size_t i = 0; i < cut; ++i) first.Process(readings[i], readings[i].time, &got);
+    std::vector<StateChange> changes;
+    first.TakeChanges(&changes);
+    Engine second("gw", rules);
+    for (const auto& c : changes) ASSERT_TRUE(second.Restore(c.rule, c.key, *c.bytes)) << c.key;
+    for (std::size_t i = cut; i < readings.size(); ++i) {
+      second.Process(readings[i], readings[i].time, &got);
+    }
+    second.Finish(&got);
+    ASSERT_EQ(Ids(got), Ids(expected)) << "cut at " << cut;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Windows, RestoreCollections,
+                         ::testing::Values(R"json({ "type": "tumbling", "size": "10m" })json",
+                                           R"json({ "type": "sliding", "size": "5m" })json"));
+
 TEST(EngineState, NewKeysPastMaxKeysAreDroppedAndCounted) {
   std::string rule = kRule;
   rule.replace(rule.find(R"json("emit")json"), 0, R"json("max_keys": 1, )json");
