@@ -81,6 +81,7 @@ struct RuleState {
   std::size_t group = 0;           // rules with the same group_by share the key per reading
   std::int64_t next_idle_check = std::numeric_limits<std::int64_t>::max();
   std::int64_t next_absent_check = std::numeric_limits<std::int64_t>::max();
+  std::size_t firing = 0;  // keys whose alert fires: Firing() walks no rule without any
   RuleStats stats;
   // Scratch for one reading: aggregate arguments and distinct() tags (no allocation per reading).
   std::vector<double> xs;
@@ -396,6 +397,7 @@ void Engine::Impl::EvaluateAlert(RuleState& rs, const std::string& key_str, KeyS
       }
       if (t - ks.since >= alert.for_duration.count()) {
         ks.state = AlertState::kFiring;
+        ++rs.firing;
         ks.fired_at = t;
         ks.alert_id = StableHash({agent, rule.id, key_str, std::to_string(ks.since)});
         notify("firing");
@@ -406,6 +408,7 @@ void Engine::Impl::EvaluateAlert(RuleState& rs, const std::string& key_str, KeyS
       if (clear) {
         notify("resolved");
         ks.state = AlertState::kInactive;
+        --rs.firing;
         ks.alert_id.clear();
       } else if (alert.repeat.count() > 0 && t - ks.last_notify >= alert.repeat.count()) {
         notify("firing");
@@ -807,7 +810,10 @@ bool Engine::Restore(const std::string& rule, const std::string& key, const std:
       rs->next_idle_check =
           std::min(rs->next_idle_check, ks.last_seen + rs->rule->window.idle_timeout.count());
     }
-    rs->keys[key] = std::move(ks);
+    KeyState& slot = rs->keys[key];
+    if (slot.state == AlertState::kFiring) --rs->firing;
+    slot = std::move(ks);
+    if (slot.state == AlertState::kFiring) ++rs->firing;
   } catch (const json::exception&) {
     return false;
   }
@@ -830,6 +836,7 @@ void Engine::ResolveFiring(const std::string& rule, Millis now, std::vector<Even
       out->push_back(
           impl_->AlertEvent(rs, *key_str, *ks, "resolved", {}, std::nullopt, now.count()));
       ks->state = AlertState::kInactive;
+      --rs.firing;
       ks->alert_id.clear();
     }
   }
@@ -849,11 +856,12 @@ std::vector<FiringAlert> Engine::Firing() const {
   std::vector<FiringAlert> out;
   std::vector<std::pair<const std::string*, const KeyState*>> firing;
   for (const RuleState& rs : impl_->rules) {
-    if (!rs.rule->alert) continue;
+    if (!rs.rule->alert || rs.firing == 0) continue;
     // Few keys fire: find them, then sort only those.
     firing.clear();
     for (const auto& [key_str, ks] : rs.keys) {
       if (ks.state == AlertState::kFiring) firing.emplace_back(&key_str, &ks);
+      if (firing.size() == rs.firing) break;
     }
     std::sort(firing.begin(), firing.end(),
               [](const auto& a, const auto& b) { return *a.first < *b.first; });

@@ -204,5 +204,50 @@ TEST(EngineState, FiringAlertsAreListed) {
   EXPECT_FALSE(firing[0].alert_id.empty());
 }
 
+// Firing() lists exactly the keys whose last alert event is "firing", through firing,
+// resolving, a restore and ResolveFiring (it keeps a count per rule and stops there).
+TEST(EngineState, FiringListFollowsTheAlertEvents) {
+  auto rules = Load(kRule);
+  auto engine = std::make_unique<Engine>("gw", rules);
+  std::vector<Event> events;
+  std::map<std::string, bool> fires;  // device → last alert event was "firing"
+  auto listed = [](const Engine& e) {
+    std::map<std::string, bool> out;
+    for (const auto& f : e.Firing()) out[f.key.at(0).second] = true;
+    return out;
+  };
+  auto expected = [&fires] {
+    std::map<std::string, bool> out;
+    for (const auto& [device, firing] : fires) {
+      if (firing) out[device] = true;
+    }
+    return out;
+  };
+  std::size_t seen = 0;
+  int changes = 0;
+  const std::vector<Reading> readings = Readings();
+  for (std::size_t i = 0; i < readings.size(); ++i) {
+    engine->Process(readings[i], readings[i].time, &events);
+    for (; seen < events.size(); ++seen) {
+      if (events[seen].kind != "alert") continue;
+      fires[events[seen].key.at(0).second] = events[seen].state == "firing";
+      ++changes;
+    }
+    ASSERT_EQ(listed(*engine), expected()) << "after reading " << i;
+    if (i == 50) {  // a restart with alerts firing
+      ASSERT_FALSE(expected().empty());
+      std::vector<StateChange> state;
+      engine->SnapshotAll(&state);
+      auto restored = std::make_unique<Engine>("gw", rules);
+      for (const auto& c : state) ASSERT_TRUE(restored->Restore(c.rule, c.key, *c.bytes));
+      engine = std::move(restored);
+      ASSERT_EQ(listed(*engine), expected());
+    }
+  }
+  EXPECT_GE(changes, 4);  // both devices fired and resolved
+  engine->ResolveFiring("hot", Millis(1'795'341'900'000), &events);
+  EXPECT_TRUE(engine->Firing().empty());
+}
+
 }  // namespace
 }  // namespace vigil::rules
