@@ -99,16 +99,19 @@ double Quantiles::Percentile(double p) const {
   return a + (b - a) * frac;
 }
 
-json Quantiles::Save() const {
-  json j = {{"n", n_}};
+void Quantiles::Save(Packer& p) const {
   if (!sketch_) {
-    j["exact"] = exact_;
-  } else {
-    j["pos"] = positive_;
-    j["neg"] = negative_;
-    j["zero"] = zero_;
+    p.Map(2).Str("n").Uint(n_).Str("exact").Array(exact_.size());
+    for (double x : exact_) p.Double(x);
+    return;
   }
-  return j;
+  // The buckets as arrays of [index, count] pairs.
+  p.Map(4).Str("n").Uint(n_);
+  for (const auto* side : {&positive_, &negative_}) {
+    p.Str(side == &positive_ ? "pos" : "neg").Array(side->size());
+    for (const auto& [index, count] : *side) p.Array(2).Int(index).Uint(count);
+  }
+  p.Str("zero").Uint(zero_);
 }
 
 void Quantiles::Load(const Packed& j) {
@@ -219,22 +222,31 @@ Value Acc::Result(const AggregateSpec& spec) const {
   }
 }
 
-json Acc::Save(const AggregateSpec& spec) const {
+void Acc::Save(const AggregateSpec& spec, Packer& p) const {
   using Fn = AggregateSpec::Fn;
   if (spec.fn == Fn::kDistinct) {
-    return json{{"d", distinct.find() ? json(*distinct.find()) : json::object()}};
+    p.Map(1).Str("d");
+    SaveCounts(distinct.find(), p);
+    return;
   }
-  if (spec.fn == Fn::kCount) return json{{"n", n}};
-  json j = {{"n", n},
-            {"s", SaveDouble(sum)},
-            {"mean", SaveDouble(mean)},
-            {"m2", SaveDouble(m2)},
-            {"min", min},
-            {"max", max},
-            {"first", {first_t, first_arrival, first_v}},
-            {"last", {last_t, last_arrival, last_v}}};
-  if (spec.fn == Fn::kPercentile) j["q"] = quantiles.find() ? quantiles.find()->Save() : json();
-  return j;
+  if (spec.fn == Fn::kCount) {
+    p.Map(1).Str("n").Uint(n);
+    return;
+  }
+  const bool percentile = spec.fn == Fn::kPercentile;
+  p.Map(percentile ? 9 : 8).Str("n").Uint(n);
+  p.Str("s").Double(sum).Str("mean").Double(mean).Str("m2").Double(m2);
+  p.Str("min").Double(min).Str("max").Double(max);
+  p.Str("first").Array(3).Int(first_t).Uint(first_arrival).Double(first_v);
+  p.Str("last").Array(3).Int(last_t).Uint(last_arrival).Double(last_v);
+  if (percentile) {
+    p.Str("q");
+    if (quantiles.find() != nullptr) {
+      quantiles.find()->Save(p);
+    } else {
+      p.Null();
+    }
+  }
 }
 
 Acc Acc::Load(const AggregateSpec& spec, const Packed& j) {

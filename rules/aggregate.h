@@ -29,7 +29,7 @@ class Quantiles {
   double Percentile(double p) const;
   std::uint64_t count() const { return n_; }
 
-  nlohmann::json Save() const;
+  void Save(Packer& p) const;
   void Load(const Packed& j);
 
  private:
@@ -95,7 +95,7 @@ struct Acc {
   void Merge(const AggregateSpec& spec, const Acc& other);
   Value Result(const AggregateSpec& spec) const;
 
-  nlohmann::json Save(const AggregateSpec& spec) const;
+  void Save(const AggregateSpec& spec, Packer& p) const;
   static Acc Load(const AggregateSpec& spec, const Packed& j);
 };
 

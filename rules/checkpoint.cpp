@@ -8,12 +8,6 @@
 
 namespace vigil::rules {
 
-nlohmann::json SaveDouble(double x) {
-  if (std::isfinite(x)) return x;
-  if (std::isnan(x)) return "nan";
-  return x > 0 ? "inf" : "-inf";
-}
-
 double LoadDouble(const Packed& j) {
   if (j.is_null()) return std::nan("");
   if (j.is_string()) {
@@ -25,6 +19,12 @@ double LoadDouble(const Packed& j) {
                                              nullptr);
   }
   return j.get<double>();
+}
+
+void SaveCounts(const std::map<std::string, std::uint64_t>* counts, Packer& p) {
+  p.Map(counts != nullptr ? counts->size() : 0);
+  if (counts == nullptr) return;
+  for (const auto& [value, n] : *counts) p.Str(value).Uint(n);
 }
 
 void LoadCounts(const Packed& j, std::map<std::string, std::uint64_t>* out) {

@@ -55,12 +55,10 @@ class Rolling {
   }
 
   // The running sums are saved as they are, so a restored detector scores bit-for-bit alike.
-  json Save() const {
-    return json{
-        {"values", std::vector<std::pair<std::int64_t, double>>(values_.begin(), values_.end())},
-        {"n", n_},
-        {"mean", SaveDouble(mean_)},
-        {"m2", SaveDouble(m2_)}};
+  void Save(Packer& p) const {
+    p.Map(4).Str("values").Array(values_.size());
+    for (const auto& [t, x] : values_) p.Array(2).Int(t).Double(x);
+    p.Str("n").Uint(n_).Str("mean").Double(mean_).Str("m2").Double(m2_);
   }
   void Load(const Packed& j) {
     for (Packed v : j.at("values")) {
@@ -124,7 +122,7 @@ class RollingDetector final : public Detector {
     rolling_.Add(x, t);
     return d;
   }
-  json Save() const override { return rolling_.Save(); }
+  void Save(Packer& p) const override { rolling_.Save(p); }
   void Load(const Packed& j) override { rolling_.Load(j); }
 
  private:
@@ -156,7 +154,7 @@ class EwmaDetector final : public Detector {
     ++n_;
     return d;
   }
-  json Save() const override { return {n_, SaveDouble(mean_), SaveDouble(var_)}; }
+  void Save(Packer& p) const override { p.Array(3).Uint(n_).Double(mean_).Double(var_); }
   void Load(const Packed& j) override {
     n_ = j.at(0).get<std::uint64_t>();
     mean_ = LoadDouble(j.at(1));
@@ -189,7 +187,9 @@ class SpikeDetector final : public Detector {
     ++n_;
     return d;
   }
-  json Save() const override { return {has_last_, last_t_, SaveDouble(last_x_), n_}; }
+  void Save(Packer& p) const override {
+    p.Array(4).Bool(has_last_).Int(last_t_).Double(last_x_).Uint(n_);
+  }
   void Load(const Packed& j) override {
     has_last_ = j.at(0).get<bool>();
     last_t_ = j.at(1).get<std::int64_t>();
@@ -224,7 +224,9 @@ class FlatlineDetector final : public Detector {
     d.anomaly = d.ready && length >= spec_.for_duration.count();
     return d;
   }
-  json Save() const override { return {in_run_, SaveDouble(run_value_), run_start_, n_}; }
+  void Save(Packer& p) const override {
+    p.Array(4).Bool(in_run_).Double(run_value_).Int(run_start_).Uint(n_);
+  }
   void Load(const Packed& j) override {
     in_run_ = j.at(0).get<bool>();
     run_value_ = LoadDouble(j.at(1));
@@ -252,7 +254,7 @@ class RangeDetector final : public Detector {
     d.anomaly = d.ready && d.score > 0;
     return d;
   }
-  json Save() const override { return {n_}; }
+  void Save(Packer& p) const override { p.Array(1).Uint(n_); }
   void Load(const Packed& j) override { n_ = j.at(0).get<std::uint64_t>(); }
 
  private:
@@ -264,7 +266,7 @@ class RangeDetector final : public Detector {
 class AbsentDetector final : public Detector {
  public:
   Detection Observe(double, std::int64_t) override { return {true, 0, false}; }
-  json Save() const override { return json::array(); }
+  void Save(Packer& p) const override { p.Array(0); }
   void Load(const Packed&) override {}
 };
 
@@ -278,7 +280,7 @@ class FiniteInput final : public Detector {
     if (!std::isfinite(x)) return {false, std::nan(""), false};
     return inner_->Observe(x, t);
   }
-  json Save() const override { return inner_->Save(); }
+  void Save(Packer& p) const override { inner_->Save(p); }
   void Load(const Packed& j) override { inner_->Load(j); }
 
  private:

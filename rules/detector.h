@@ -46,7 +46,7 @@ class Detector {
   virtual ~Detector() = default;
   // `t` is the value's event time (ms).
   virtual Detection Observe(double x, std::int64_t t) = 0;
-  virtual nlohmann::json Save() const = 0;
+  virtual void Save(Packer& p) const = 0;
   // Throws nlohmann::json::exception on malformed input.
   virtual void Load(const Packed& j) = 0;
 };

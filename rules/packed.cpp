@@ -341,4 +341,92 @@ Packed::Iterator& Packed::Iterator::operator++() {
   return *this;
 }
 
+void Packer::Tagged(unsigned char tag, std::uint64_t v, int bytes) {
+  out_->push_back(static_cast<char>(tag));
+  for (int i = bytes - 1; i >= 0; --i) out_->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+Packer& Packer::Map(std::size_t entries) {
+  if (entries <= 15) {
+    out_->push_back(static_cast<char>(0x80 | entries));
+  } else if (entries <= 0xffff) {
+    Tagged(0xde, entries, 2);
+  } else {
+    Tagged(0xdf, entries, 4);
+  }
+  return *this;
+}
+
+Packer& Packer::Array(std::size_t elements) {
+  if (elements <= 15) {
+    out_->push_back(static_cast<char>(0x90 | elements));
+  } else if (elements <= 0xffff) {
+    Tagged(0xdc, elements, 2);
+  } else {
+    Tagged(0xdd, elements, 4);
+  }
+  return *this;
+}
+
+Packer& Packer::Str(std::string_view s) {
+  if (s.size() <= 31) {
+    out_->push_back(static_cast<char>(0xa0 | s.size()));
+  } else if (s.size() <= 0xff) {
+    Tagged(0xd9, s.size(), 1);
+  } else if (s.size() <= 0xffff) {
+    Tagged(0xda, s.size(), 2);
+  } else {
+    Tagged(0xdb, s.size(), 4);
+  }
+  out_->append(s);
+  return *this;
+}
+
+Packer& Packer::Uint(std::uint64_t v) {
+  if (v <= 0x7f) {
+    out_->push_back(static_cast<char>(v));
+  } else if (v <= 0xff) {
+    Tagged(0xcc, v, 1);
+  } else if (v <= 0xffff) {
+    Tagged(0xcd, v, 2);
+  } else if (v <= 0xffffffff) {
+    Tagged(0xce, v, 4);
+  } else {
+    Tagged(0xcf, v, 8);
+  }
+  return *this;
+}
+
+Packer& Packer::Int(std::int64_t v) {
+  if (v >= 0) return Uint(static_cast<std::uint64_t>(v));
+  const auto bits = static_cast<std::uint64_t>(v);
+  if (v >= -32) {
+    out_->push_back(static_cast<char>(bits & 0xff));  // negative fixint
+  } else if (v >= INT8_MIN) {
+    Tagged(0xd0, bits, 1);
+  } else if (v >= INT16_MIN) {
+    Tagged(0xd1, bits, 2);
+  } else if (v >= INT32_MIN) {
+    Tagged(0xd2, bits, 4);
+  } else {
+    Tagged(0xd3, bits, 8);
+  }
+  return *this;
+}
+
+Packer& Packer::Double(double x) {
+  Tagged(0xcb, std::bit_cast<std::uint64_t>(x), 8);
+  return *this;
+}
+
+Packer& Packer::Bool(bool b) {
+  out_->push_back(static_cast<char>(b ? 0xc3 : 0xc2));
+  return *this;
+}
+
+Packer& Packer::Null() {
+  out_->push_back(static_cast<char>(0xc0));
+  return *this;
+}
+
 }  // namespace vigil::rules

@@ -112,4 +112,26 @@ class Packed {
   const unsigned char* end_ = nullptr;  // the buffer's end
 };
 
+// Writes MessagePack values, one after another, to the end of a string: how checkpoints are
+// written (straight from the state, without building a document first). Maps and arrays are
+// announced with their counts, then their keys and values (or elements) follow:
+//   p.Map(2).Str("n").Uint(n).Str("xs").Array(xs.size()); for (double x : xs) p.Double(x);
+// Integers take the smallest encoding; doubles are float64, NaN and infinities included.
+class Packer {
+ public:
+  explicit Packer(std::string* out) : out_(out) {}
+  Packer& Map(std::size_t entries);
+  Packer& Array(std::size_t elements);
+  Packer& Str(std::string_view s);
+  Packer& Int(std::int64_t v);
+  Packer& Uint(std::uint64_t v);
+  Packer& Double(double x);
+  Packer& Bool(bool b);
+  Packer& Null();
+
+ private:
+  void Tagged(unsigned char tag, std::uint64_t v, int bytes);
+  std::string* out_;
+};
+
 }  // namespace vigil::rules

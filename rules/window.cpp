@@ -48,10 +48,9 @@ class Accs {
       out.push_back(accs_[i].Result(rule_->aggregates[i]));
     return out;
   }
-  json Save() const {
-    json j = json::array();
-    for (std::size_t i = 0; i < accs_.size(); ++i) j.push_back(accs_[i].Save(rule_->aggregates[i]));
-    return j;
+  void Save(Packer& p) const {
+    p.Array(accs_.size());
+    for (std::size_t i = 0; i < accs_.size(); ++i) accs_[i].Save(rule_->aggregates[i], p);
   }
   void Load(const Packed& j) {
     if (!j.is_array() || j.size() != accs_.size()) {
@@ -101,10 +100,12 @@ class AlignedWindows final : public WindowState {
 
   bool HasOpen() const override { return !open_.empty(); }
 
-  json Save() const override {
-    json windows = json::array();
-    for (const auto& [start, accs] : open_) windows.push_back({start, accs.Save()});
-    return {{"closed_through", closed_through_}, {"open", std::move(windows)}};
+  void Save(Packer& p) const override {
+    p.Map(2).Str("closed_through").Int(closed_through_).Str("open").Array(open_.size());
+    for (const auto& [start, accs] : open_) {
+      p.Array(2).Int(start);
+      accs.Save(p);
+    }
   }
 
   void Load(const Packed& j) override {
@@ -192,10 +193,12 @@ class SessionWindows final : public WindowState {
 
   bool HasOpen() const override { return !open_.empty(); }
 
-  json Save() const override {
-    json sessions = json::array();
-    for (const auto& s : open_) sessions.push_back({s.start, s.last, s.accs.Save()});
-    return {{"closed_through", closed_through_}, {"open", std::move(sessions)}};
+  void Save(Packer& p) const override {
+    p.Map(2).Str("closed_through").Int(closed_through_).Str("open").Array(open_.size());
+    for (const auto& s : open_) {
+      p.Array(3).Int(s.start).Int(s.last);
+      s.accs.Save(p);
+    }
   }
 
   void Load(const Packed& j) override {
@@ -255,8 +258,10 @@ class CountWindows final : public WindowState {
 
   bool HasOpen() const override { return n_ > 0; }
 
-  json Save() const override {
-    return {{"n", n_}, {"min_t", min_t_}, {"max_t", max_t_}, {"seq", seq_}, {"accs", accs_.Save()}};
+  void Save(Packer& p) const override {
+    p.Map(5).Str("n").Uint(n_).Str("min_t").Int(min_t_).Str("max_t").Int(max_t_);
+    p.Str("seq").Int(seq_).Str("accs");
+    accs_.Save(p);
   }
 
   void Load(const Packed& j) override {
@@ -326,32 +331,35 @@ class SlidingWindows final : public WindowState {
 
   bool HasOpen() const override { return in_window_ < entries_.size(); }
 
-  json Save() const override {
+  void Save(Packer& p) const override {
     // The incremental state is saved as it is (not rebuilt on load), so a restored engine
     // computes bit-for-bit what the uninterrupted one would.
-    json entries = json::array();
+    p.Map(6).Str("evaluated").Int(evaluated_).Str("in_window").Uint(in_window_);
+    p.Str("seq").Int(seq_).Str("next_order").Uint(next_order_);
+    p.Str("entries").Array(entries_.size());
     for (const auto& e : entries_) {
-      json xs = json::array();
-      for (double x : e.xs) xs.push_back(SaveDouble(x));
-      json tags = json::array();
+      p.Array(5).Int(e.t).Uint(e.arrival).Uint(e.order).Array(e.xs.size());
+      for (double x : e.xs) p.Double(x);
+      p.Array(aggs_.size());
       for (std::size_t i = 0; i < aggs_.size(); ++i) {
-        tags.push_back(i < e.tags.size() && e.tags[i] ? json(*e.tags[i]) : json(nullptr));
+        if (i < e.tags.size() && e.tags[i]) {
+          p.Str(*e.tags[i]);
+        } else {
+          p.Null();
+        }
       }
-      entries.push_back({e.t, e.arrival, e.order, std::move(xs), std::move(tags)});
     }
-    json aggs = json::array();
+    p.Str("aggs").Array(aggs_.size());
     for (const Agg& a : aggs_) {
-      aggs.push_back({{"n", a.n},
-                      {"sum", SaveDouble(a.sum)},
-                      {"mean", SaveDouble(a.mean)},
-                      {"m2", SaveDouble(a.m2)},
-                      {"min", json(std::vector<Extreme>(a.min.begin(), a.min.end()))},
-                      {"max", json(std::vector<Extreme>(a.max.begin(), a.max.end()))},
-                      {"distinct", a.distinct}});
+      p.Map(7).Str("n").Uint(a.n).Str("sum").Double(a.sum).Str("mean").Double(a.mean);
+      p.Str("m2").Double(a.m2);
+      for (const auto* extremes : {&a.min, &a.max}) {
+        p.Str(extremes == &a.min ? "min" : "max").Array(extremes->size());
+        for (const auto& [order, value] : *extremes) p.Array(2).Uint(order).Double(value);
+      }
+      p.Str("distinct");
+      SaveCounts(&a.distinct, p);
     }
-    return {
-        {"evaluated", evaluated_},   {"in_window", in_window_},       {"seq", seq_},
-        {"next_order", next_order_}, {"entries", std::move(entries)}, {"aggs", std::move(aggs)}};
   }
 
   void Load(const Packed& j) override {

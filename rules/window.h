@@ -54,7 +54,7 @@ class WindowState {
   virtual void CloseAll(std::vector<ClosedWindow>* out) = 0;
   virtual bool HasOpen() const = 0;
 
-  virtual nlohmann::json Save() const = 0;
+  virtual void Save(Packer& p) const = 0;
   // Throws nlohmann::json::exception on malformed input.
   virtual void Load(const Packed& j) = 0;
 };

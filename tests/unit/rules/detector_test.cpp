@@ -72,7 +72,8 @@ TEST_P(DetectorMethods, RestoredStateGivesIdenticalResults) {
   for (int i = 0; i < 500; ++i) a->Observe(clean.Next(), i * 1000LL);
   auto b = MakeDetector(spec);
   std::string bytes;
-  nlohmann::json::to_msgpack(a->Save(), bytes);
+  Packer packer(&bytes);
+  a->Save(packer);
   b->Load(Packed::Parse(bytes));
   for (int i = 500; i < 1500; ++i) {
     double x = i % 97 == 0 ? 40.0 : clean.Next();

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <random>
@@ -105,6 +106,57 @@ TEST(Packed, ReadsBackWhatToMsgpackWrites) {
     const std::string bytes = Bytes(doc);
     ASSERT_EQ(Rebuild(Packed::Parse(bytes)), doc) << doc.dump().substr(0, 200);
   }
+}
+
+// Packer writes what any MessagePack reader reads (nlohmann's here), at every size boundary.
+TEST(Packer, WritesStandardMessagePack) {
+  const std::int64_t ints[] = {0,
+                               1,
+                               127,
+                               128,
+                               255,
+                               256,
+                               65535,
+                               65536,
+                               4294967295,
+                               4294967296,
+                               -1,
+                               -32,
+                               -33,
+                               -128,
+                               -129,
+                               -32768,
+                               -32769,
+                               -2147483648LL,
+                               -2147483649LL,
+                               std::numeric_limits<std::int64_t>::min(),
+                               std::numeric_limits<std::int64_t>::max()};
+  for (std::int64_t v : ints) {
+    std::string bytes;
+    Packer(&bytes).Int(v);
+    EXPECT_EQ(json::from_msgpack(bytes), json(v)) << v;
+    EXPECT_EQ(Packed::Parse(bytes).get<std::int64_t>(), v);
+  }
+  std::string u;
+  Packer(&u).Uint(std::numeric_limits<std::uint64_t>::max());
+  EXPECT_EQ(json::from_msgpack(u), json(std::numeric_limits<std::uint64_t>::max()));
+  for (std::size_t n : {0u, 15u, 16u, 31u, 32u, 255u, 256u, 65535u, 65536u}) {
+    std::string bytes;
+    Packer p(&bytes);
+    p.Array(3).Str(std::string(n, 'x')).Array(n);
+    for (std::size_t i = 0; i < n; ++i) p.Null();
+    p.Map(n);
+    for (std::size_t i = 0; i < n; ++i) p.Str("k" + std::to_string(i)).Bool(i % 2 == 0);
+    const json doc = json::from_msgpack(bytes);
+    EXPECT_EQ(doc[0], std::string(n, 'x'));
+    EXPECT_EQ(doc[1].size(), n);
+    EXPECT_EQ(doc[2].size(), n);
+    EXPECT_EQ(Rebuild(Packed::Parse(bytes)), doc) << n;
+  }
+  std::string d;
+  Packer(&d).Double(0.1).Double(-0.0);
+  EXPECT_EQ(json::from_msgpack(d.substr(0, 9)), json(0.1));
+  EXPECT_TRUE(std::signbit(Packed::Parse(d.substr(9)).get<double>()));
 }
 
 TEST(Packed, LooksUpKeysAndElements) {
