@@ -77,6 +77,9 @@ struct RuleState {
   // Hashed for the per-reading lookup; walked in key order (Sorted) wherever the order of
   // output depends on it, so the engine stays deterministic across restores.
   std::unordered_map<std::string, KeyState> keys;
+  // The rule's entry in `keys` by the slot of its group's key (Impl::group_slots); nullptr
+  // where not looked up yet. Entries of an unordered_map stay put, and none is erased.
+  std::vector<std::pair<const std::string, KeyState>*> by_slot;
   std::vector<std::string> dirty;  // keys changed since TakeChanges (KeyState::dirty)
   std::size_t group = 0;           // rules with the same group_by share the key per reading
   std::int64_t next_idle_check = std::numeric_limits<std::int64_t>::max();
@@ -233,6 +236,11 @@ struct Engine::Impl {
   // Per reading: the key string of each group_by (computed once, shared by the rules).
   std::vector<std::string> group_keys;
   std::vector<std::uint64_t> group_key_reading;  // which reading group_keys[i] belongs to
+  // Per group: a number for each key string some rule of the group holds, so that the rules
+  // of a reading find their states with one hash lookup, not one each (RuleState::by_slot).
+  std::vector<std::unordered_map<std::string, std::uint32_t>> group_slots;
+  std::vector<std::uint32_t> group_slot;  // per reading: the slot of group_keys[i], or kNoSlot
+  static constexpr std::uint32_t kNoSlot = std::numeric_limits<std::uint32_t>::max();
   std::uint64_t reading_number = 0;
   // Scratch of Emit and EvaluateAlert: no allocation per closed window once grown.
   std::vector<std::pair<std::string, Value>> values_scratch;
@@ -527,14 +535,32 @@ void Engine::Impl::Process(const Reading& reading, Millis now, std::vector<Event
     if (group_keys.size() < rules.size()) {
       group_keys.resize(rules.size());
       group_key_reading.resize(rules.size(), 0);
+      group_slots.resize(rules.size());
+      group_slot.resize(rules.size(), kNoSlot);
     }
-    std::string& key_str = group_keys[rs.group];
-    if (group_key_reading[rs.group] != number) {
+    const std::size_t g = rs.group;
+    std::string& key_str = group_keys[g];
+    if (group_key_reading[g] != number) {
       KeyString(rule, source, &key_str);
-      group_key_reading[rs.group] = number;
+      group_key_reading[g] = number;
+      auto slot = group_slots[g].find(key_str);
+      group_slot[g] = slot == group_slots[g].end() ? kNoSlot : slot->second;
     }
-    auto it = FindOrAddKey(rs, key_str, source);
-    if (it == rs.keys.end()) continue;
+    std::uint32_t slot = group_slot[g];
+    std::pair<const std::string, KeyState>* it =
+        slot < rs.by_slot.size() ? rs.by_slot[slot] : nullptr;
+    if (it == nullptr) {
+      auto found = FindOrAddKey(rs, key_str, source);
+      if (found == rs.keys.end()) continue;
+      it = &*found;
+      if (slot == kNoSlot) {
+        slot = static_cast<std::uint32_t>(group_slots[g].size());
+        group_slots[g].emplace(key_str, slot);
+        group_slot[g] = slot;
+      }
+      if (rs.by_slot.size() <= slot) rs.by_slot.resize(slot + 1, nullptr);
+      rs.by_slot[slot] = it;
+    }
     KeyState& ks = it->second;
     if (!rule.has_window) {
       // A detector alone: each reading is scored and the alert evaluated at its time.

@@ -166,6 +166,32 @@ TEST(EngineState, NewKeysPastMaxKeysAreDroppedAndCounted) {
   EXPECT_EQ(stats[0].evaluations, 60u);
 }
 
+// Rules with the same group_by share the lookup of a reading's key: one rule's max_keys does
+// not hide the key from the others, and each keeps its own states.
+TEST(EngineState, RulesSharingAGroupByKeepTheirOwnKeys) {
+  std::string limited = kRule;
+  limited.replace(limited.find(R"json("emit")json"), 0, R"json("max_keys": 1, )json");
+  std::string other = kRule;
+  other.replace(other.find(R"json("hot")json"), 5, R"json("warm")json");
+  Engine engine("gw", Load("[" + limited + "," + other + "]"));
+  std::vector<Event> events;
+  for (const auto& r : Readings()) engine.Process(r, r.time, &events);
+  auto stats = engine.Stats();
+  ASSERT_EQ(stats.size(), 2u);
+  EXPECT_EQ(stats[0].keys, 1u);
+  EXPECT_EQ(stats[0].dropped_keys, 60u);
+  EXPECT_EQ(stats[0].evaluations, 60u);
+  EXPECT_EQ(stats[1].keys, 2u);
+  EXPECT_EQ(stats[1].dropped_keys, 0u);
+  EXPECT_EQ(stats[1].evaluations, 120u);
+  std::map<std::string, int> per_rule_device;
+  for (const auto& e : events) ++per_rule_device[e.rule + "/" + e.key.at(0).second];
+  EXPECT_EQ(per_rule_device.count("hot/b"), 0u);
+  EXPECT_GT(per_rule_device["hot/a"], 0);
+  EXPECT_EQ(per_rule_device["warm/a"], per_rule_device["hot/a"]);
+  EXPECT_EQ(per_rule_device["warm/b"], per_rule_device["warm/a"]);
+}
+
 TEST(EngineState, ChangedRuleOrBadBytesAreNotRestored) {
   auto rules = Load(kRule);
   Engine engine("gw", rules);
