@@ -342,8 +342,11 @@ Packed::Iterator& Packed::Iterator::operator++() {
 }
 
 void Packer::Tagged(unsigned char tag, std::uint64_t v, int bytes) {
-  out_->push_back(static_cast<char>(tag));
-  for (int i = bytes - 1; i >= 0; --i) out_->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  char buf[9];
+  buf[0] = static_cast<char>(tag);
+  for (int i = 0; i < bytes; ++i)
+    buf[1 + i] = static_cast<char>((v >> (8 * (bytes - 1 - i))) & 0xff);
+  out_->append(buf, static_cast<std::size_t>(bytes) + 1);
 }
 
 Packer& Packer::Map(std::size_t entries) {
