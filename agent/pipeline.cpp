@@ -1,7 +1,9 @@
 #include "agent/pipeline.h"
 
+#include <algorithm>
 #include <chrono>
 #include <set>
+#include <thread>
 
 #include "config/log.h"
 #include "uplink/sink.h"
@@ -17,6 +19,7 @@ constexpr std::size_t kStateChunk = 1024;
 constexpr Millis kLinger{2};
 // Stats and firing alerts walk every key: refreshed for the endpoint at most this often.
 constexpr Millis kSnapshotInterval{1000};
+constexpr std::size_t kRestoreBatch = 4096;  // checkpoint rows read before decoding them
 // Journal retention and the outbox TTL are enforced this often (the quota at every commit).
 constexpr Millis kMaintenanceInterval{1000};
 
@@ -56,17 +59,29 @@ Status Pipeline::Restore() {
   const auto started = std::chrono::steady_clock::now();
   std::size_t restored = 0;
   std::size_t stale = 0;
+  // Read in batches, each decoded on every core (a restart with many keys is mostly that).
+  std::vector<rules::StateChange> batch;
+  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  auto restore = [&] {
+    const std::vector<bool> ok = engine_->RestoreMany(batch, threads);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (ok[i]) {
+        ++restored;
+      } else {
+        ++stale;
+        // The rule is gone or changed: its old state is dropped at the next commit.
+        changes_.push_back({std::move(batch[i].rule), std::move(batch[i].key), std::nullopt});
+      }
+    }
+    batch.clear();
+  };
   Status s = store_->LoadState(
       [&](const std::string& rule, const std::string& key, const std::string& bytes) {
-        if (engine_->Restore(rule, key, bytes)) {
-          ++restored;
-        } else {
-          ++stale;
-          // The rule is gone or changed: its old state is dropped at the next commit.
-          changes_.push_back({rule, key, std::nullopt});
-        }
+        batch.push_back({rule, key, bytes});
+        if (batch.size() == kRestoreBatch) restore();
       });
   if (!s.ok()) return s;
+  restore();
   const auto took = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started);
   log::Info("restored state of " + std::to_string(restored) + " key(s) in " +
             std::to_string(took.count()) + " ms" +

@@ -268,12 +268,14 @@ Acc Acc::Load(const AggregateSpec& spec, const Packed& j) {
   a.m2 = LoadDouble(m2);
   a.min = min.get<double>();
   a.max = max.get<double>();
-  a.first_t = f.at(0).get<std::int64_t>();
-  a.first_arrival = f.at(1).get<std::uint64_t>();
-  a.first_v = f.at(2).get<double>();
-  a.last_t = l.at(0).get<std::int64_t>();
-  a.last_arrival = l.at(1).get<std::uint64_t>();
-  a.last_v = l.at(2).get<double>();
+  const auto [first_t, first_arrival, first_v] = f.Elements<3>();
+  a.first_t = first_t.get<std::int64_t>();
+  a.first_arrival = first_arrival.get<std::uint64_t>();
+  a.first_v = first_v.get<double>();
+  const auto [last_t, last_arrival, last_v] = l.Elements<3>();
+  a.last_t = last_t.get<std::int64_t>();
+  a.last_arrival = last_arrival.get<std::uint64_t>();
+  a.last_v = last_v.get<double>();
   if (spec.fn == Fn::kPercentile && !j.at("q").is_null()) a.quantiles.get().Load(j.at("q"));
   return a;
 }

@@ -6,6 +6,7 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <thread>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
@@ -266,6 +267,12 @@ struct Engine::Impl {
   // and processes the derived readings they produced.
   void CloseReached(RuleState& rs, const std::string& key_str, KeyState& ks, Millis now,
                     std::vector<Event>* out);
+  // A key's state from its checkpoint: false when the rule is unknown, changed or the bytes
+  // are malformed. Reads only the rules (several threads may decode at once).
+  bool Decode(const std::string& rule, const std::string& key, const std::string& bytes,
+              std::size_t* index, KeyState* out) const;
+  // Puts a decoded key's state in place.
+  void Adopt(std::size_t index, const std::string& key, KeyState ks);
   // Processes the derived readings produced so far, at `now` (nullopt: each at its own time).
   void FlushDerived(std::optional<Millis> now, std::vector<Event>* out);
 
@@ -800,10 +807,13 @@ void Engine::MarkAllChanged() {
   }
 }
 
-bool Engine::Restore(const std::string& rule, const std::string& key, const std::string& bytes) {
-  auto rs = std::find_if(impl_->rules.begin(), impl_->rules.end(),
+bool Engine::Impl::Decode(const std::string& rule, const std::string& key, const std::string& bytes,
+                          std::size_t* index, KeyState* out) const {
+  auto rs = std::find_if(rules.begin(), rules.end(),
                          [&](const RuleState& r) { return r.rule->id == rule; });
-  if (rs == impl_->rules.end()) return false;
+  if (rs == rules.end()) return false;
+  *index = static_cast<std::size_t>(rs - rules.begin());
+  const CompiledRule& r = *rs->rule;
   try {
     // MessagePack, or JSON text (it starts with `{`) as earlier versions wrote it.
     std::string converted;
@@ -812,49 +822,94 @@ bool Engine::Restore(const std::string& rule, const std::string& key, const std:
         Packed::Parse(converted.empty() ? bytes : converted)
             .Fields<9>({"fp", "key", "max_time", "last_seen", "arrivals", "windows", "join",
                         "detector", "alert"});
-    if (fp.Str() != rs->rule->fingerprint) return false;
+    if (fp.Str() != r.fingerprint) return false;
     KeyState ks;
     for (Packed tag : key_tags) ks.key.emplace_back(tag.at(0).Str(), tag.at(1).Str());
     if (EncodeKey(ks.key) != key) return false;
     ks.max_time = max_time.get<std::int64_t>();
     ks.last_seen = last_seen.get<std::int64_t>();
     ks.arrivals = arrivals.get<std::uint64_t>();
-    if (rs->rule->has_window) {
-      ks.windows = MakeWindowState(*rs->rule);
+    if (r.has_window) {
+      ks.windows = MakeWindowState(r);
       ks.windows->Load(windows);
     }
-    if (rs->rule->join) {
+    if (r.join) {
       ks.join = std::make_unique<JoinBuffer>();
       LoadJoin(join, ks.join.get());
     }
-    if (rs->rule->detector) {
-      ks.detector = MakeDetector(*rs->rule->detector);
+    if (r.detector) {
+      ks.detector = MakeDetector(*r.detector);
       ks.detector->Load(detector);
-      if (rs->rule->detector->method == DetectorSpec::Method::kAbsent) {
-        rs->next_absent_check = std::min(rs->next_absent_check,
-                                         ks.last_seen + rs->rule->detector->for_duration.count());
-      }
     }
-    int state = a.at(0).get<int>();
+    const auto [state_at, since, fired_at, last_notify, alert_id, summary] = a.Elements<6>();
+    int state = state_at.get<int>();
     if (state < 0 || state > 2) return false;
     ks.state = static_cast<AlertState>(state);
-    ks.since = a.at(1).get<std::int64_t>();
-    ks.fired_at = a.at(2).get<std::int64_t>();
-    ks.last_notify = a.at(3).get<std::int64_t>();
-    ks.alert_id = a.at(4).get<std::string>();
-    ks.summary = a.at(5).get<std::string>();
-    if (ks.windows && ks.windows->HasOpen() && rs->rule->window.idle_timeout.count() > 0) {
-      rs->next_idle_check =
-          std::min(rs->next_idle_check, ks.last_seen + rs->rule->window.idle_timeout.count());
-    }
-    KeyState& slot = rs->keys[key];
-    if (slot.state == AlertState::kFiring) --rs->firing;
-    slot = std::move(ks);
-    if (slot.state == AlertState::kFiring) ++rs->firing;
+    ks.since = since.get<std::int64_t>();
+    ks.fired_at = fired_at.get<std::int64_t>();
+    ks.last_notify = last_notify.get<std::int64_t>();
+    ks.alert_id = alert_id.get<std::string>();
+    ks.summary = summary.get<std::string>();
+    *out = std::move(ks);
   } catch (const json::exception&) {
     return false;
   }
   return true;
+}
+
+void Engine::Impl::Adopt(std::size_t index, const std::string& key, KeyState ks) {
+  RuleState& rs = rules[index];
+  const CompiledRule& r = *rs.rule;
+  if (r.detector && r.detector->method == DetectorSpec::Method::kAbsent) {
+    rs.next_absent_check =
+        std::min(rs.next_absent_check, ks.last_seen + r.detector->for_duration.count());
+  }
+  if (ks.windows && ks.windows->HasOpen() && r.window.idle_timeout.count() > 0) {
+    rs.next_idle_check = std::min(rs.next_idle_check, ks.last_seen + r.window.idle_timeout.count());
+  }
+  KeyState& slot = rs.keys[key];
+  if (slot.state == AlertState::kFiring) --rs.firing;
+  slot = std::move(ks);
+  if (slot.state == AlertState::kFiring) ++rs.firing;
+}
+
+bool Engine::Restore(const std::string& rule, const std::string& key, const std::string& bytes) {
+  std::size_t index = 0;
+  KeyState ks;
+  if (!impl_->Decode(rule, key, bytes, &index, &ks)) return false;
+  impl_->Adopt(index, key, std::move(ks));
+  return true;
+}
+
+std::vector<bool> Engine::RestoreMany(const std::vector<StateChange>& rows, unsigned threads) {
+  // Decoding is most of a restart's work and touches nothing shared: it is split among
+  // threads, each a contiguous part of the rows; the keys are then adopted in row order.
+  struct Decoded {
+    bool ok = false;
+    std::size_t index = 0;
+    KeyState ks;
+  };
+  std::vector<Decoded> decoded(rows.size());
+  auto decode = [&](std::size_t from, std::size_t to) {
+    for (std::size_t i = from; i < to; ++i) {
+      const StateChange& row = rows[i];
+      decoded[i].ok = row.bytes && impl_->Decode(row.rule, row.key, *row.bytes, &decoded[i].index,
+                                                 &decoded[i].ks);
+    }
+  };
+  const std::size_t parts = std::clamp<std::size_t>(rows.size() / 256, 1, std::max(threads, 1u));
+  std::vector<std::thread> workers;
+  for (std::size_t p = 1; p < parts; ++p) {
+    workers.emplace_back(decode, rows.size() * p / parts, rows.size() * (p + 1) / parts);
+  }
+  decode(0, rows.size() / parts);
+  for (auto& w : workers) w.join();
+  std::vector<bool> ok(rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    ok[i] = decoded[i].ok;
+    if (ok[i]) impl_->Adopt(decoded[i].index, rows[i].key, std::move(decoded[i].ks));
+  }
+  return ok;
 }
 
 void Engine::SnapshotAll(std::vector<StateChange>* out) const {

@@ -95,6 +95,9 @@ class Engine {
   // Restores one key's state from a checkpoint. False (and nothing changes) when the rule
   // is unknown, its fingerprint differs (the rule changed) or the bytes are malformed.
   bool Restore(const std::string& rule, const std::string& key, const std::string& bytes);
+  // Restore for many keys, their checkpoints decoded on up to `threads` threads (a restart).
+  // Element i says whether rows[i] was restored.
+  std::vector<bool> RestoreMany(const std::vector<StateChange>& rows, unsigned threads);
 
   // The state of every (rule, key), for handing over to a new engine on reload.
   void SnapshotAll(std::vector<StateChange>* out) const;

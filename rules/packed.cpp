@@ -219,6 +219,17 @@ Packed Packed::at(std::size_t i) const {
   return Packed(q, end_);
 }
 
+void Packed::FindElements(Packed* out, std::size_t n) const {
+  Head h = ReadHead(p_, end_);
+  if (h.kind != Kind::kArray) WrongType("array");
+  if (h.n < n) throw json::out_of_range::create(401, "checkpoint: index out of range", nullptr);
+  const unsigned char* q = h.body;
+  for (std::size_t i = 0; i < n; ++i) {
+    out[i] = Packed(q, end_);
+    if (i + 1 < n) q = Next(q);
+  }
+}
+
 const unsigned char* Packed::MapBody() const {
   Head h = ReadHead(p_, end_);
   if (h.kind != Kind::kMap) WrongType("object");

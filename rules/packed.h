@@ -34,6 +34,14 @@ class Packed {
   // The i-th element of an array: O(i).
   Packed at(std::size_t i) const;
   Packed operator[](std::size_t i) const { return at(i); }
+  // The first N elements of an array, found in one pass: `auto [t, x] = e.Elements<2>();`.
+  // Throws out_of_range when it has fewer.
+  template <std::size_t N>
+  std::array<Packed, N> Elements() const {
+    std::array<Packed, N> out;
+    FindElements(out.data(), N);
+    return out;
+  }
   // The value of a map's string key: O(entries).
   Packed at(std::string_view key) const;
   bool contains(std::string_view key) const;
@@ -100,6 +108,7 @@ class Packed {
  private:
   Packed(const unsigned char* p, const unsigned char* end) : p_(p), end_(end) {}
   void FindFields(const std::string_view* keys, Packed* out, std::size_t n) const;
+  void FindElements(Packed* out, std::size_t n) const;
   bool Bool() const;
   double Double() const;
   std::int64_t Int(std::int64_t min, std::int64_t max) const;

@@ -370,15 +370,14 @@ class SlidingWindows final : public WindowState {
     next_order_ = next_order.get<std::uint64_t>();
     in_window_ = in_window.get<std::size_t>();
     for (Packed e : entries) {
-      Entry entry{e.at(0).get<std::int64_t>(),
-                  e.at(1).get<std::uint64_t>(),
-                  e.at(2).get<std::uint64_t>(),
-                  {},
-                  {}};
-      for (Packed x : e.at(3)) entry.xs.push_back(LoadDouble(x));
-      for (Packed t : e.at(4)) {
-        entry.tags.push_back(t.is_null() ? std::nullopt
-                                         : std::optional<std::string>(t.get<std::string>()));
+      const auto [t, arrival, order, xs, tags] = e.Elements<5>();
+      Entry entry{
+          t.get<std::int64_t>(), arrival.get<std::uint64_t>(), order.get<std::uint64_t>(), {}, {}};
+      entry.xs.reserve(aggs_.size());
+      for (Packed x : xs) entry.xs.push_back(LoadDouble(x));
+      for (Packed tag : tags) {
+        entry.tags.push_back(tag.is_null() ? std::nullopt
+                                           : std::optional<std::string>(tag.get<std::string>()));
       }
       if (entry.xs.size() != aggs_.size() || entry.tags.size() != aggs_.size()) {
         throw json::type_error::create(302, "aggregate count differs", nullptr);

@@ -192,6 +192,47 @@ TEST(EngineState, RulesSharingAGroupByKeepTheirOwnKeys) {
   EXPECT_EQ(per_rule_device["warm/b"], per_rule_device["warm/a"]);
 }
 
+// A restart decodes checkpoints on several threads: the same states as one at a time, and
+// the rows it cannot restore are the ones Restore refuses.
+TEST(EngineState, RestoreManyEqualsRestoreOneByOne) {
+  auto rules = Load(kRule);
+  Engine source("gw", rules);
+  std::vector<Event> events;
+  for (int i = 0; i < 40; ++i) {
+    for (int d = 0; d < 700; ++d) {
+      Reading r{"t",
+                {{"device", "d" + std::to_string(d)}, {"metric", "t"}},
+                Millis(1'795'341'720'000 + i * 1000),
+                40.0 + (i * d) % 13};
+      source.Process(r, r.time, &events);
+    }
+  }
+  std::vector<StateChange> rows;
+  source.SnapshotAll(&rows);
+  ASSERT_EQ(rows.size(), 700u);
+  rows[100].bytes->resize(rows[100].bytes->size() / 2);  // damaged
+  rows[500].rule = "gone";                               // a removed rule
+  rows[600].bytes.reset();                               // no bytes
+  Engine many("gw", rules);
+  const std::vector<bool> ok = many.RestoreMany(rows, 2);
+  Engine one("gw", rules);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const bool restored = rows[i].bytes && one.Restore(rows[i].rule, rows[i].key, *rows[i].bytes);
+    EXPECT_EQ(ok[i], restored) << i;
+    EXPECT_EQ(ok[i], i != 100 && i != 500 && i != 600) << i;
+  }
+  std::vector<StateChange> a, b;
+  many.SnapshotAll(&a);
+  one.SnapshotAll(&b);
+  ASSERT_EQ(a.size(), 697u);
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].key, b[i].key);
+    EXPECT_EQ(*a[i].bytes, *b[i].bytes) << a[i].key;
+  }
+  EXPECT_EQ(many.Firing().size(), one.Firing().size());
+}
+
 TEST(EngineState, ChangedRuleOrBadBytesAreNotRestored) {
   auto rules = Load(kRule);
   Engine engine("gw", rules);
