@@ -186,6 +186,11 @@ const unsigned char* Skip(const unsigned char* p, const unsigned char* end, int 
   }
 }
 
+[[noreturn]] void MissingKey(std::string_view key) {
+  throw json::out_of_range::create(403, "checkpoint: key '" + std::string(key) + "' not found",
+                                   nullptr);
+}
+
 [[noreturn]] void WrongType(const char* wanted) {
   throw json::type_error::create(302, std::string("checkpoint: type must be ") + wanted, nullptr);
 }
@@ -236,17 +241,24 @@ const unsigned char* Packed::MapBody() const {
   return h.body;
 }
 
-Packed Packed::at(std::string_view key) const {
+const unsigned char* Packed::Find(std::string_view key) const {
   const unsigned char* q = MapBody();
   for (std::size_t i = 0, n = size(); i < n; ++i) {
     Head k = ReadHead(q, end_);
     const unsigned char* value = Next(q);
-    if (k.kind == Kind::kStr && std::string_view(reinterpret_cast<const char*>(k.body), k.n) == key)
-      return Packed(value, end_);
+    if (k.kind == Kind::kStr &&
+        std::string_view(reinterpret_cast<const char*>(k.body), k.n) == key) {
+      return value;
+    }
     q = Next(value);
   }
-  throw json::out_of_range::create(403, "checkpoint: key '" + std::string(key) + "' not found",
-                                   nullptr);
+  return nullptr;
+}
+
+Packed Packed::at(std::string_view key) const {
+  const unsigned char* value = Find(key);
+  if (value == nullptr) MissingKey(key);
+  return Packed(value, end_);
 }
 
 void Packed::FindFields(const std::string_view* keys, Packed* out, std::size_t n) const {
@@ -270,25 +282,11 @@ void Packed::FindFields(const std::string_view* keys, Packed* out, std::size_t n
     q = Next(value);
   }
   for (std::size_t f = 0; f < n; ++f) {
-    if (out[f].p_ == nullptr) {
-      throw json::out_of_range::create(
-          403, "checkpoint: key '" + std::string(keys[f]) + "' not found", nullptr);
-    }
+    if (out[f].p_ == nullptr) MissingKey(keys[f]);
   }
 }
 
-bool Packed::contains(std::string_view key) const {
-  if (!is_object()) return false;
-  const unsigned char* q = MapBody();
-  for (std::size_t i = 0, n = size(); i < n; ++i) {
-    Head k = ReadHead(q, end_);
-    const unsigned char* value = Next(q);
-    if (k.kind == Kind::kStr && std::string_view(reinterpret_cast<const char*>(k.body), k.n) == key)
-      return true;
-    q = Next(value);
-  }
-  return false;
-}
+bool Packed::contains(std::string_view key) const { return is_object() && Find(key) != nullptr; }
 
 std::string_view Packed::Str() const {
   Head h = ReadHead(p_, end_);

@@ -12,8 +12,9 @@ namespace vigil::rules {
 
 // A read-only view of one MessagePack value in a buffer: how checkpoints are read back (a
 // restart reads every key's state, and building a JSON document of each only to walk it once
-// was most of the time a restart took). Checkpoints are written with nlohmann::json's
-// to_msgpack; this reads what it writes, without allocating. The buffer must outlive the view.
+// was most of the time a restart took). It reads what Packer (below) writes, and what
+// nlohmann::json's to_msgpack wrote for earlier versions, without allocating. The buffer must
+// outlive the view.
 //
 // Every accessor checks what it reads and throws nlohmann::json::exception (parse_error,
 // type_error or out_of_range, as the JSON document would have) on malformed or unexpected
@@ -114,6 +115,8 @@ class Packed {
   std::int64_t Int(std::int64_t min, std::int64_t max) const;
   std::uint64_t Uint(std::uint64_t max) const;
   const unsigned char* MapBody() const;
+  // The value of a map's key, or nullptr.
+  const unsigned char* Find(std::string_view key) const;
   // The byte after the value that starts at p.
   const unsigned char* Next(const unsigned char* p) const;
 
