@@ -7,6 +7,7 @@
 
 #include "config/config.h"
 #include "config/text_template.h"
+#include "tests/unit/errors.h"
 
 namespace vigil::config {
 namespace {
@@ -19,12 +20,6 @@ ConfigResult WithUplink(const std::string& uplink) {
                          uplink + R"( } ]
   })",
                      "/etc/vigil/vigil.json");
-}
-
-std::string Errors(const ConfigResult& r) {
-  std::string out;
-  for (const auto& d : r.diagnostics) out += d.ToString() + "\n";
-  return out;
 }
 
 TEST(ActionPayload, ReadsTheTemplateAndRetain) {

@@ -1,15 +1,10 @@
 #include "config/config.h"
+#include "tests/unit/errors.h"
 
 #include <gtest/gtest.h>
 
 namespace vigil::config {
 namespace {
-
-std::string Errors(const ConfigResult& r) {
-  std::string out;
-  for (const auto& d : r.diagnostics) out += d.ToString() + "\n";
-  return out;
-}
 
 constexpr const char* kMinimal = R"({
   "agent": { "id": "gw-1", "state_dir": "state" },

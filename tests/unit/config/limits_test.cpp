@@ -4,18 +4,13 @@
 
 #include "config/config.h"
 #include "config/json_reader.h"
+#include "tests/unit/errors.h"
 
 namespace vigil::config {
 namespace {
 
 constexpr const char* kMinimal =
     R"({ "mqtt": { "subscriptions": [ { "topic": "s/{metric}" } ] } })";
-
-std::string Errors(const ConfigResult& r) {
-  std::string out;
-  for (const auto& d : r.diagnostics) out += d.ToString() + "\n";
-  return out;
-}
 
 TEST(ConfigLimits, DefaultsApply) {
   ConfigResult r = ParseConfig(kMinimal, "/etc/vigil/vigil.json");

@@ -3,15 +3,10 @@
 #include <string>
 
 #include "config/config.h"
+#include "tests/unit/errors.h"
 
 namespace vigil::config {
 namespace {
-
-std::string Errors(const ConfigResult& r) {
-  std::string out;
-  for (const auto& d : r.diagnostics) out += d.ToString() + "\n";
-  return out;
-}
 
 // A minimal config with `tables` set to `tables` (JSON text).
 ConfigResult WithTables(const std::string& tables) {

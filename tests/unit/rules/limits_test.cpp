@@ -10,15 +10,10 @@
 #include "rules/engine.h"
 #include "rules/expr.h"
 #include "rules/rule_loader.h"
+#include "tests/unit/errors.h"
 
 namespace vigil::rules {
 namespace {
-
-std::string Errors(const LoadResult& r) {
-  std::string out;
-  for (const auto& d : r.diagnostics) out += d.ToString() + "\n";
-  return out;
-}
 
 CompileError CompileFails(const std::string& text) {
   Scope scope;

@@ -4,15 +4,10 @@
 #include <fstream>
 
 #include "rules/engine.h"
+#include "tests/unit/errors.h"
 
 namespace vigil::rules {
 namespace {
-
-std::string Errors(const LoadResult& r) {
-  std::string out;
-  for (const auto& d : r.diagnostics) out += d.ToString() + "\n";
-  return out;
-}
 
 constexpr const char* kBoiler = R"json({
   "id": "boiler-overheat",

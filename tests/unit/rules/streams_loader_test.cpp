@@ -5,15 +5,10 @@
 
 #include "rules/rule.h"
 #include "rules/rule_loader.h"
+#include "tests/unit/errors.h"
 
 namespace vigil::rules {
 namespace {
-
-std::string Errors(const LoadResult& r) {
-  std::string out;
-  for (const auto& d : r.diagnostics) out += d.ToString() + "\n";
-  return out;
-}
 
 // A rule over `in` that publishes its average as `out` (no output when `out` is empty).
 std::string Stage(const std::string& id, const std::string& in, const std::string& out) {

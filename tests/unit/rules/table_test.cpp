@@ -6,6 +6,7 @@
 
 #include "rules/table.h"
 #include "rules/table_loader.h"
+#include "tests/unit/errors.h"
 
 namespace vigil::rules {
 namespace {
@@ -15,12 +16,6 @@ config::TableConfig Csv(std::string file = "devices.csv") {
 }
 config::TableConfig Json(std::string file = "devices.json") {
   return {"devices", std::move(file), "device", "json"};
-}
-
-std::string Errors(const config::Diagnostics& diagnostics) {
-  std::string out;
-  for (const auto& d : diagnostics) out += d.ToString() + "\n";
-  return out;
 }
 
 // The table of `text`, which must load.
