@@ -75,7 +75,7 @@ run: build
 
 # Benchmarks that print figures (README, Performance): the parts, the engine, the detectors,
 # end to end (E2E: options of tests/bench/e2e.py).
-E2E ?= --rate 20000 --seconds 20
+E2E ?= --rate 20000 --seconds 60
 bench: build
 	$(BUILD)/tests/bench/micro_bench --benchmark_min_time=0.5
 	$(BUILD)/tests/bench/engine_bench --benchmark_min_time=2

@@ -19,7 +19,9 @@ constexpr std::size_t kStateChunk = 1024;
 constexpr Millis kLinger{2};
 // Stats and firing alerts walk every key: refreshed for the endpoint at most this often.
 constexpr Millis kSnapshotInterval{1000};
-constexpr std::size_t kRestoreBatch = 4096;  // checkpoint rows read before decoding them
+constexpr std::size_t kRestoreBatch = 4096;
+constexpr std::size_t kJournalRowBytes =
+    40;  // a journal row besides topic and payload  // checkpoint rows read before decoding them
 // Journal retention and the outbox TTL are enforced this often (the quota at every commit).
 constexpr Millis kMaintenanceInterval{1000};
 
@@ -151,6 +153,7 @@ bool Pipeline::Push(IngestMessage message) { return queue_.Push(std::move(messag
 
 void Pipeline::ProcessMessage(const IngestMessage& m) {
   for (const auto& reading : m.readings) engine_->Process(reading, m.received, &events_);
+  journal_tail_bytes_ += m.topic.size() + m.payload.size() + kJournalRowBytes;
   if (m.seq > 0) position_ = std::max(position_, m.seq);
 }
 
@@ -316,9 +319,9 @@ void Pipeline::Commit(Millis now, bool checkpoint) {
     }
     unjournaled_.clear();
   }
-  // Past half the quota, checkpoint at every commit: only the journal before the checkpoint
-  // may be trimmed, and trimming starts at 75%.
-  if (!checkpoint && UsedBytes() > config_.store.max_bytes / 2) checkpoint = true;
+  // Only the journal before the checkpoint may be trimmed (from 75% of the quota down to 60%):
+  // checkpoint before the journal after it takes an eighth of the quota.
+  if (journal_tail_bytes_ > config_.store.max_bytes / 8) checkpoint = true;
   checkpoint = checkpoint &&
                (!changes_.empty() || engine_->HasChanges() || position_ != checkpoint_position_);
   if (!checkpoint && events_.empty() && position_ == events_position_) return;
@@ -412,6 +415,7 @@ void Pipeline::Commit(Millis now, bool checkpoint) {
   if (checkpoint) {
     changes_.clear();
     checkpoint_position_ = position_;
+    journal_tail_bytes_ = 0;
   }
   for (const auto& name : touched) {
     if (name != kLogUplink) notify_(name);

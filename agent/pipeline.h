@@ -122,6 +122,7 @@ class Pipeline {
   std::int64_t position_ = 0;               // last journal seq processed
   std::int64_t events_position_ = 0;        // ... whose events are committed
   std::int64_t checkpoint_position_ = 0;    // ... whose state is committed
+  std::uint64_t journal_tail_bytes_ = 0;    // journaled since the checkpoint: not trimmable
   Millis next_maintenance_{0};
   std::atomic<std::int64_t> heartbeat_{0};  // ms; written by the engine thread each round
 };

@@ -91,7 +91,7 @@ struct StoreConfig {
   enum class Sync { kNormal, kFull };
   std::uint64_t max_bytes = 512ull * 1024 * 1024;
   Millis commit_interval{100};         // events and the journal position
-  Millis checkpoint_interval{10'000};  // rule state (the journal since covers the rest)
+  Millis checkpoint_interval{30'000};  // rule state (the journal since covers the rest)
   Sync sync = Sync::kNormal;
   Millis journal_retention{3'600'000};
   Millis ttl{7ll * 24 * 3'600'000};

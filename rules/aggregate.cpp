@@ -1,6 +1,7 @@
 #include "rules/aggregate.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 
 #include <nlohmann/json.hpp>
@@ -14,6 +15,49 @@ using nlohmann::json;
 
 const double kGamma = (1 + Quantiles::kAlpha) / (1 - Quantiles::kAlpha);
 const double kLogGamma = std::log(kGamma);
+// The fields of Acc an aggregate function reads (Result), so Add updates, Save writes and Load
+// needs only those. kMean and kM2 are Welford's running mean and sum of squared deviations.
+enum : unsigned {
+  kCount = 1,
+  kSum = 2,
+  kMean = 4,
+  kMin = 8,
+  kMax = 16,
+  kFirst = 32,
+  kLast = 64,
+  kQuantiles = 128,
+  kM2 = 256,  // with kMean
+};
+
+unsigned FieldsOf(AggregateSpec::Fn fn) {
+  using Fn = AggregateSpec::Fn;
+  switch (fn) {
+    case Fn::kSum:
+      return kCount | kSum;
+    case Fn::kAvg:
+      return kCount | kMean;
+    case Fn::kStddev:
+      return kCount | kMean | kM2;
+    case Fn::kMin:
+      return kCount | kMin;
+    case Fn::kMax:
+      return kCount | kMax;
+    case Fn::kFirst:
+      return kCount | kFirst;
+    case Fn::kLast:
+      return kCount | kLast;
+    case Fn::kDelta:
+    case Fn::kRate:
+      return kCount | kFirst | kLast;
+    case Fn::kPercentile:
+      return kCount | kQuantiles;
+    case Fn::kCount:
+    case Fn::kDistinct:
+      break;
+  }
+  return kCount;
+}
+
 // Magnitudes below this count as zero in the sketch.
 constexpr double kMinMagnitude = 1e-12;
 
@@ -135,24 +179,27 @@ void Acc::Add(const AggregateSpec& spec, double x, const std::string* tag, std::
     return;
   }
   ++n;
-  if (spec.fn == Fn::kCount) return;
-  sum += x;
-  const double d = x - mean;
-  mean += d / static_cast<double>(n);
-  m2 += d * (x - mean);
-  if (n == 1 || x < min) min = x;
-  if (n == 1 || x > max) max = x;
-  if (n == 1 || t < first_t || (t == first_t && arrival < first_arrival)) {
+  const unsigned fields = FieldsOf(spec.fn);
+  if ((fields & kSum) != 0) sum += x;
+  if ((fields & kMean) != 0) {
+    const double d = x - mean;
+    mean += d / static_cast<double>(n);
+    if ((fields & kM2) != 0) m2 += d * (x - mean);
+  }
+  if ((fields & kMin) != 0 && (n == 1 || x < min)) min = x;
+  if ((fields & kMax) != 0 && (n == 1 || x > max)) max = x;
+  if ((fields & kFirst) != 0 &&
+      (n == 1 || t < first_t || (t == first_t && arrival < first_arrival))) {
     first_t = t;
     first_arrival = arrival;
     first_v = x;
   }
-  if (n == 1 || t > last_t || (t == last_t && arrival > last_arrival)) {
+  if ((fields & kLast) != 0 && (n == 1 || t > last_t || (t == last_t && arrival > last_arrival))) {
     last_t = t;
     last_arrival = arrival;
     last_v = x;
   }
-  if (spec.fn == Fn::kPercentile) quantiles.get().Add(x);
+  if ((fields & kQuantiles) != 0) quantiles.get().Add(x);
 }
 
 void Acc::Merge(const AggregateSpec& spec, const Acc& o) {
@@ -223,23 +270,23 @@ Value Acc::Result(const AggregateSpec& spec) const {
 }
 
 void Acc::Save(const AggregateSpec& spec, Packer& p) const {
-  using Fn = AggregateSpec::Fn;
-  if (spec.fn == Fn::kDistinct) {
+  if (spec.fn == AggregateSpec::Fn::kDistinct) {
     p.Map(1).Str("d");
     SaveCounts(distinct.find(), p);
     return;
   }
-  if (spec.fn == Fn::kCount) {
-    p.Map(1).Str("n").Uint(n);
-    return;
-  }
-  const bool percentile = spec.fn == Fn::kPercentile;
-  p.Map(percentile ? 9 : 8).Str("n").Uint(n);
-  p.Str("s").Double(sum).Str("mean").Double(mean).Str("m2").Double(m2);
-  p.Str("min").Double(min).Str("max").Double(max);
-  p.Str("first").Array(3).Int(first_t).Uint(first_arrival).Double(first_v);
-  p.Str("last").Array(3).Int(last_t).Uint(last_arrival).Double(last_v);
-  if (percentile) {
+  // Only what the function reads (earlier versions saved every field: Load takes both).
+  const unsigned fields = FieldsOf(spec.fn);
+  p.Map(static_cast<std::size_t>(std::popcount(fields))).Str("n").Uint(n);
+  if ((fields & kSum) != 0) p.Str("s").Double(sum);
+  if ((fields & kMean) != 0) p.Str("mean").Double(mean);
+  if ((fields & kM2) != 0) p.Str("m2").Double(m2);
+  if ((fields & kMin) != 0) p.Str("min").Double(min);
+  if ((fields & kMax) != 0) p.Str("max").Double(max);
+  if ((fields & kFirst) != 0)
+    p.Str("first").Array(3).Int(first_t).Uint(first_arrival).Double(first_v);
+  if ((fields & kLast) != 0) p.Str("last").Array(3).Int(last_t).Uint(last_arrival).Double(last_v);
+  if ((fields & kQuantiles) != 0) {
     p.Str("q");
     if (quantiles.find() != nullptr) {
       quantiles.find()->Save(p);
@@ -250,33 +297,61 @@ void Acc::Save(const AggregateSpec& spec, Packer& p) const {
 }
 
 Acc Acc::Load(const AggregateSpec& spec, const Packed& j) {
-  using Fn = AggregateSpec::Fn;
   Acc a;
-  if (spec.fn == Fn::kDistinct) {
+  if (spec.fn == AggregateSpec::Fn::kDistinct) {
     LoadCounts(j.at("d"), &a.distinct.get());
     return a;
   }
-  if (spec.fn == Fn::kCount) {
-    a.n = j.at("n").get<std::uint64_t>();
-    return a;
+  const unsigned fields = FieldsOf(spec.fn);
+  unsigned seen = 0;
+  j.ForEachItem([&](std::string_view name, const Packed& v) {
+    if (name == "n") {
+      a.n = v.get<std::uint64_t>();
+      seen |= kCount;
+    } else if (name == "s" && (fields & kSum) != 0) {
+      a.sum = LoadDouble(v);
+      seen |= kSum;
+    } else if (name == "mean" && (fields & kMean) != 0) {
+      a.mean = LoadDouble(v);
+      seen |= kMean;
+    } else if (name == "m2" && (fields & kM2) != 0) {
+      a.m2 = LoadDouble(v);
+      seen |= kM2;
+    } else if (name == "min" && (fields & kMin) != 0) {
+      a.min = v.get<double>();
+      seen |= kMin;
+    } else if (name == "max" && (fields & kMax) != 0) {
+      a.max = v.get<double>();
+      seen |= kMax;
+    } else if (name == "first" && (fields & kFirst) != 0) {
+      const auto [first_t, first_arrival, first_v] = v.Elements<3>();
+      a.first_t = first_t.get<std::int64_t>();
+      a.first_arrival = first_arrival.get<std::uint64_t>();
+      a.first_v = first_v.get<double>();
+      seen |= kFirst;
+    } else if (name == "last" && (fields & kLast) != 0) {
+      const auto [last_t, last_arrival, last_v] = v.Elements<3>();
+      a.last_t = last_t.get<std::int64_t>();
+      a.last_arrival = last_arrival.get<std::uint64_t>();
+      a.last_v = last_v.get<double>();
+      seen |= kLast;
+    } else if (name == "q" && (fields & kQuantiles) != 0) {
+      if (!v.is_null()) a.quantiles.get().Load(v);
+      seen |= kQuantiles;
+    }
+  });
+  // A field the function reads is missing: at() names it in the error.
+  for (const auto& [bit, name] : {std::pair{kCount, "n"},
+                                  {kSum, "s"},
+                                  {kMean, "mean"},
+                                  {kM2, "m2"},
+                                  {kMin, "min"},
+                                  {kMax, "max"},
+                                  {kFirst, "first"},
+                                  {kLast, "last"},
+                                  {kQuantiles, "q"}}) {
+    if ((fields & bit) != 0 && (seen & bit) == 0) j.at(name);
   }
-  const auto [n, s, mean, m2, min, max, f, l] =
-      j.Fields<8>({"n", "s", "mean", "m2", "min", "max", "first", "last"});
-  a.n = n.get<std::uint64_t>();
-  a.sum = LoadDouble(s);
-  a.mean = LoadDouble(mean);
-  a.m2 = LoadDouble(m2);
-  a.min = min.get<double>();
-  a.max = max.get<double>();
-  const auto [first_t, first_arrival, first_v] = f.Elements<3>();
-  a.first_t = first_t.get<std::int64_t>();
-  a.first_arrival = first_arrival.get<std::uint64_t>();
-  a.first_v = first_v.get<double>();
-  const auto [last_t, last_arrival, last_v] = l.Elements<3>();
-  a.last_t = last_t.get<std::int64_t>();
-  a.last_arrival = last_arrival.get<std::uint64_t>();
-  a.last_v = last_v.get<double>();
-  if (spec.fn == Fn::kPercentile && !j.at("q").is_null()) a.quantiles.get().Load(j.at("q"));
   return a;
 }
 

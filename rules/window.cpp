@@ -281,6 +281,43 @@ class CountWindows final : public WindowState {
   std::int64_t seq_ = 0;
 };
 
+// The aggregate arguments of one sliding-window entry: up to two inline (most rules), more on
+// the heap. A std::vector would add 24 bytes and an allocation to every entry.
+class EntryValues {
+ public:
+  EntryValues() = default;
+  EntryValues(const double* xs, std::size_t n) : n_(static_cast<std::uint32_t>(n)) {
+    if (n > kInline) u_.heap = new double[n];
+    std::copy(xs, xs + n, data());
+  }
+  EntryValues(const EntryValues& o) : EntryValues(o.data(), o.n_) {}
+  EntryValues(EntryValues&& o) noexcept : n_(o.n_), u_(o.u_) { o.n_ = 0; }
+  EntryValues& operator=(EntryValues o) noexcept {
+    std::swap(n_, o.n_);
+    std::swap(u_, o.u_);
+    return *this;
+  }
+  ~EntryValues() {
+    if (n_ > kInline) delete[] u_.heap;
+  }
+
+  std::size_t size() const { return n_; }
+  double operator[](std::size_t i) const { return data()[i]; }
+  const double* begin() const { return data(); }
+  const double* end() const { return data() + n_; }
+
+ private:
+  static constexpr std::size_t kInline = 2;
+  double* data() { return n_ > kInline ? u_.heap : u_.values; }
+  const double* data() const { return n_ > kInline ? u_.heap : u_.values; }
+
+  std::uint32_t n_ = 0;
+  union Storage {
+    double values[kInline];
+    double* heap;
+  } u_{};
+};
+
 // Sliding windows: each reading, once the watermark reaches it, is evaluated over the
 // readings in (t − size, t] up to and including itself, in (time, arrival) order. The
 // aggregates are kept incrementally as readings enter and leave the window: count, sum,
@@ -303,12 +340,11 @@ class SlidingWindows final : public WindowState {
   }
 
   void Add(const Sample& s, std::int64_t, std::vector<ClosedWindow>*) override {
-    Entry e{s.t, s.arrival, 0, {}, {}};
-    e.xs.assign(s.xs, s.xs + aggs_.size());
+    Entry e{s.t, s.arrival, 0, EntryValues(s.xs, aggs_.size()), nullptr};
     if (has_distinct_) {  // else no tags: they would cost 40 bytes an aggregate an entry
-      e.tags.resize(aggs_.size());
+      e.tags = std::make_unique<Tags>(aggs_.size());
       for (std::size_t i = 0; i < aggs_.size(); ++i) {
-        if (s.tags[i] != nullptr) e.tags[i] = *s.tags[i];
+        if (s.tags[i] != nullptr) (*e.tags)[i] = *s.tags[i];
       }
     }
     // After every reading of an equal or earlier time: (time, arrival) order.
@@ -342,8 +378,8 @@ class SlidingWindows final : public WindowState {
       for (double x : e.xs) p.Double(x);
       p.Array(aggs_.size());
       for (std::size_t i = 0; i < aggs_.size(); ++i) {
-        if (i < e.tags.size() && e.tags[i]) {
-          p.Str(*e.tags[i]);
+        if (e.tags && (*e.tags)[i]) {
+          p.Str(*(*e.tags)[i]);
         } else {
           p.Null();
         }
@@ -371,19 +407,20 @@ class SlidingWindows final : public WindowState {
     in_window_ = in_window.get<std::size_t>();
     for (Packed e : entries) {
       const auto [t, arrival, order, xs, tags] = e.Elements<5>();
-      Entry entry{
-          t.get<std::int64_t>(), arrival.get<std::uint64_t>(), order.get<std::uint64_t>(), {}, {}};
-      entry.xs.reserve(aggs_.size());
-      for (Packed x : xs) entry.xs.push_back(LoadDouble(x));
+      std::vector<double> values;
+      values.reserve(aggs_.size());
+      for (Packed x : xs) values.push_back(LoadDouble(x));
+      auto entry_tags = std::make_unique<Tags>();
       for (Packed tag : tags) {
-        entry.tags.push_back(tag.is_null() ? std::nullopt
-                                           : std::optional<std::string>(tag.get<std::string>()));
+        entry_tags->push_back(tag.is_null() ? std::nullopt
+                                            : std::optional<std::string>(tag.get<std::string>()));
       }
-      if (entry.xs.size() != aggs_.size() || entry.tags.size() != aggs_.size()) {
+      if (values.size() != aggs_.size() || entry_tags->size() != aggs_.size()) {
         throw json::type_error::create(302, "aggregate count differs", nullptr);
       }
-      if (!has_distinct_) entry.tags.clear();
-      entries_.push_back(std::move(entry));
+      entries_.push_back({t.get<std::int64_t>(), arrival.get<std::uint64_t>(),
+                          order.get<std::uint64_t>(), EntryValues(values.data(), values.size()),
+                          has_distinct_ ? std::move(entry_tags) : nullptr});
     }
     if (in_window_ > entries_.size() || aggs.size() != aggs_.size()) {
       throw json::type_error::create(302, "malformed sliding window state", nullptr);
@@ -401,12 +438,13 @@ class SlidingWindows final : public WindowState {
   }
 
  private:
+  using Tags = std::vector<std::optional<std::string>>;  // distinct() tag values, by aggregate
   struct Entry {
     std::int64_t t;
     std::uint64_t arrival;
     std::uint64_t order;  // assigned when it enters the window: increasing
-    std::vector<double> xs;
-    std::vector<std::optional<std::string>> tags;
+    EntryValues xs;
+    std::unique_ptr<Tags> tags;  // only for rules with distinct()
   };
   using Extreme = std::pair<std::uint64_t, double>;  // (entry order, value)
   static Extreme LoadExtreme(const Packed& m) {
@@ -427,7 +465,7 @@ class SlidingWindows final : public WindowState {
     e.order = next_order_++;
     for (std::size_t i = 0; i < aggs_.size(); ++i) {
       Agg& a = aggs_[i];
-      if (!e.tags.empty() && e.tags[i]) ++a.distinct[*e.tags[i]];
+      if (e.tags && (*e.tags)[i]) ++a.distinct[*(*e.tags)[i]];
       const double x = e.xs[i];
       if (!std::isfinite(x)) continue;
       ++a.n;
@@ -445,8 +483,8 @@ class SlidingWindows final : public WindowState {
   void Leave(const Entry& e) {
     for (std::size_t i = 0; i < aggs_.size(); ++i) {
       Agg& a = aggs_[i];
-      if (!e.tags.empty() && e.tags[i]) {
-        auto it = a.distinct.find(*e.tags[i]);
+      if (e.tags && (*e.tags)[i]) {
+        auto it = a.distinct.find(*(*e.tags)[i]);
         if (--it->second == 0) a.distinct.erase(it);
       }
       const double x = e.xs[i];

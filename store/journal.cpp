@@ -12,7 +12,7 @@ CREATE TABLE IF NOT EXISTS meta (
   value TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS journal (
-  seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+  seq      INTEGER PRIMARY KEY,
   received INTEGER NOT NULL,
   topic    TEXT NOT NULL,
   payload  BLOB NOT NULL,
@@ -21,18 +21,32 @@ CREATE TABLE IF NOT EXISTS journal (
 )sql";
 
 constexpr const char* kAppend =
-    "INSERT INTO journal (received, topic, payload, hash) VALUES (?1, ?2, ?3, ?4)";
+    "INSERT INTO journal (seq, received, topic, payload, hash) VALUES (?1, ?2, ?3, ?4, ?5)";
 constexpr const char* kRecent =
     "SELECT 1 FROM journal WHERE seq > (SELECT IFNULL(MAX(seq), 0) FROM journal) - ?1 "
     "AND hash = ?2 AND topic = ?3 AND payload = ?4 LIMIT 1";
 constexpr const char* kRead =
     "SELECT seq, received, topic, payload FROM journal WHERE seq > ?1 AND received >= ?2 "
     "ORDER BY seq LIMIT 1000";
-constexpr const char* kTrimBefore = "DELETE FROM journal WHERE received < ?1 AND seq <= ?2";
+// The oldest rows up to the first received at or after ?1 (arrival order is seq order): it
+// reads only those rows, where a condition on `received` alone (no index) reads them all.
+// One bound on seq, so that the delete is a range of the table, not a scan of it.
+constexpr const char* kTrimBefore =
+    "DELETE FROM journal WHERE seq < MIN(?2 + 1, IFNULL((SELECT seq FROM journal "
+    "WHERE received >= ?1 ORDER BY seq LIMIT 1), ?2 + 1))";
 constexpr const char* kTrimOldest =
     "DELETE FROM journal WHERE seq IN (SELECT seq FROM journal WHERE seq <= ?2 ORDER BY seq "
     "LIMIT ?1)";
-constexpr const char* kLastSeq = "SELECT IFNULL(MAX(seq), 0) FROM journal";
+// The largest seq ever given: the newest row's, or, once trimming has removed every row, the
+// one kept in meta (or, in files made by earlier versions, by AUTOINCREMENT in sqlite_sequence).
+constexpr const char* kLastSeq =
+    "SELECT MAX(IFNULL((SELECT MAX(seq) FROM journal), 0), "
+    "IFNULL((SELECT CAST(value AS INTEGER) FROM meta WHERE name = 'last_seq'), 0))";
+constexpr const char* kLastSeqAutoincrement =
+    "SELECT IFNULL((SELECT seq FROM sqlite_sequence WHERE name = 'journal'), 0)";
+constexpr const char* kSaveLastSeq =
+    "INSERT INTO meta (name, value) VALUES ('last_seq', ?1) "
+    "ON CONFLICT (name) DO UPDATE SET value = excluded.value";
 
 }  // namespace
 
@@ -54,6 +68,18 @@ std::int64_t MessageHash(const std::string& topic, const std::string& payload) {
 struct Journal::Impl : Database {
   // Prepared once: with mqtt.ack = after_commit, Append runs once per message.
   std::unique_ptr<Statement> begin, insert, commit;
+  // Append numbers rows itself (no AUTOINCREMENT, whose sqlite_sequence row would be one more
+  // page written per transaction); seqs stay increasing across trims through meta.last_seq.
+  std::int64_t last_seq = 0;
+
+  // Before rows are deleted: the newest seq survives them.
+  Status SaveLastSeq() {
+    std::lock_guard lock(mu);
+    Statement st(db, kSaveLastSeq);
+    st.Bind(1, std::to_string(last_seq));
+    st.Step();
+    return st.ok() ? Status::Ok() : Status::Error(st.error());
+  }
 };
 
 Journal::Journal(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -66,6 +92,10 @@ Result<std::unique_ptr<Journal>> Journal::Open(const std::string& path,
   if (!opened.ok()) return R::Error(opened.error());
   auto impl = std::make_unique<Impl>();
   impl->Adopt(path, std::move(opened.value()));
+  for (const char* sql : {kLastSeq, kLastSeqAutoincrement}) {
+    Statement st(impl->db, sql);  // sqlite_sequence: only in files of earlier versions
+    if (st.Step()) impl->last_seq = std::max(impl->last_seq, st.Int(0));
+  }
   return std::unique_ptr<Journal>(new Journal(std::move(impl)));
 }
 
@@ -84,23 +114,26 @@ Status Journal::Append(std::vector<JournalMessage*> messages) {
   Statement& begin = *impl_->begin;
   Statement& insert = *impl_->insert;
   Statement& commit = *impl_->commit;
+  const std::int64_t before = impl_->last_seq;
   auto fail = [&](Statement& st, bool rollback) {
     std::string e = st.error();
     st.Clear();
     if (rollback) (void)Exec(db, "ROLLBACK");
+    impl_->last_seq = before;
     return Status::Error(e);
   };
   begin.Step();
   if (!begin.ok()) return fail(begin, false);
   begin.Reset();
   for (JournalMessage* m : messages) {
-    insert.Bind(1, std::int64_t{m->received.count()})
-        .Bind(2, m->topic)
-        .BindBlob(3, m->payload)
-        .Bind(4, MessageHash(m->topic, m->payload));
+    m->seq = ++impl_->last_seq;
+    insert.Bind(1, m->seq)
+        .Bind(2, std::int64_t{m->received.count()})
+        .Bind(3, m->topic)
+        .BindBlob(4, m->payload)
+        .Bind(5, MessageHash(m->topic, m->payload));
     insert.Step();
     if (!insert.ok()) return fail(insert, true);
-    m->seq = sqlite3_last_insert_rowid(db);
     insert.Reset();
   }
   commit.Step();
@@ -142,11 +175,13 @@ Status Journal::Read(std::int64_t after, Millis since,
 }
 
 Result<std::int64_t> Journal::TrimBefore(Millis before, std::int64_t up_to) {
+  if (Status s = impl_->SaveLastSeq(); !s.ok()) return Result<std::int64_t>::Error(s.message());
   return impl_->Change(
       kTrimBefore, [&](Statement& st) { st.Bind(1, std::int64_t{before.count()}).Bind(2, up_to); });
 }
 
 Result<std::int64_t> Journal::TrimOldest(std::int64_t count, std::int64_t up_to) {
+  if (Status s = impl_->SaveLastSeq(); !s.ok()) return Result<std::int64_t>::Error(s.message());
   return impl_->Change(kTrimOldest, [&](Statement& st) { st.Bind(1, count).Bind(2, up_to); });
 }
 
@@ -156,8 +191,7 @@ void Journal::Vacuum() { impl_->Vacuum(); }
 
 std::int64_t Journal::LastSeq() {
   std::lock_guard lock(impl_->mu);
-  Statement st(impl_->db, kLastSeq);
-  return st.Step() ? st.Int(0) : 0;
+  return impl_->last_seq;
 }
 
 }  // namespace vigil::store

@@ -54,6 +54,7 @@ class Journal {
   std::uint64_t SizeBytes() const;
   // Returns free pages to the file system (auto_vacuum = incremental).
   void Vacuum();
+  // The largest seq given, also after trims have removed every row.
   std::int64_t LastSeq();
   // PRAGMA synchronous of the connection: 1 NORMAL, 2 FULL (store.sync).
   int SynchronousLevel();

@@ -6,13 +6,18 @@ QoS 1 load, and, in one run:
   2. the agent with a reference rule set (100 rules over the simulated series: 98 tumbling
      avg/max/count, a sliding window, a z-score detector) and a local HTTP receiver, in both
      mqtt.ack modes: readings/s, CPU seconds per million readings (from /proc), the ratio to
-     the floor, peak RSS, and latency from window end to receipt upstream (p50/p99).
-Prints a table; run from the repository: python3 tests/bench/e2e.py [--build build]."""
+     the floor, peak RSS, and latency from window end to receipt upstream (p50/p99);
+  3. restarts: after a SIGKILL of the after_commit agent (the journal since its last
+     checkpoint re-processed) and after a SIGTERM of the on_receive one;
+  4. the outbox draining to the receiver after an outage.
+The load runs long enough (`make bench`: 60 s) for the windows to fill (30 s sliding windows,
+60-reading z-score windows) and for checkpoints to run, as they do on a gateway. Prints a table; run from the repository: python3 tests/bench/e2e.py [--build build]."""
 
 import argparse
 import contextlib
 import json
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -144,6 +149,16 @@ def measure_restart(vigil, cfg, workdir, http_port):
     return keys, took
 
 
+def journal_after_checkpoint(workdir, ack):
+    """Journaled messages a restart must re-process: those after the last checkpoint."""
+    state = os.path.join(workdir, f"state-{ack}")
+    with contextlib.closing(sqlite3.connect(os.path.join(state, "vigil.db"))) as db:
+        row = db.execute("SELECT value FROM meta WHERE name = 'journal_position'").fetchone()
+    with contextlib.closing(sqlite3.connect(os.path.join(state, "journal.db"))) as db:
+        return db.execute("SELECT COUNT(*) FROM journal WHERE seq > ?",
+                          (int(row[0]) if row else 0,)).fetchone()[0]
+
+
 def measure_drain(vigil, workdir, broker, metrics, events):
     """An outage: `events` aggregates (a count window of 1 reading) pile up in the outbox while
     the HTTP receiver is down; then it comes back. Returns the events/s of the drain."""
@@ -243,7 +258,7 @@ def main():
                      usage.ru_maxrss / 1024, None, None))
 
         # 2. The agent, both ack modes.
-        restart = None
+        restart = recovery = None
         for ack in ("after_commit", "on_receive"):
             http_port = free_port()
             cfg = write_config(workdir, broker, receiver, ack, http_port, args.rules, args.metrics)
@@ -275,10 +290,17 @@ def main():
             time.sleep(1)
             with lock:
                 lat = sorted(arrivals)
-            agent.kill() if behind else agent.terminate()
+            if ack == "after_commit" or behind:
+                agent.kill()  # a crash: the restart re-processes the journal since the checkpoint
+            else:
+                agent.terminate()
             agent.wait(300)
             if ack == "after_commit":
-                # 3. Restart on the state it left (a checkpoint of every key at SIGTERM).
+                # 3a. Restart after the crash.
+                pending = journal_after_checkpoint(workdir, ack)
+                recovery = (pending,) + measure_restart(vigil, cfg, workdir, http_port)
+            else:
+                # 3b. Restart on the state it left (a checkpoint of every key at SIGTERM).
                 restart = measure_restart(vigil, cfg, workdir, http_port)
             p50 = statistics.median(lat) if lat else None
             p99 = lat[int(len(lat) * 0.99)] if lat else None
@@ -309,6 +331,10 @@ def main():
     if restart:
         print(f"restart with {restart[0]} keys of state: ready (/readyz) {restart[1]:.2f} s "
               f"after start")
+    if recovery:
+        print(f"restart after SIGKILL (ack=after_commit) with {recovery[1]} keys of state and "
+              f"{recovery[0]} journaled messages since the last checkpoint to re-process: "
+              f"ready {recovery[2]:.2f} s after start")
     print(f"outbox drain after an outage: {drained} events in {drain_took:.2f} s "
           f"({drained / drain_took:.0f} events/s, batches of up to 1000)")
     print("(latency: from a window's end, in event time = simulate's clock, to its aggregate "

@@ -5,9 +5,12 @@
 
 #include <cmath>
 #include <limits>
+#include <set>
+#include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "rules/aggregate.h"
 #include "rules/checkpoint.h"
 #include "rules/engine.h"
 
@@ -43,6 +46,65 @@ TEST(Checkpoint, NonFiniteDoublesRoundTrip) {
   EXPECT_EQ(Earlier(3), 3);
   EXPECT_EQ(Earlier(2.5), 2.5);  // float32 where it is exact
   EXPECT_THROW(Earlier("lots"), nlohmann::json::exception);
+}
+
+// Each aggregate saves the fields of its accumulator it reads, and no others; what earlier
+// versions saved (every field) still loads to the same result; a field it reads must be there.
+TEST(Checkpoint, AggregatesSaveWhatTheyRead) {
+  using Fn = AggregateSpec::Fn;
+  const std::pair<Fn, std::set<std::string>> cases[] = {
+      {Fn::kCount, {"n"}},
+      {Fn::kSum, {"n", "s"}},
+      {Fn::kAvg, {"n", "mean"}},
+      {Fn::kStddev, {"n", "mean", "m2"}},
+      {Fn::kMin, {"n", "min"}},
+      {Fn::kMax, {"n", "max"}},
+      {Fn::kFirst, {"n", "first"}},
+      {Fn::kLast, {"n", "last"}},
+      {Fn::kDelta, {"n", "first", "last"}},
+      {Fn::kRate, {"n", "first", "last"}},
+      {Fn::kPercentile, {"n", "q"}},
+  };
+  const double xs[] = {4.5, -2, 7.25, 7.25, 0.5};
+  for (const auto& [fn, keys] : cases) {
+    AggregateSpec spec;
+    spec.fn = fn;
+    spec.percentile = 90;
+    Acc acc;
+    for (int i = 0; i < 5; ++i) acc.Add(spec, xs[i], nullptr, kT0 + (i % 3) * 1000, i);
+    std::string bytes;
+    Packer packer(&bytes);
+    acc.Save(spec, packer);
+    const auto saved = nlohmann::json::from_msgpack(bytes);
+    std::set<std::string> names;
+    for (const auto& [name, value] : saved.items()) names.insert(name);
+    EXPECT_EQ(names, keys) << saved.dump();
+    const Value want = acc.Result(spec);
+    EXPECT_EQ(Acc::Load(spec, Packed::Parse(bytes)).Result(spec).number, want.number);
+
+    // Every field, as earlier versions wrote them.
+    auto full = nlohmann::json{{"n", 5},
+                               {"s", 17.5},
+                               {"mean", 3.5},
+                               {"m2", 62.875},
+                               {"min", -2},
+                               {"max", 7.25},
+                               {"first", {kT0, 0, 4.5}},
+                               {"last", {kT0 + 2000, 2, 7.25}}};
+    for (const auto& [name, value] : saved.items()) full[name] = value;
+    std::string earlier;
+    nlohmann::json::to_msgpack(full, earlier);
+    EXPECT_EQ(Acc::Load(spec, Packed::Parse(earlier)).Result(spec).number, want.number)
+        << full.dump();
+
+    for (const auto& key : keys) {
+      auto lacking = saved;
+      lacking.erase(key);
+      std::string cut;
+      nlohmann::json::to_msgpack(lacking, cut);
+      EXPECT_THROW(Acc::Load(spec, Packed::Parse(cut)), nlohmann::json::out_of_range) << key;
+    }
+  }
 }
 
 class OverflowingState : public ::testing::TestWithParam<const char*> {};

@@ -1,6 +1,7 @@
 #include "store/journal.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -89,6 +90,63 @@ TEST_F(JournalTest, TrimsOnlyWhatTheCheckpointCovers) {
   EXPECT_EQ(Seqs(0).size(), 10u);
   journal_->Vacuum();
   EXPECT_GT(journal_->SizeBytes(), 0u);
+}
+
+// Retention deletes the oldest messages up to the first one received at or after the bound:
+// after a clock stepped back, later messages wait for the ones before them.
+TEST_F(JournalTest, RetentionTrimsTheOldestInSeqOrder) {
+  Append(0, 3, Millis(100));
+  Append(3, 4, Millis(300));
+  Append(4, 5, Millis(100));
+  EXPECT_EQ(journal_->TrimBefore(Millis(200), 100).value(), 3);
+  EXPECT_EQ(Seqs(0), (std::vector<std::int64_t>{4, 5}));
+  EXPECT_EQ(journal_->TrimBefore(Millis(400), 4).value(), 1);  // not past the checkpoint
+  EXPECT_EQ(Seqs(0), (std::vector<std::int64_t>{5}));
+}
+
+TEST_F(JournalTest, SeqsKeepIncreasingWhenTrimsEmptyIt) {
+  Append(0, 5, Millis(100));
+  EXPECT_EQ(journal_->TrimBefore(Millis(300), 5).value(), 5);
+  EXPECT_TRUE(Seqs(0).empty());
+  EXPECT_EQ(journal_->LastSeq(), 5);
+  Append(5, 6, Millis(400));
+  EXPECT_EQ(Seqs(0), (std::vector<std::int64_t>{6}));
+  EXPECT_EQ(journal_->TrimOldest(10, 6).value(), 1);
+  journal_.reset();  // and after a restart
+  journal_ = std::move(Journal::Open((dir_ / "journal.db").string(), {}).value());
+  EXPECT_EQ(journal_->LastSeq(), 6);
+  Append(6, 7, Millis(500));
+  EXPECT_EQ(Seqs(0), (std::vector<std::int64_t>{7}));
+}
+
+// Files of earlier versions numbered rows with AUTOINCREMENT: they open, and their seqs go on
+// from the largest ever given, also when trims had emptied the table.
+TEST_F(JournalTest, FilesWithAutoincrementGoOn) {
+  journal_.reset();
+  const std::string path = (dir_ / "old.db").string();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "PRAGMA journal_mode = WAL;"
+                         "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) "
+                         "WITHOUT ROWID;"
+                         "INSERT INTO meta VALUES ('schema_version', '1');"
+                         "CREATE TABLE journal (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+                         "received INTEGER NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL, "
+                         "hash INTEGER NOT NULL);"
+                         "INSERT INTO journal (received, topic, payload, hash) VALUES "
+                         "(1, 's/d/t', '1', 0), (1, 's/d/t', '2', 0), (1, 's/d/t', '3', 0);"
+                         "DELETE FROM journal;",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  auto opened = Journal::Open(path, {});
+  ASSERT_TRUE(opened.ok()) << opened.error();
+  journal_ = std::move(opened.value());
+  EXPECT_EQ(journal_->LastSeq(), 3);
+  Append(0, 2, Millis(100));
+  EXPECT_EQ(Seqs(0), (std::vector<std::int64_t>{4, 5}));
 }
 
 }  // namespace
