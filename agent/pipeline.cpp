@@ -324,13 +324,14 @@ void Pipeline::Commit(Millis now, bool checkpoint) {
   if (journal_tail_bytes_ > config_.store.max_bytes / 8) checkpoint = true;
   checkpoint = checkpoint &&
                (!changes_.empty() || engine_->HasChanges() || position_ != checkpoint_position_);
-  if (!checkpoint && events_.empty() && position_ == events_position_) return;
+  // Also when there is nothing to commit: the endpoint's figures catch up once the input stops.
   if (now - snapshot_time_ >= kSnapshotInterval) {
     Snapshot fresh{engine_->Stats(), engine_->Firing()};
     snapshot_time_ = now;
     std::lock_guard lock(snapshot_mu_);
     snapshot_ = std::move(fresh);
   }
+  if (!checkpoint && events_.empty() && position_ == events_position_) return;
 
   store::CommitBatch batch;
   std::size_t streamed = 0;  // state rows made by batch.more_state

@@ -173,31 +173,34 @@ void Quantiles::Load(const Packed& j) {
 
 void Acc::Add(const AggregateSpec& spec, double x, const std::string* tag, std::int64_t t,
               std::uint64_t arrival) {
-  using Fn = AggregateSpec::Fn;
-  if (spec.fn == Fn::kDistinct) {
+  if (spec.fn == AggregateSpec::Fn::kDistinct) {
     if (tag != nullptr) ++distinct.get()[*tag];
     return;
   }
   ++n;
   const unsigned fields = FieldsOf(spec.fn);
-  if ((fields & kSum) != 0) sum += x;
+  if ((fields & kSum) != 0) v += x;
   if ((fields & kMean) != 0) {
-    const double d = x - mean;
-    mean += d / static_cast<double>(n);
-    if ((fields & kM2) != 0) m2 += d * (x - mean);
+    const double d = x - v;
+    v += d / static_cast<double>(n);
+    if ((fields & kM2) != 0) m2 += d * (x - v);
   }
-  if ((fields & kMin) != 0 && (n == 1 || x < min)) min = x;
-  if ((fields & kMax) != 0 && (n == 1 || x > max)) max = x;
-  if ((fields & kFirst) != 0 &&
-      (n == 1 || t < first_t || (t == first_t && arrival < first_arrival))) {
-    first_t = t;
-    first_arrival = arrival;
-    first_v = x;
-  }
-  if ((fields & kLast) != 0 && (n == 1 || t > last_t || (t == last_t && arrival > last_arrival))) {
-    last_t = t;
-    last_arrival = arrival;
-    last_v = x;
+  if ((fields & kMin) != 0 && (n == 1 || x < v)) v = x;
+  if ((fields & kMax) != 0 && (n == 1 || x > v)) v = x;
+  if ((fields & (kFirst | kLast)) != 0) {
+    Ends& e = ends.get();
+    if ((fields & kFirst) != 0 &&
+        (n == 1 || t < e.first_t || (t == e.first_t && arrival < e.first_arrival))) {
+      e.first_t = t;
+      e.first_arrival = arrival;
+      e.first_v = x;
+    }
+    if ((fields & kLast) != 0 &&
+        (n == 1 || t > e.last_t || (t == e.last_t && arrival > e.last_arrival))) {
+      e.last_t = t;
+      e.last_arrival = arrival;
+      e.last_v = x;
+    }
   }
   if ((fields & kQuantiles) != 0) quantiles.get().Add(x);
 }
@@ -211,26 +214,33 @@ void Acc::Merge(const AggregateSpec& spec, const Acc& o) {
     *this = o;
     return;
   }
-  // Chan et al.: parallel combination of Welford states.
-  const double total = static_cast<double>(n + o.n);
-  const double delta = o.mean - mean;
-  m2 += o.m2 + delta * delta * static_cast<double>(n) * static_cast<double>(o.n) / total;
-  mean += delta * static_cast<double>(o.n) / total;
+  const unsigned fields = FieldsOf(spec.fn);
+  if ((fields & kMean) != 0) {
+    // Chan et al.: parallel combination of Welford states.
+    const double total = static_cast<double>(n + o.n);
+    const double delta = o.v - v;
+    m2 += o.m2 + delta * delta * static_cast<double>(n) * static_cast<double>(o.n) / total;
+    v += delta * static_cast<double>(o.n) / total;
+  }
+  if ((fields & kSum) != 0) v += o.v;
+  if ((fields & kMin) != 0) v = std::min(v, o.v);
+  if ((fields & kMax) != 0) v = std::max(v, o.v);
   n += o.n;
-  sum += o.sum;
-  min = std::min(min, o.min);
-  max = std::max(max, o.max);
-  if (o.first_t < first_t || (o.first_t == first_t && o.first_arrival < first_arrival)) {
-    first_t = o.first_t;
-    first_arrival = o.first_arrival;
-    first_v = o.first_v;
+  if (const Ends* oe = o.ends.find()) {
+    Ends& e = ends.get();
+    if (oe->first_t < e.first_t ||
+        (oe->first_t == e.first_t && oe->first_arrival < e.first_arrival)) {
+      e.first_t = oe->first_t;
+      e.first_arrival = oe->first_arrival;
+      e.first_v = oe->first_v;
+    }
+    if (oe->last_t > e.last_t || (oe->last_t == e.last_t && oe->last_arrival > e.last_arrival)) {
+      e.last_t = oe->last_t;
+      e.last_arrival = oe->last_arrival;
+      e.last_v = oe->last_v;
+    }
   }
-  if (o.last_t > last_t || (o.last_t == last_t && o.last_arrival > last_arrival)) {
-    last_t = o.last_t;
-    last_arrival = o.last_arrival;
-    last_v = o.last_v;
-  }
-  if (spec.fn == AggregateSpec::Fn::kPercentile && o.quantiles.find() != nullptr) {
+  if ((fields & kQuantiles) != 0 && o.quantiles.find() != nullptr) {
     quantiles.get().Merge(*o.quantiles.find());
   }
 }
@@ -242,26 +252,25 @@ Value Acc::Result(const AggregateSpec& spec) const {
     return Value::Int(distinct.find() ? static_cast<double>(distinct.find()->size()) : 0.0);
   }
   if (n == 0) return Value::Null();
+  const Ends* e = ends.find();  // n > 0: set for the functions that read it
   switch (spec.fn) {
     case Fn::kSum:
-      return Value::Double(sum);
     case Fn::kAvg:
-      return Value::Double(mean);
     case Fn::kMin:
-      return Value::Double(min);
     case Fn::kMax:
-      return Value::Double(max);
+      return Value::Double(v);
     case Fn::kStddev:
       return Value::Double(std::sqrt(std::max(0.0, m2 / static_cast<double>(n))));
     case Fn::kFirst:
-      return Value::Double(first_v);
+      return Value::Double(e->first_v);
     case Fn::kLast:
-      return Value::Double(last_v);
+      return Value::Double(e->last_v);
     case Fn::kDelta:
-      return n < 2 ? Value::Null() : Value::Double(last_v - first_v);
+      return n < 2 ? Value::Null() : Value::Double(e->last_v - e->first_v);
     case Fn::kRate:
-      if (n < 2 || last_t == first_t) return Value::Null();
-      return Value::Double((last_v - first_v) / (static_cast<double>(last_t - first_t) / 1000.0));
+      if (n < 2 || e->last_t == e->first_t) return Value::Null();
+      return Value::Double((e->last_v - e->first_v) /
+                           (static_cast<double>(e->last_t - e->first_t) / 1000.0));
     case Fn::kPercentile:
       return Value::Double(quantiles.find()->Percentile(spec.percentile));  // n > 0
     default:
@@ -278,14 +287,18 @@ void Acc::Save(const AggregateSpec& spec, Packer& p) const {
   // Only what the function reads (earlier versions saved every field: Load takes both).
   const unsigned fields = FieldsOf(spec.fn);
   p.Map(static_cast<std::size_t>(std::popcount(fields))).Str("n").Uint(n);
-  if ((fields & kSum) != 0) p.Str("s").Double(sum);
-  if ((fields & kMean) != 0) p.Str("mean").Double(mean);
+  if ((fields & kSum) != 0) p.Str("s").Double(v);
+  if ((fields & kMean) != 0) p.Str("mean").Double(v);
   if ((fields & kM2) != 0) p.Str("m2").Double(m2);
-  if ((fields & kMin) != 0) p.Str("min").Double(min);
-  if ((fields & kMax) != 0) p.Str("max").Double(max);
-  if ((fields & kFirst) != 0)
-    p.Str("first").Array(3).Int(first_t).Uint(first_arrival).Double(first_v);
-  if ((fields & kLast) != 0) p.Str("last").Array(3).Int(last_t).Uint(last_arrival).Double(last_v);
+  if ((fields & kMin) != 0) p.Str("min").Double(v);
+  if ((fields & kMax) != 0) p.Str("max").Double(v);
+  const Ends e = ends.find() != nullptr ? *ends.find() : Ends{};
+  if ((fields & kFirst) != 0) {
+    p.Str("first").Array(3).Int(e.first_t).Uint(e.first_arrival).Double(e.first_v);
+  }
+  if ((fields & kLast) != 0) {
+    p.Str("last").Array(3).Int(e.last_t).Uint(e.last_arrival).Double(e.last_v);
+  }
   if ((fields & kQuantiles) != 0) {
     p.Str("q");
     if (quantiles.find() != nullptr) {
@@ -304,39 +317,42 @@ Acc Acc::Load(const AggregateSpec& spec, const Packed& j) {
   }
   const unsigned fields = FieldsOf(spec.fn);
   unsigned seen = 0;
-  j.ForEachItem([&](std::string_view name, const Packed& v) {
+  // The field of `v`, by the name Save gives it.
+  const std::pair<unsigned, std::string_view> value_names[] = {
+      {kSum, "s"}, {kMean, "mean"}, {kMin, "min"}, {kMax, "max"}};
+  j.ForEachItem([&](std::string_view name, const Packed& value) {
     if (name == "n") {
-      a.n = v.get<std::uint64_t>();
+      a.n = value.get<std::uint64_t>();
       seen |= kCount;
-    } else if (name == "s" && (fields & kSum) != 0) {
-      a.sum = LoadDouble(v);
-      seen |= kSum;
-    } else if (name == "mean" && (fields & kMean) != 0) {
-      a.mean = LoadDouble(v);
-      seen |= kMean;
-    } else if (name == "m2" && (fields & kM2) != 0) {
-      a.m2 = LoadDouble(v);
+      return;
+    }
+    for (const auto& [bit, field] : value_names) {
+      if (name == field && (fields & bit) != 0) {
+        a.v = bit == kMin || bit == kMax ? value.get<double>() : LoadDouble(value);
+        seen |= bit;
+        return;
+      }
+    }
+    if (name == "m2" && (fields & kM2) != 0) {
+      a.m2 = LoadDouble(value);
       seen |= kM2;
-    } else if (name == "min" && (fields & kMin) != 0) {
-      a.min = v.get<double>();
-      seen |= kMin;
-    } else if (name == "max" && (fields & kMax) != 0) {
-      a.max = v.get<double>();
-      seen |= kMax;
-    } else if (name == "first" && (fields & kFirst) != 0) {
-      const auto [first_t, first_arrival, first_v] = v.Elements<3>();
-      a.first_t = first_t.get<std::int64_t>();
-      a.first_arrival = first_arrival.get<std::uint64_t>();
-      a.first_v = first_v.get<double>();
-      seen |= kFirst;
-    } else if (name == "last" && (fields & kLast) != 0) {
-      const auto [last_t, last_arrival, last_v] = v.Elements<3>();
-      a.last_t = last_t.get<std::int64_t>();
-      a.last_arrival = last_arrival.get<std::uint64_t>();
-      a.last_v = last_v.get<double>();
-      seen |= kLast;
+    } else if ((name == "first" && (fields & kFirst) != 0) ||
+               (name == "last" && (fields & kLast) != 0)) {
+      const auto [t, arrival, x] = value.Elements<3>();
+      Ends& e = a.ends.get();
+      if (name == "first") {
+        e.first_t = t.get<std::int64_t>();
+        e.first_arrival = arrival.get<std::uint64_t>();
+        e.first_v = x.get<double>();
+        seen |= kFirst;
+      } else {
+        e.last_t = t.get<std::int64_t>();
+        e.last_arrival = arrival.get<std::uint64_t>();
+        e.last_v = x.get<double>();
+        seen |= kLast;
+      }
     } else if (name == "q" && (fields & kQuantiles) != 0) {
-      if (!v.is_null()) a.quantiles.get().Load(v);
+      if (!value.is_null()) a.quantiles.get().Load(value);
       seen |= kQuantiles;
     }
   });

@@ -72,20 +72,23 @@ class Boxed {
 
 // The running state of one aggregate over one window: every aggregate function reads its
 // result from it, and two accumulators merge (session windows). `arrival` breaks ties of
-// equal event times for first/last (SPEC §12.8: arrival order).
+// equal event times for first/last (SPEC §12.8: arrival order). It keeps only what its
+// function reads (a window holds one per aggregate, a key a window or more).
 struct Acc {
+  // The earliest and the latest reading (first, last, delta, rate).
+  struct Ends {
+    std::int64_t first_t = 0;
+    std::uint64_t first_arrival = 0;
+    double first_v = 0;
+    std::int64_t last_t = 0;
+    std::uint64_t last_arrival = 0;
+    double last_v = 0;
+  };
+
   std::uint64_t n = 0;
-  double sum = 0;
-  double mean = 0;  // Welford
-  double m2 = 0;
-  double min = 0;
-  double max = 0;
-  std::int64_t first_t = 0;
-  std::uint64_t first_arrival = 0;
-  double first_v = 0;
-  std::int64_t last_t = 0;
-  std::uint64_t last_arrival = 0;
-  double last_v = 0;
+  double v = 0;   // the running value the function reads: sum, mean (Welford), min or max
+  double m2 = 0;  // stddev: Welford's sum of squared deviations from the mean
+  Boxed<Ends> ends;
   Boxed<Quantiles> quantiles;                            // percentile only
   Boxed<std::map<std::string, std::uint64_t>> distinct;  // distinct only: tag value → readings
 
