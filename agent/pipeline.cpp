@@ -19,9 +19,8 @@ constexpr std::size_t kStateChunk = 1024;
 constexpr Millis kLinger{2};
 // Stats and firing alerts walk every key: refreshed for the endpoint at most this often.
 constexpr Millis kSnapshotInterval{1000};
-constexpr std::size_t kRestoreBatch = 4096;
-constexpr std::size_t kJournalRowBytes =
-    40;  // a journal row besides topic and payload  // checkpoint rows read before decoding them
+constexpr std::size_t kRestoreBatch = 4096;   // checkpoint rows read before decoding them
+constexpr std::size_t kJournalRowBytes = 40;  // a journal row besides topic and payload
 // Journal retention and the outbox TTL are enforced this often (the quota at every commit).
 constexpr Millis kMaintenanceInterval{1000};
 
@@ -324,8 +323,11 @@ void Pipeline::Commit(Millis now, bool checkpoint) {
   if (journal_tail_bytes_ > config_.store.max_bytes / 8) checkpoint = true;
   checkpoint = checkpoint &&
                (!changes_.empty() || engine_->HasChanges() || position_ != checkpoint_position_);
-  // Also when there is nothing to commit: the endpoint's figures catch up once the input stops.
-  if (now - snapshot_time_ >= kSnapshotInterval) {
+  // At once when an alert changed (the endpoint lists firing alerts before they are delivered),
+  // else once a second, also with nothing to commit (the figures catch up once input stops).
+  const bool alerts_changed = std::any_of(events_.begin(), events_.end(),
+                                          [](const rules::Event& e) { return e.kind == "alert"; });
+  if (alerts_changed || now - snapshot_time_ >= kSnapshotInterval) {
     Snapshot fresh{engine_->Stats(), engine_->Firing()};
     snapshot_time_ = now;
     std::lock_guard lock(snapshot_mu_);

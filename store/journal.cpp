@@ -28,9 +28,9 @@ constexpr const char* kRecent =
 constexpr const char* kRead =
     "SELECT seq, received, topic, payload FROM journal WHERE seq > ?1 AND received >= ?2 "
     "ORDER BY seq LIMIT 1000";
-// The oldest rows up to the first received at or after ?1 (arrival order is seq order): it
-// reads only those rows, where a condition on `received` alone (no index) reads them all.
-// One bound on seq, so that the delete is a range of the table, not a scan of it.
+// The oldest rows up to the first received at or after ?1 (arrival order is seq order), none
+// after ?2: one bound on seq, so the delete reads only the rows it removes (a condition on
+// `received`, which has no index, would read the whole table).
 constexpr const char* kTrimBefore =
     "DELETE FROM journal WHERE seq < MIN(?2 + 1, IFNULL((SELECT seq FROM journal "
     "WHERE received >= ?1 ORDER BY seq LIMIT 1), ?2 + 1))";
