@@ -238,6 +238,7 @@ int RunDaemon(const config::Config& config) {
           m.payload = payload;
         }
         metrics.readings_total.fetch_add(decoded.readings.size(), std::memory_order_relaxed);
+        m.size = topic.size() + payload.size();
         m.readings = std::move(decoded.readings);
         pipeline.Push(std::move(m));
       },

@@ -114,6 +114,7 @@ Status Pipeline::Restore() {
     IngestMessage m;
     m.seq = jm.seq;
     m.received = jm.received;
+    m.size = jm.topic.size() + jm.payload.size();
     Decoded decoded;
     decoder.Decode(jm.topic, jm.payload, jm.received, &decoded);
     m.readings = std::move(decoded.readings);
@@ -152,7 +153,7 @@ bool Pipeline::Push(IngestMessage message) { return queue_.Push(std::move(messag
 
 void Pipeline::ProcessMessage(const IngestMessage& m) {
   for (const auto& reading : m.readings) engine_->Process(reading, m.received, &events_);
-  journal_tail_bytes_ += m.topic.size() + m.payload.size() + kJournalRowBytes;
+  journal_tail_bytes_ += m.size + kJournalRowBytes;
   if (m.seq > 0) position_ = std::max(position_, m.seq);
 }
 

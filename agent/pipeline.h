@@ -25,9 +25,10 @@ namespace vigil::agent {
 // with on_receive the engine thread journals it (topic and payload kept for that).
 struct IngestMessage {
   std::int64_t seq = 0;
-  Millis received{0};  // processing time at arrival: the engine's clock for these readings
-  std::string topic;
-  std::string payload;
+  Millis received{0};    // processing time at arrival: the engine's clock for these readings
+  std::string topic;     // on_receive only: journaled by the engine thread
+  std::string payload;   // on_receive only
+  std::size_t size = 0;  // topic and payload bytes, as the journal keeps them
   std::vector<rules::Reading> readings;
 };
 
