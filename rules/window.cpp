@@ -342,7 +342,7 @@ class SlidingWindows final : public WindowState {
   void Add(const Sample& s, std::int64_t, std::vector<ClosedWindow>*) override {
     Entry e{s.t, s.arrival, 0, EntryValues(s.xs, aggs_.size()), nullptr};
     if (has_distinct_) {  // else no tags: they would cost 40 bytes an aggregate an entry
-      e.tags = std::make_unique<Tags>(aggs_.size());
+      e.tags = std::make_unique<EntryTags>(aggs_.size());
       for (std::size_t i = 0; i < aggs_.size(); ++i) {
         if (s.tags[i] != nullptr) (*e.tags)[i] = *s.tags[i];
       }
@@ -410,7 +410,7 @@ class SlidingWindows final : public WindowState {
       std::vector<double> values;
       values.reserve(aggs_.size());
       for (Packed x : xs) values.push_back(LoadDouble(x));
-      auto entry_tags = std::make_unique<Tags>();
+      auto entry_tags = std::make_unique<EntryTags>();
       for (Packed tag : tags) {
         entry_tags->push_back(tag.is_null() ? std::nullopt
                                             : std::optional<std::string>(tag.get<std::string>()));
@@ -438,13 +438,13 @@ class SlidingWindows final : public WindowState {
   }
 
  private:
-  using Tags = std::vector<std::optional<std::string>>;  // distinct() tag values, by aggregate
+  using EntryTags = std::vector<std::optional<std::string>>;  // distinct() values, by aggregate
   struct Entry {
     std::int64_t t;
     std::uint64_t arrival;
     std::uint64_t order;  // assigned when it enters the window: increasing
     EntryValues xs;
-    std::unique_ptr<Tags> tags;  // only for rules with distinct()
+    std::unique_ptr<EntryTags> tags;  // only for rules with distinct()
   };
   using Extreme = std::pair<std::uint64_t, double>;  // (entry order, value)
   static Extreme LoadExtreme(const Packed& m) {
