@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <string_view>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -56,6 +58,18 @@ unsigned FieldsOf(AggregateSpec::Fn fn) {
       break;
   }
   return kCount;
+}
+
+// Each field by the name Save gives it in checkpoints.
+constexpr std::pair<unsigned, std::string_view> kFieldNames[] = {
+    {kCount, "n"}, {kSum, "s"},       {kMean, "mean"}, {kM2, "m2"},      {kMin, "min"},
+    {kMax, "max"}, {kFirst, "first"}, {kLast, "last"}, {kQuantiles, "q"}};
+
+unsigned FieldNamed(std::string_view name) {
+  for (const auto& [bit, field] : kFieldNames) {
+    if (field == name) return bit;
+  }
+  return 0;
 }
 
 // Magnitudes below this count as zero in the sketch.
@@ -317,55 +331,46 @@ Acc Acc::Load(const AggregateSpec& spec, const Packed& j) {
   }
   const unsigned fields = FieldsOf(spec.fn);
   unsigned seen = 0;
-  // The field of `v`, by the name Save gives it.
-  const std::pair<unsigned, std::string_view> value_names[] = {
-      {kSum, "s"}, {kMean, "mean"}, {kMin, "min"}, {kMax, "max"}};
+  auto load_end = [](const Packed& value, std::int64_t* t, std::uint64_t* arrival, double* x) {
+    const auto [t_at, arrival_at, x_at] = value.Elements<3>();
+    *t = t_at.get<std::int64_t>();
+    *arrival = arrival_at.get<std::uint64_t>();
+    *x = x_at.get<double>();
+  };
   j.ForEachItem([&](std::string_view name, const Packed& value) {
-    if (name == "n") {
-      a.n = value.get<std::uint64_t>();
-      seen |= kCount;
-      return;
-    }
-    for (const auto& [bit, field] : value_names) {
-      if (name == field && (fields & bit) != 0) {
-        a.v = bit == kMin || bit == kMax ? value.get<double>() : LoadDouble(value);
-        seen |= bit;
+    // Fields the function does not read (earlier versions saved them all) are skipped.
+    const unsigned bit = FieldNamed(name) & fields;
+    switch (bit) {
+      case kCount:
+        a.n = value.get<std::uint64_t>();
+        break;
+      case kSum:
+      case kMean:
+        a.v = LoadDouble(value);
+        break;
+      case kM2:
+        a.m2 = LoadDouble(value);
+        break;
+      case kMin:
+      case kMax:
+        a.v = value.get<double>();
+        break;
+      case kFirst:
+        load_end(value, &a.ends.get().first_t, &a.ends.get().first_arrival, &a.ends.get().first_v);
+        break;
+      case kLast:
+        load_end(value, &a.ends.get().last_t, &a.ends.get().last_arrival, &a.ends.get().last_v);
+        break;
+      case kQuantiles:
+        if (!value.is_null()) a.quantiles.get().Load(value);
+        break;
+      default:
         return;
-      }
     }
-    if (name == "m2" && (fields & kM2) != 0) {
-      a.m2 = LoadDouble(value);
-      seen |= kM2;
-    } else if ((name == "first" && (fields & kFirst) != 0) ||
-               (name == "last" && (fields & kLast) != 0)) {
-      const auto [t, arrival, x] = value.Elements<3>();
-      Ends& e = a.ends.get();
-      if (name == "first") {
-        e.first_t = t.get<std::int64_t>();
-        e.first_arrival = arrival.get<std::uint64_t>();
-        e.first_v = x.get<double>();
-        seen |= kFirst;
-      } else {
-        e.last_t = t.get<std::int64_t>();
-        e.last_arrival = arrival.get<std::uint64_t>();
-        e.last_v = x.get<double>();
-        seen |= kLast;
-      }
-    } else if (name == "q" && (fields & kQuantiles) != 0) {
-      if (!value.is_null()) a.quantiles.get().Load(value);
-      seen |= kQuantiles;
-    }
+    seen |= bit;
   });
   // A field the function reads is missing: at() names it in the error.
-  for (const auto& [bit, name] : {std::pair{kCount, "n"},
-                                  {kSum, "s"},
-                                  {kMean, "mean"},
-                                  {kM2, "m2"},
-                                  {kMin, "min"},
-                                  {kMax, "max"},
-                                  {kFirst, "first"},
-                                  {kLast, "last"},
-                                  {kQuantiles, "q"}}) {
+  for (const auto& [bit, name] : kFieldNames) {
     if ((fields & bit) != 0 && (seen & bit) == 0) j.at(name);
   }
   return a;

@@ -71,14 +71,18 @@ struct Journal::Impl : Database {
   // Append numbers rows itself (no AUTOINCREMENT, whose sqlite_sequence row would be one more
   // page written per transaction); seqs stay increasing across trims through meta.last_seq.
   std::int64_t last_seq = 0;
+  std::int64_t saved_last_seq = -1;  // what meta.last_seq holds, once written
 
-  // Before rows are deleted: the newest seq survives them.
+  // Before rows are deleted: the newest seq survives them (written only when it moved).
   Status SaveLastSeq() {
     std::lock_guard lock(mu);
+    if (saved_last_seq == last_seq) return Status::Ok();
     Statement st(db, kSaveLastSeq);
     st.Bind(1, std::to_string(last_seq));
     st.Step();
-    return st.ok() ? Status::Ok() : Status::Error(st.error());
+    if (!st.ok()) return Status::Error(st.error());
+    saved_last_seq = last_seq;
+    return Status::Ok();
   }
 };
 
