@@ -1,11 +1,14 @@
 #include "agent/decode.h"
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
 
 #include <nlohmann/json.hpp>
+
+#include "agent/json_fields.h"
 
 namespace vigil::agent {
 namespace {
@@ -41,21 +44,56 @@ bool ParseDouble(std::string_view text, double* out) {
   return true;
 }
 
-// A JSON value as a reading's value (SPEC §12.11).
-std::optional<Reject> ToValue(const json* v, std::string_view field, double* out) {
-  if (v == nullptr)
-    return Reject{RejectReason::kValue, "field \"" + std::string(field) + "\" missing"};
-  if (v->is_boolean()) {
-    *out = v->get<bool>() ? 1 : 0;
+// A member at a payload mapping's path: read in place, or from a parsed document (`node`,
+// which also gives a number's or bool's text as a tag, and a type's name).
+struct Field {
+  JsonField in;
+  const json* node = nullptr;
+};
+
+Field FieldOf(const json* v) {
+  Field f{{}, v};
+  if (v == nullptr) return f;
+  using K = JsonField::Kind;
+  if (v->is_null()) {
+    f.in.kind = K::kNull;
+  } else if (v->is_boolean()) {
+    f.in.kind = K::kBool;
+    f.in.boolean = v->get<bool>();
   } else if (v->is_number()) {
-    *out = v->get<double>();
+    f.in.kind = K::kNumber;
+    f.in.number = v->get<double>();
   } else if (v->is_string()) {
-    if (!ParseDouble(v->get_ref<const std::string&>(), out)) {
-      return Reject{RejectReason::kValue, "field \"" + std::string(field) + "\" is not a number"};
-    }
+    f.in.kind = K::kString;
+    f.in.text = v->get_ref<const std::string&>();
   } else {
-    return Reject{RejectReason::kValue,
-                  "field \"" + std::string(field) + "\" is " + std::string(v->type_name())};
+    f.in.kind = K::kOther;
+  }
+  return f;
+}
+
+// A JSON value as a reading's value (SPEC §12.11).
+std::optional<Reject> ToValue(const Field& v, std::string_view field, double* out) {
+  using K = JsonField::Kind;
+  switch (v.in.kind) {
+    case K::kMissing:
+      return Reject{RejectReason::kValue, "field \"" + std::string(field) + "\" missing"};
+    case K::kBool:
+      *out = v.in.boolean ? 1 : 0;
+      break;
+    case K::kNumber:
+      *out = v.in.number;
+      break;
+    case K::kString:
+      if (!ParseDouble(v.in.text, out)) {
+        return Reject{RejectReason::kValue, "field \"" + std::string(field) + "\" is not a number"};
+      }
+      break;
+    case K::kNull:
+    case K::kOther:
+      return Reject{RejectReason::kValue,
+                    "field \"" + std::string(field) + "\" is " +
+                        (v.node != nullptr ? std::string(v.node->type_name()) : "null")};
   }
   if (!std::isfinite(*out)) {
     return Reject{RejectReason::kNaN, "field \"" + std::string(field) + "\" is NaN or infinite"};
@@ -84,17 +122,16 @@ std::optional<Millis> NumericTime(double t, std::optional<config::TimeUnit> unit
   return Millis(static_cast<long long>(std::floor(ms)));
 }
 
-std::optional<Reject> ToTime(const json& v, const config::PayloadMapping& m, Millis* out) {
+std::optional<Reject> ToTime(const Field& v, const config::PayloadMapping& m, Millis* out) {
   std::optional<Millis> t;
-  if (v.is_number() && !v.is_boolean()) {
-    t = NumericTime(v.get<double>(), m.time_unit);
-  } else if (v.is_string()) {
-    const auto& s = v.get_ref<const std::string&>();
+  if (v.in.kind == JsonField::Kind::kNumber) {
+    t = NumericTime(v.in.number, m.time_unit);
+  } else if (v.in.kind == JsonField::Kind::kString) {
     double d = 0;
-    if (m.time_unit && *m.time_unit != config::TimeUnit::kRfc3339 && ParseDouble(s, &d)) {
+    if (m.time_unit && *m.time_unit != config::TimeUnit::kRfc3339 && ParseDouble(v.in.text, &d)) {
       t = NumericTime(d, m.time_unit);
     } else {
-      t = config::ParseRfc3339(s);
+      t = config::ParseRfc3339(v.in.text);
     }
   }
   if (!t) return Reject{RejectReason::kTime, "field \"" + m.time + "\" is not a valid time"};
@@ -103,9 +140,47 @@ std::optional<Reject> ToTime(const json& v, const config::PayloadMapping& m, Mil
   return std::nullopt;
 }
 
-std::string TagText(const json& v) {
-  if (v.is_string()) return v.get<std::string>();
-  return v.dump();
+// A tag's text: a string as it is, a number or bool as JSON writes it.
+bool IsTag(const Field& f) {
+  using K = JsonField::Kind;
+  return f.in.kind == K::kString || f.in.kind == K::kBool || f.in.kind == K::kNumber;
+}
+std::string TagText(const Field& f) {
+  if (f.in.kind == JsonField::Kind::kString) return std::string(f.in.text);
+  return f.node->dump();  // only documents give numbers and bools as tags (ReadInPlace)
+}
+
+// Reads a plain payload (agent/json_fields.h) without building a document and gives one()
+// its members. False, having read nothing, when the payload needs the full parse: another
+// shape, a dotted path, or a number or bool where a tag is read (a document writes its text).
+template <typename One>
+bool ReadInPlace(const config::Subscription& sub, std::string_view payload, One& one) {
+  constexpr std::size_t kMaxFields = 16;
+  const config::PayloadMapping& m = sub.payload;
+  std::array<std::string_view, kMaxFields> names;
+  std::size_t count = 0;
+  auto want = [&](const std::string& path) {
+    if (count == kMaxFields || path.find('.') != std::string::npos) return false;
+    names[count++] = path;
+    return true;
+  };
+  bool plain = m.time.empty() || want(m.time);
+  for (const auto& path : m.tags) plain = plain && want(path);
+  if (m.metrics.empty()) plain = plain && want(m.value);
+  for (const auto& path : m.metrics) plain = plain && want(path);
+  std::array<JsonField, kMaxFields> fields;
+  if (!plain || !ScanFlatObject(payload, names.data(), count, fields.data())) return false;
+  auto find = [&](std::string_view path) {
+    for (std::size_t i = 0; i < count; ++i) {
+      if (names[i] == path) return Field{fields[i], nullptr};
+    }
+    return Field{};
+  };
+  for (const auto& path : m.tags) {
+    if (Field t = find(path); IsTag(t) && t.in.kind != JsonField::Kind::kString) return false;
+  }
+  one(find);
+  return true;
 }
 
 }  // namespace
@@ -193,26 +268,13 @@ void Decoder::DecodeMessage(std::string_view topic, std::string_view payload, Mi
     return;
   }
 
-  json doc = json::parse(payload.begin(), payload.end(), nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) {
-    out->rejects.push_back({RejectReason::kJson, "payload is not valid JSON"});
-    return;
-  }
-  auto one = [&](const json& obj) {
-    if (!obj.is_object()) {
-      // A bare JSON number/bool/string is the value itself.
-      double v = 0;
-      if (auto r = ToValue(&obj, "payload", &v)) {
-        out->rejects.push_back(*r);
-      } else {
-        emit(metric, base, now, v);
-      }
-      return;
-    }
+  // One object's readings; find(path) gives its member at a mapping's path.
+  auto one = [&](auto&& find) {
     Millis time = now;
     if (!m.time.empty()) {
-      if (const json* t = FindPath(obj, m.time); t != nullptr && !t->is_null()) {
-        if (auto r = ToTime(*t, m, &time)) {
+      if (Field t = find(m.time);
+          t.in.kind != JsonField::Kind::kMissing && t.in.kind != JsonField::Kind::kNull) {
+        if (auto r = ToTime(t, m, &time)) {
           out->rejects.push_back(*r);
           return;
         }
@@ -222,13 +284,11 @@ void Decoder::DecodeMessage(std::string_view topic, std::string_view payload, Mi
     for (const auto& path : m.tags) {
       // An object or array is no tag value (and dumping a deeply nested one overflowed the
       // stack): ignored, as null is.
-      if (const json* t = FindPath(obj, path); t != nullptr && t->is_primitive() && !t->is_null()) {
-        tags.emplace_back(path, TagText(*t));
-      }
+      if (Field t = find(path); IsTag(t)) tags.emplace_back(path, TagText(t));
     }
     if (m.metrics.empty()) {
       double v = 0;
-      if (auto r = ToValue(FindPath(obj, m.value), m.value, &v)) {
+      if (auto r = ToValue(find(m.value), m.value, &v)) {
         out->rejects.push_back(*r);
       } else {
         emit(metric, tags, time, v);
@@ -236,8 +296,8 @@ void Decoder::DecodeMessage(std::string_view topic, std::string_view payload, Mi
       return;
     }
     for (const auto& field : m.metrics) {
-      const json* f = FindPath(obj, field);
-      if (f == nullptr) continue;  // a device may report a subset of its metrics
+      Field f = find(field);
+      if (f.in.kind == JsonField::Kind::kMissing) continue;  // a device may report a subset
       double v = 0;
       if (auto r = ToValue(f, field, &v)) {
         out->rejects.push_back(*r);
@@ -246,10 +306,30 @@ void Decoder::DecodeMessage(std::string_view topic, std::string_view payload, Mi
       }
     }
   };
+
+  if (ReadInPlace(*sub, payload, one)) return;
+  json doc = json::parse(payload.begin(), payload.end(), nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) {
+    out->rejects.push_back({RejectReason::kJson, "payload is not valid JSON"});
+    return;
+  }
+  auto element = [&](const json& obj) {
+    if (!obj.is_object()) {
+      // A bare JSON number/bool/string is the value itself.
+      double v = 0;
+      if (auto r = ToValue(FieldOf(&obj), "payload", &v)) {
+        out->rejects.push_back(*r);
+      } else {
+        emit(metric, base, now, v);
+      }
+      return;
+    }
+    one([&](std::string_view path) { return FieldOf(FindPath(obj, path)); });
+  };
   if (doc.is_array()) {
-    for (const json& element : doc) one(element);
+    for (const json& e : doc) element(e);
   } else {
-    one(doc);
+    element(doc);
   }
 }
 

@@ -4,14 +4,20 @@
 // and numeric time units, a final `#`.
 // Checks: no crash, no exception, and every reading honours what the engine relies on
 // (finite value, time in range, tags sorted and unique with `metric`, clean text, the
-// limits, set low here so inputs reach them); every message is either kept or counted.
+// limits, set low here so inputs reach them); every message is either kept or counted; a
+// payload the in-place reader takes (agent/json_fields.h) is valid JSON and it reads each
+// member as the full parse does.
 
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <string_view>
 
+#include <nlohmann/json.hpp>
+
 #include "agent/decode.h"
+#include "agent/json_fields.h"
 #include "config/config.h"
 
 namespace {
@@ -39,6 +45,34 @@ const vigil::config::MqttConfig& Mqtt() {
   return mqtt;
 }
 
+// The in-place reader against the full parse.
+void CheckInPlace(std::string_view payload) {
+  using vigil::agent::JsonField;
+  constexpr std::string_view kNames[] = {"value", "ts", "site", "t", "temperature"};
+  JsonField fields[std::size(kNames)];
+  if (!vigil::agent::ScanFlatObject(payload, kNames, std::size(kNames), fields)) return;
+  auto doc = nlohmann::json::parse(payload, nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_object()) std::abort();  // also when discarded (invalid)
+  for (std::size_t i = 0; i < std::size(kNames); ++i) {
+    auto it = doc.find(kNames[i]);
+    const JsonField& f = fields[i];
+    bool same = false;
+    if (it == doc.end()) {
+      same = f.kind == JsonField::Kind::kMissing;
+    } else if (it->is_null()) {
+      same = f.kind == JsonField::Kind::kNull;
+    } else if (it->is_boolean()) {
+      same = f.kind == JsonField::Kind::kBool && f.boolean == it->get<bool>();
+    } else if (it->is_number()) {
+      const double d = it->get<double>();
+      same = f.kind == JsonField::Kind::kNumber && std::memcmp(&d, &f.number, sizeof d) == 0;
+    } else if (it->is_string()) {
+      same = f.kind == JsonField::Kind::kString && f.text == it->get_ref<const std::string&>();
+    }
+    if (!same) std::abort();
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -48,6 +82,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string_view payload =
       newline == std::string_view::npos ? std::string_view() : input.substr(newline + 1);
 
+  CheckInPlace(payload);
   static const vigil::agent::Decoder decoder(Mqtt());
   vigil::agent::Decoded out;
   decoder.Decode(topic, payload, kNow, &out);
