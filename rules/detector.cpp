@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rules/checkpoint.h"
-#include "rules/vector_deque.h"
+#include "rules/ring_deque.h"
 
 namespace vigil::rules {
 namespace {
@@ -99,7 +99,7 @@ class Rolling {
   }
 
   const DetectorSpec& spec_;  // the rule's, which outlives its detectors
-  VectorDeque<std::pair<std::int64_t, double>> values_;
+  RingDeque<std::pair<std::int64_t, double>> values_;
   std::multiset<double> sorted_;
   std::uint64_t n_ = 0;
   double mean_ = 0;

@@ -9,7 +9,7 @@
 
 #include "rules/aggregate.h"
 #include "rules/checkpoint.h"
-#include "rules/vector_deque.h"
+#include "rules/ring_deque.h"
 
 namespace vigil::rules {
 namespace {
@@ -456,8 +456,8 @@ class SlidingWindows final : public WindowState {
     double sum = 0;
     double mean = 0;
     double m2 = 0;
-    VectorDeque<Extreme> min;  // increasing values
-    VectorDeque<Extreme> max;  // decreasing values
+    RingDeque<Extreme> min;  // increasing values
+    RingDeque<Extreme> max;  // decreasing values
     std::map<std::string, std::uint64_t> distinct;
   };
 
@@ -598,7 +598,7 @@ class SlidingWindows final : public WindowState {
 
   const CompiledRule& rule_;
   const std::int64_t size_;
-  VectorDeque<Entry> entries_;  // (time, arrival) order; [0, in_window_) are in the window
+  RingDeque<Entry> entries_;  // (time, arrival) order; [0, in_window_) are in the window
   std::size_t in_window_ = 0;
   std::vector<Agg> aggs_;
   const bool has_distinct_;  // entries keep tag values only for distinct()
