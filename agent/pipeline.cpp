@@ -194,7 +194,9 @@ void Pipeline::Run() {
     if (reload) ApplyReload(std::move(reload), Now());
     for (auto& m : batch) {
       ProcessMessage(m);
-      if (m.seq == 0) unjournaled_.push_back(std::move(m));
+      if (m.seq == 0) {
+        unjournaled_.push_back({0, m.received, std::move(m.topic), std::move(m.payload)});
+      }
     }
     Millis now = Now();
     engine_->Advance(now, &events_);
@@ -303,16 +305,14 @@ void Pipeline::EnforceQuota(std::uint64_t incoming) {
 void Pipeline::Commit(Millis now, bool checkpoint) {
   if (!unjournaled_.empty()) {
     // on_receive: the messages were acknowledged on receipt; journal them now.
-    std::vector<store::JournalMessage> rows;
-    rows.reserve(unjournaled_.size());
-    for (const auto& m : unjournaled_) rows.push_back({0, m.received, m.topic, m.payload});
     std::vector<store::JournalMessage*> ptrs;
-    for (auto& r : rows) ptrs.push_back(&r);
+    ptrs.reserve(unjournaled_.size());
+    for (auto& m : unjournaled_) ptrs.push_back(&m);
     Status s = journal_->Append(ptrs);
     if (s.ok()) {
-      position_ = std::max(position_, rows.back().seq);
+      position_ = std::max(position_, unjournaled_.back().seq);
     } else {
-      metrics_->dropped_journal.fetch_add(rows.size());
+      metrics_->dropped_journal.fetch_add(unjournaled_.size());
       log::WriteLimited(
           log::Level::kError, "journal-append",
           "journal: cannot append (messages processed but not journaled): " + s.message());

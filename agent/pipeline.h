@@ -119,11 +119,11 @@ class Pipeline {
   // Produced but not yet committed (engine thread only).
   std::vector<rules::Event> events_;
   std::vector<rules::StateChange> changes_;
-  std::vector<IngestMessage> unjournaled_;  // on_receive: journaled at the next commit
-  std::int64_t position_ = 0;               // last journal seq processed
-  std::int64_t events_position_ = 0;        // ... whose events are committed
-  std::int64_t checkpoint_position_ = 0;    // ... whose state is committed
-  std::uint64_t journal_tail_bytes_ = 0;    // journaled since the checkpoint: not trimmable
+  std::vector<store::JournalMessage> unjournaled_;  // on_receive: journaled at the next commit
+  std::int64_t position_ = 0;                       // last journal seq processed
+  std::int64_t events_position_ = 0;                // ... whose events are committed
+  std::int64_t checkpoint_position_ = 0;            // ... whose state is committed
+  std::uint64_t journal_tail_bytes_ = 0;            // journaled since the checkpoint: not trimmable
   Millis next_maintenance_{0};
   std::atomic<std::int64_t> heartbeat_{0};  // ms; written by the engine thread each round
 };

@@ -133,8 +133,8 @@ Status Journal::Append(std::vector<JournalMessage*> messages) {
     m->seq = ++impl_->last_seq;
     insert.Bind(1, m->seq)
         .Bind(2, std::int64_t{m->received.count()})
-        .Bind(3, m->topic)
-        .BindBlob(4, m->payload)
+        .BindRef(3, m->topic)
+        .BindBlobRef(4, m->payload)
         .Bind(5, MessageHash(m->topic, m->payload));
     insert.Step();
     if (!insert.ok()) return fail(insert, true);

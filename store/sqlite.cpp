@@ -22,6 +22,14 @@ Statement& Statement::BindBlob(int i, const std::string& s) {
   Check(sqlite3_bind_blob(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT));
   return *this;
 }
+Statement& Statement::BindRef(int i, const std::string& s) {
+  Check(sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC));
+  return *this;
+}
+Statement& Statement::BindBlobRef(int i, const std::string& s) {
+  Check(sqlite3_bind_blob(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC));
+  return *this;
+}
 Statement& Statement::Bind(int i, std::int64_t v) {
   Check(sqlite3_bind_int64(stmt_, i, v));
   return *this;

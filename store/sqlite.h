@@ -24,8 +24,12 @@ class Statement {
   Statement& operator=(const Statement&) = delete;
 
   bool ok() const { return rc_ == SQLITE_OK || rc_ == SQLITE_ROW || rc_ == SQLITE_DONE; }
+  // Bind copies the text; BindRef and BindBlobRef do not: the string must stay unchanged until
+  // the statement is stepped and reset (the per-row writes of commits and journal appends).
   Statement& Bind(int i, const std::string& s);
   Statement& BindBlob(int i, const std::string& s);
+  Statement& BindRef(int i, const std::string& s);
+  Statement& BindBlobRef(int i, const std::string& s);
   Statement& Bind(int i, std::int64_t v);
   // True while a row is available; false at the end or on error (see ok()).
   bool Step();

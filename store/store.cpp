@@ -148,8 +148,8 @@ Status Store::Commit(const CommitBatch& batch, Millis now) {
     auto write = [&](const std::vector<StateRow>& rows) -> Statement* {
       for (const StateRow& row : rows) {
         Statement& st = row.bytes ? upsert : erase;
-        st.Bind(1, row.rule).Bind(2, row.key);
-        if (row.bytes) st.BindBlob(3, *row.bytes);
+        st.BindRef(1, row.rule).BindRef(2, row.key);
+        if (row.bytes) st.BindBlobRef(3, *row.bytes);
         st.Step();
         if (!st.ok()) return &st;
         st.Reset();
@@ -166,11 +166,11 @@ Status Store::Commit(const CommitBatch& batch, Millis now) {
     Statement insert(db, kInsertOutbox);
     for (const OutboxEvent& e : batch.events) {
       for (const std::string& uplink : e.uplinks) {
-        insert.Bind(1, uplink)
-            .Bind(2, e.event_id)
-            .Bind(3, e.kind)
-            .Bind(4, e.rule)
-            .Bind(5, e.json)
+        insert.BindRef(1, uplink)
+            .BindRef(2, e.event_id)
+            .BindRef(3, e.kind)
+            .BindRef(4, e.rule)
+            .BindRef(5, e.json)
             .Bind(6, static_cast<std::int64_t>(e.time.count()))
             .Bind(7, static_cast<std::int64_t>(now.count()));
         insert.Step();
