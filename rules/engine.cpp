@@ -51,22 +51,39 @@ struct JoinBuffer {
 
 enum class AlertState { kInactive = 0, kPending = 1, kFiring = 2 };
 
+// What a key's alert keeps between evaluations (KeyState::episode).
+struct AlertEpisode {
+  std::int64_t since = 0;        // event time the condition was first seen true
+  std::int64_t fired_at = 0;     // event time of the firing event
+  std::int64_t last_notify = 0;  // event time of the last firing notification
+  std::string alert_id;
+  std::string summary;
+};
+
 struct KeyState {
-  Tags key;
+  // The key's tags, shared by the keys of every rule with the same tags (Impl::InternKey): 100
+  // rules grouping by device hold one copy per device.
+  std::shared_ptr<const Tags> key;
   std::int64_t max_time = kNoTime;       // largest event time accepted (watermark base)
   std::int64_t last_seen = 0;            // processing time of the last accepted reading
   std::uint64_t arrivals = 0;            // readings accepted: orders equal event times
   std::unique_ptr<WindowState> windows;  // null for a detector-only rule
   std::unique_ptr<Detector> detector;    // null without a detector
   std::unique_ptr<JoinBuffer> join;      // null without a join
-  // Alert lifecycle (SPEC §5).
+  // Alert lifecycle (SPEC §5); the episode is made when the alert first turns pending, as most
+  // keys never alert (it would cost 80 bytes a key).
   AlertState state = AlertState::kInactive;
-  std::int64_t since = 0;        // event time the condition was first seen true
-  std::int64_t fired_at = 0;     // event time of the firing event
-  std::int64_t last_notify = 0;  // event time of the last firing notification
-  std::string alert_id;
-  std::string summary;
+  std::unique_ptr<AlertEpisode> episode;
   bool dirty = false;  // listed in RuleState::dirty
+
+  const AlertEpisode& Episode() const {
+    static const AlertEpisode kNone;
+    return episode ? *episode : kNone;
+  }
+  AlertEpisode& MutableEpisode() {
+    if (!episode) episode = std::make_unique<AlertEpisode>();
+    return *episode;
+  }
 
   std::int64_t Watermark(const WindowSpec& w) const {
     return max_time == kNoTime ? kNoWatermark : max_time - w.lateness.count();
@@ -232,6 +249,21 @@ Reading DerivedReading(const CompiledRule& rule, const Tags& key, WindowBounds b
 
 struct Engine::Impl {
   std::string agent;
+  // Key tags by their encoding (EncodeKey), for KeyState::key; expired ones are swept as the
+  // map doubles.
+  std::unordered_map<std::string, std::weak_ptr<const Tags>> interned_keys;
+  std::size_t next_intern_sweep = 1024;
+  std::shared_ptr<const Tags> InternKey(const std::string& encoded, const Tags& tags) {
+    std::weak_ptr<const Tags>& slot = interned_keys[encoded];
+    if (auto shared = slot.lock()) return shared;
+    auto shared = std::make_shared<const Tags>(tags);
+    slot = shared;
+    if (interned_keys.size() >= next_intern_sweep) {
+      std::erase_if(interned_keys, [](const auto& entry) { return entry.second.expired(); });
+      next_intern_sweep = std::max<std::size_t>(1024, interned_keys.size() * 2);
+    }
+    return shared;
+  }
   std::shared_ptr<const Tables> tables = std::make_shared<Tables>();
   std::vector<RuleState> rules;
   std::unordered_map<std::string, std::vector<std::size_t>> by_metric;
@@ -309,7 +341,7 @@ void Engine::Impl::Emit(RuleState& rs, const std::string& key_str, KeyState& ks,
       e.kind = "aggregate";
       e.agent = agent;
       e.rule = rule.id;
-      e.key = ks.key;
+      e.key = *ks.key;
       e.values = values;
       e.window = w.bounds;
       e.time = w.bounds.end;
@@ -341,7 +373,7 @@ void Engine::Impl::Emit(RuleState& rs, const std::string& key_str, KeyState& ks,
     if (rule.output) {
       const Value& v = w.values[rule.output->aggregate];
       if (!v.is_null() && std::isfinite(v.number)) {
-        derived.push_back(DerivedReading(rule, ks.key, w.bounds, v.number));
+        derived.push_back(DerivedReading(rule, *ks.key, w.bounds, v.number));
       }
     }
   }
@@ -365,16 +397,16 @@ Event Engine::Impl::AlertEvent(const RuleState& rs, const std::string& key_str, 
   e.kind = "alert";
   e.agent = agent;
   e.rule = rule.id;
-  e.key = ks.key;
+  e.key = *ks.key;
   e.state = state;
   e.severity = rule.alert->severity;
-  e.summary = ks.summary;
+  e.summary = ks.Episode().summary;
   e.labels = rule.alert->labels;
   e.values = values;
   e.window = window;
   e.time = Millis(t);
-  e.alert_id = ks.alert_id;
-  e.id = StableHash({agent, rule.id, key_str, "alert", ks.alert_id, state, std::to_string(t)});
+  e.alert_id = ks.Episode().alert_id;
+  e.id = StableHash({agent, rule.id, key_str, "alert", e.alert_id, state, std::to_string(t)});
   return e;
 }
 
@@ -389,13 +421,13 @@ void Engine::Impl::EvaluateAlert(RuleState& rs, const std::string& key_str, KeyS
   for (std::size_t i = 0; i < values.size(); ++i) {
     numbers[i] = values[i].second.is_null() ? std::nan("") : values[i].second.number;
   }
-  const TagSource key = Source(ks.key);
+  const TagSource key = Source(*ks.key);
   EvalContext ctx{numbers.data(), nullptr, &FindTagThunk, &key};
   const bool holds = alert.when->EvalBool(ctx);
 
   auto notify = [&](const std::string& state) {
-    ks.last_notify = t;
-    ks.summary = RenderSummary(alert.summary, values, key);
+    ks.MutableEpisode().last_notify = t;
+    ks.MutableEpisode().summary = RenderSummary(alert.summary, values, key);
     if (rule.emit_alert) out->push_back(AlertEvent(rs, key_str, ks, state, values, window, t));
   };
 
@@ -403,18 +435,18 @@ void Engine::Impl::EvaluateAlert(RuleState& rs, const std::string& key_str, KeyS
     case AlertState::kInactive:
       if (!holds) return;
       ks.state = AlertState::kPending;
-      ks.since = t;
+      ks.MutableEpisode().since = t;
       [[fallthrough]];
     case AlertState::kPending:
       if (!holds) {
         ks.state = AlertState::kInactive;  // silently (SPEC §5)
         return;
       }
-      if (t - ks.since >= alert.for_duration.count()) {
+      if (AlertEpisode& ep = ks.MutableEpisode(); t - ep.since >= alert.for_duration.count()) {
         ks.state = AlertState::kFiring;
         ++rs.firing;
-        ks.fired_at = t;
-        ks.alert_id = StableHash({agent, rule.id, key_str, std::to_string(ks.since)});
+        ep.fired_at = t;
+        ep.alert_id = StableHash({agent, rule.id, key_str, std::to_string(ep.since)});
         notify("firing");
       }
       return;
@@ -424,8 +456,8 @@ void Engine::Impl::EvaluateAlert(RuleState& rs, const std::string& key_str, KeyS
         notify("resolved");
         ks.state = AlertState::kInactive;
         --rs.firing;
-        ks.alert_id.clear();
-      } else if (alert.repeat.count() > 0 && t - ks.last_notify >= alert.repeat.count()) {
+        ks.MutableEpisode().alert_id.clear();
+      } else if (alert.repeat.count() > 0 && t - ks.Episode().last_notify >= alert.repeat.count()) {
         notify("firing");
       }
       return;
@@ -439,8 +471,8 @@ std::string Engine::Impl::Serialize(const RuleState& rs, const KeyState& ks) con
   // state (rules/packed.h).
   std::string out;
   Packer p(&out);
-  p.Map(9).Str("fp").Str(rs.rule->fingerprint).Str("key").Array(ks.key.size());
-  for (const auto& [name, value] : ks.key) p.Array(2).Str(name).Str(value);
+  p.Map(9).Str("fp").Str(rs.rule->fingerprint).Str("key").Array(ks.key->size());
+  for (const auto& [name, value] : *ks.key) p.Array(2).Str(name).Str(value);
   p.Str("max_time").Int(ks.max_time).Str("last_seen").Int(ks.last_seen);
   p.Str("arrivals").Uint(ks.arrivals).Str("windows");
   if (ks.windows) {
@@ -460,8 +492,9 @@ std::string Engine::Impl::Serialize(const RuleState& rs, const KeyState& ks) con
   } else {
     p.Null();
   }
-  p.Str("alert").Array(6).Int(static_cast<int>(ks.state)).Int(ks.since).Int(ks.fired_at);
-  p.Int(ks.last_notify).Str(ks.alert_id).Str(ks.summary);
+  const AlertEpisode& ep = ks.Episode();
+  p.Str("alert").Array(6).Int(static_cast<int>(ks.state)).Int(ep.since).Int(ep.fired_at);
+  p.Int(ep.last_notify).Str(ep.alert_id).Str(ep.summary);
   return out;
 }
 
@@ -626,7 +659,7 @@ void Engine::Impl::ProcessJoin(RuleState& rs, const Reading& reading, Millis now
   }
   const WindowSpec& w = rule.window;
   const std::int64_t watermark = ks.Watermark(w);
-  const TagSource key = Source(ks.key);
+  const TagSource key = Source(*ks.key);
   for (const JoinBuffer::Entry& other : ks.join->side[1 - side]) {
     if (std::max(t, other.t) - std::min(t, other.t) > join.within.count()) continue;
     double pair[2];
@@ -666,7 +699,8 @@ std::unordered_map<std::string, KeyState>::iterator Engine::Impl::FindOrAddKey(
     return rs.keys.end();
   }
   it = rs.keys.emplace(key_str, KeyState{}).first;
-  it->second.key = KeyTags(rule, source);
+  Tags tags = KeyTags(rule, source);
+  it->second.key = InternKey(EncodeKey(tags), tags);
   if (rule.has_window) it->second.windows = MakeWindowState(rule);
   if (rule.detector) it->second.detector = MakeDetector(*rule.detector);
   if (rule.join) it->second.join = std::make_unique<JoinBuffer>();
@@ -832,8 +866,10 @@ bool Engine::Impl::Decode(const std::string& rule, const std::string& key, const
                         "detector", "alert"});
     if (fp.Str() != r.fingerprint) return false;
     KeyState ks;
-    for (Packed tag : key_tags) ks.key.emplace_back(tag.at(0).Str(), tag.at(1).Str());
-    if (EncodeKey(ks.key) != key) return false;
+    Tags tags;
+    for (Packed tag : key_tags) tags.emplace_back(tag.at(0).Str(), tag.at(1).Str());
+    if (EncodeKey(tags) != key) return false;
+    ks.key = std::make_shared<const Tags>(std::move(tags));  // shared by Adopt
     ks.max_time = max_time.get<std::int64_t>();
     ks.last_seen = last_seen.get<std::int64_t>();
     ks.arrivals = arrivals.get<std::uint64_t>();
@@ -853,11 +889,13 @@ bool Engine::Impl::Decode(const std::string& rule, const std::string& key, const
     int state = state_at.get<int>();
     if (state < 0 || state > 2) return false;
     ks.state = static_cast<AlertState>(state);
-    ks.since = since.get<std::int64_t>();
-    ks.fired_at = fired_at.get<std::int64_t>();
-    ks.last_notify = last_notify.get<std::int64_t>();
-    ks.alert_id = alert_id.get<std::string>();
-    ks.summary = summary.get<std::string>();
+    AlertEpisode ep{since.get<std::int64_t>(), fired_at.get<std::int64_t>(),
+                    last_notify.get<std::int64_t>(), alert_id.get<std::string>(),
+                    summary.get<std::string>()};
+    if (ks.state != AlertState::kInactive || ep.since != 0 || ep.fired_at != 0 ||
+        ep.last_notify != 0 || !ep.alert_id.empty() || !ep.summary.empty()) {
+      ks.episode = std::make_unique<AlertEpisode>(std::move(ep));
+    }
     *out = std::move(ks);
   } catch (const json::exception&) {
     return false;
@@ -875,6 +913,7 @@ void Engine::Impl::Adopt(std::size_t index, const std::string& key, KeyState ks)
   if (ks.windows && ks.windows->HasOpen() && r.window.idle_timeout.count() > 0) {
     rs.next_idle_check = std::min(rs.next_idle_check, ks.last_seen + r.window.idle_timeout.count());
   }
+  ks.key = InternKey(key, *ks.key);
   KeyState& slot = rs.keys[key];
   if (slot.state == AlertState::kFiring) --rs.firing;
   slot = std::move(ks);
@@ -937,7 +976,7 @@ void Engine::ResolveFiring(const std::string& rule, Millis now, std::vector<Even
           impl_->AlertEvent(rs, *key_str, *ks, "resolved", {}, std::nullopt, now.count()));
       ks->state = AlertState::kInactive;
       --rs.firing;
-      ks->alert_id.clear();
+      ks->MutableEpisode().alert_id.clear();
     }
   }
 }
@@ -966,8 +1005,9 @@ std::vector<FiringAlert> Engine::Firing() const {
     std::sort(firing.begin(), firing.end(),
               [](const auto& a, const auto& b) { return *a.first < *b.first; });
     for (const auto& [key_str, ks] : firing) {
-      out.push_back({rs.rule->id, ks->key, ks->alert_id, rs.rule->alert->severity, ks->summary,
-                     Millis(ks->fired_at), rs.rule->alert->labels});
+      const AlertEpisode& ep = ks->Episode();
+      out.push_back({rs.rule->id, *ks->key, ep.alert_id, rs.rule->alert->severity, ep.summary,
+                     Millis(ep.fired_at), rs.rule->alert->labels});
     }
   }
   return out;

@@ -340,7 +340,7 @@ class SlidingWindows final : public WindowState {
   }
 
   void Add(const Sample& s, std::int64_t, std::vector<ClosedWindow>*) override {
-    Entry e{s.t, s.arrival, 0, EntryValues(s.xs, aggs_.size()), nullptr};
+    Entry e{s.t, EntryValues(s.xs, aggs_.size()), nullptr};
     if (has_distinct_) {  // else no tags: they would cost 40 bytes an aggregate an entry
       e.tags = std::make_unique<EntryTags>(aggs_.size());
       for (std::size_t i = 0; i < aggs_.size(); ++i) {
@@ -373,8 +373,10 @@ class SlidingWindows final : public WindowState {
     p.Map(6).Str("evaluated").Int(evaluated_).Str("in_window").Uint(in_window_);
     p.Str("seq").Int(seq_).Str("next_order").Uint(next_order_);
     p.Str("entries").Array(entries_.size());
-    for (const auto& e : entries_) {
-      p.Array(5).Int(e.t).Uint(e.arrival).Uint(e.order).Array(e.xs.size());
+    for (std::size_t k = 0; k < entries_.size(); ++k) {
+      const Entry& e = entries_[k];
+      // The arrival (0: not kept, never read) and the order in the window (0 before it).
+      p.Array(5).Int(e.t).Uint(0).Uint(k < in_window_ ? Order(k) : 0).Array(e.xs.size());
       for (double x : e.xs) p.Double(x);
       p.Array(aggs_.size());
       for (std::size_t i = 0; i < aggs_.size(); ++i) {
@@ -407,6 +409,11 @@ class SlidingWindows final : public WindowState {
     in_window_ = in_window.get<std::size_t>();
     for (Packed e : entries) {
       const auto [t, arrival, order, xs, tags] = e.Elements<5>();
+      // Orders in the window are consecutive up to next_order (Order()), as always saved.
+      if (entries_.size() < in_window_ &&
+          order.get<std::uint64_t>() != next_order_ - in_window_ + entries_.size()) {
+        throw json::type_error::create(302, "sliding window orders are not consecutive", nullptr);
+      }
       std::vector<double> values;
       values.reserve(aggs_.size());
       for (Packed x : xs) values.push_back(LoadDouble(x));
@@ -418,11 +425,10 @@ class SlidingWindows final : public WindowState {
       if (values.size() != aggs_.size() || entry_tags->size() != aggs_.size()) {
         throw json::type_error::create(302, "aggregate count differs", nullptr);
       }
-      entries_.push_back({t.get<std::int64_t>(), arrival.get<std::uint64_t>(),
-                          order.get<std::uint64_t>(), EntryValues(values.data(), values.size()),
+      entries_.push_back({t.get<std::int64_t>(), EntryValues(values.data(), values.size()),
                           has_distinct_ ? std::move(entry_tags) : nullptr});
     }
-    if (in_window_ > entries_.size() || aggs.size() != aggs_.size()) {
+    if (in_window_ > entries_.size() || in_window_ > next_order_ || aggs.size() != aggs_.size()) {
       throw json::type_error::create(302, "malformed sliding window state", nullptr);
     }
     for (std::size_t i = 0; i < aggs_.size(); ++i) {
@@ -439,10 +445,11 @@ class SlidingWindows final : public WindowState {
 
  private:
   using EntryTags = std::vector<std::optional<std::string>>;  // distinct() values, by aggregate
+  // An entry's order, which the min/max queues refer to, is not kept: entries enter the window
+  // in deque order and leave from its front, so the orders of [0, in_window_) are consecutive
+  // (Order()).
   struct Entry {
     std::int64_t t;
-    std::uint64_t arrival;
-    std::uint64_t order;  // assigned when it enters the window: increasing
     EntryValues xs;
     std::unique_ptr<EntryTags> tags;  // only for rules with distinct()
   };
@@ -461,8 +468,11 @@ class SlidingWindows final : public WindowState {
     std::map<std::string, std::uint64_t> distinct;
   };
 
-  void Enter(Entry& e) {
-    e.order = next_order_++;
+  // The order of the window's k-th entry (k < in_window_).
+  std::uint64_t Order(std::size_t k) const { return next_order_ - in_window_ + k; }
+
+  void Enter(const Entry& e) {
+    const std::uint64_t order = next_order_++;
     for (std::size_t i = 0; i < aggs_.size(); ++i) {
       Agg& a = aggs_[i];
       if (e.tags && (*e.tags)[i]) ++a.distinct[*(*e.tags)[i]];
@@ -474,13 +484,13 @@ class SlidingWindows final : public WindowState {
       a.mean += d / static_cast<double>(a.n);
       a.m2 += d * (x - a.mean);
       while (!a.min.empty() && a.min.back().second >= x) a.min.pop_back();
-      a.min.emplace_back(e.order, x);
+      a.min.emplace_back(order, x);
       while (!a.max.empty() && a.max.back().second <= x) a.max.pop_back();
-      a.max.emplace_back(e.order, x);
+      a.max.emplace_back(order, x);
     }
   }
 
-  void Leave(const Entry& e) {
+  void Leave(const Entry& e, std::uint64_t order) {
     for (std::size_t i = 0; i < aggs_.size(); ++i) {
       Agg& a = aggs_[i];
       if (e.tags && (*e.tags)[i]) {
@@ -500,17 +510,16 @@ class SlidingWindows final : public WindowState {
         --a.n;
         if (a.n == 1) a.m2 = 0;  // exactly: one value has no spread
       }
-      if (!a.min.empty() && a.min.front().first == e.order) a.min.pop_front();
-      if (!a.max.empty() && a.max.front().first == e.order) a.max.pop_front();
+      if (!a.min.empty() && a.min.front().first == order) a.min.pop_front();
+      if (!a.max.empty() && a.max.front().first == order) a.max.pop_front();
     }
   }
 
   void Evaluate(std::vector<ClosedWindow>* out) {
-    Entry& e = entries_[in_window_++];
-    const std::int64_t t = e.t;
-    Enter(e);
+    const std::int64_t t = entries_[in_window_].t;
+    Enter(entries_[in_window_++]);
     while (entries_.front().t <= t - size_) {
-      Leave(entries_.front());
+      Leave(entries_.front(), Order(0));
       entries_.pop_front();
       --in_window_;
     }
