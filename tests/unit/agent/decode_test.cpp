@@ -134,5 +134,47 @@ TEST_F(DecodeTest, NestedValueFieldRfc3339TimeAndConfiguredMetric) {
   EXPECT_EQ(d.readings[0].time, Millis(1'795'341'660'000));
 }
 
+// Plain payloads are read in place (agent/json_fields.h); a member that is an object sends the
+// same payload through the full parse. Both must give the same readings and rejects.
+TEST_F(DecodeTest, InPlaceAndFullParseGiveTheSameResult) {
+  const std::vector<std::pair<std::string, std::string>> messages = {
+      {"sensors/b1/temperature", R"({"value": 21.5, "ts": 1795341719000, "site": "berlin")"},
+      {"sensors/b1/temperature", R"({"value": "21.5", "ts": "1795341719000")"},
+      {"sensors/b1/temperature", R"({"value": true, "ts": null, "site": null)"},
+      {"sensors/b1/temperature", R"({"value": -0, "site": "")"},
+      {"sensors/b1/temperature", R"({"value": null)"},
+      {"sensors/b1/temperature", R"({"value": "abc")"},
+      {"sensors/b1/temperature", R"({"value": " nan ")"},
+      {"sensors/b1/temperature", R"({"ts": 1)"},
+      {"sensors/b1/temperature", R"({"value": 1, "ts": -5)"},
+      {"sensors/b1/temperature", R"({"value": 1, "ts": 1e300)"},
+      {"sensors/b1/temperature", R"({"value": 1, "ts": true)"},
+      {"sensors/b1/temperature", R"({"value": 1, "ts": "2026-11-22T10:00:00Z")"},
+      {"sensors/b1/temperature", R"({"value": 1, "ts": 1895341719000)"},
+      {"sensors/b1/temperature", R"({"value": 1.7976931348623157e308, "site": "a)"
+                                 "\x7f"
+                                 R"(")"},
+      {"plant/l1/p7/state", R"({"temperature": 80, "pressure": "x", "t": 1795341700)"},
+      {"plant/l1/p7/state", R"({"t": 1795341700)"},
+      {"plant/l1/p7/state", R"({"temperature": 80.25, "t": "1795341700.5")"},
+  };
+  for (const auto& [topic, body] : messages) {
+    Decoded in_place = Decode(topic, body + "}");
+    Decoded parsed = Decode(topic, body + R"(, "pad": {}})");
+    ASSERT_EQ(in_place.readings.size(), parsed.readings.size()) << body;
+    for (std::size_t i = 0; i < parsed.readings.size(); ++i) {
+      EXPECT_EQ(in_place.readings[i].metric, parsed.readings[i].metric) << body;
+      EXPECT_EQ(in_place.readings[i].tags, parsed.readings[i].tags) << body;
+      EXPECT_EQ(in_place.readings[i].time, parsed.readings[i].time) << body;
+      EXPECT_EQ(in_place.readings[i].value, parsed.readings[i].value) << body;
+    }
+    ASSERT_EQ(in_place.rejects.size(), parsed.rejects.size()) << body;
+    for (std::size_t i = 0; i < parsed.rejects.size(); ++i) {
+      EXPECT_EQ(in_place.rejects[i].reason, parsed.rejects[i].reason) << body;
+      EXPECT_EQ(in_place.rejects[i].detail, parsed.rejects[i].detail) << body;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace vigil::agent
