@@ -153,5 +153,38 @@ INSTANTIATE_TEST_SUITE_P(
                  "aggregates": { "s": "sum(value)" },
                  "detector": { "method": "mad", "window": 5, "min_samples": 2, "input": "s" } })json"));
 
+// A sliding window keeps no entry orders in memory: they are consecutive up to next_order, as
+// every version saved them. A checkpoint whose orders are not is refused, not misread.
+TEST(Checkpoint, SlidingWindowOrdersMustBeConsecutive) {
+  LoadResult loaded = ParseRules(R"json([{ "id": "s", "source": { "metric": "t" },
+      "group_by": ["device"], "window": { "type": "sliding", "size": "10s" },
+      "aggregates": { "lo": "min(value)", "hi": "max(value)" } }])json",
+                                 "r.json");
+  ASSERT_TRUE(loaded.rules) << loaded.diagnostics.at(0).ToString();
+  Engine a("gw", loaded.rules);
+  std::vector<Event> events;
+  for (int i = 0; i < 5; ++i) {
+    a.Process(Reading{"t", {{"device", "d"}, {"metric", "t"}}, Millis(kT0 + i * 1000), i * 1.5},
+              Millis(kT0 + i * 1000), &events);
+  }
+  std::vector<StateChange> state;
+  a.SnapshotAll(&state);
+  ASSERT_EQ(state.size(), 1u);
+  auto saved = nlohmann::json::from_msgpack(*state[0].bytes);
+  auto& entries = saved["windows"]["entries"];
+  ASSERT_EQ(entries.size(), 5u);
+  const std::uint64_t next = saved["windows"]["next_order"].get<std::uint64_t>();
+  for (std::size_t k = 0; k < entries.size(); ++k) {
+    EXPECT_EQ(entries[k][2].get<std::uint64_t>(), next - 5 + k);  // all five in the window
+  }
+  Engine b("gw", loaded.rules);
+  EXPECT_TRUE(b.Restore(state[0].rule, state[0].key, *state[0].bytes));
+  entries[3][2] = next + 7;
+  std::string bad;
+  nlohmann::json::to_msgpack(saved, bad);
+  Engine c("gw", loaded.rules);
+  EXPECT_FALSE(c.Restore(state[0].rule, state[0].key, bad));
+}
+
 }  // namespace
 }  // namespace vigil::rules
