@@ -165,6 +165,8 @@ void Pipeline::Stop() {
 void Pipeline::Run() {
   const Millis interval = std::max(config_.store.commit_interval, Millis(1));
   const Millis checkpoint_interval = std::max(config_.store.checkpoint_interval, Millis(1));
+  const std::size_t events_per_commit = std::clamp<std::size_t>(
+      static_cast<std::size_t>(config_.store.max_bytes / 16 / 512), 16, kBatch);
   std::vector<IngestMessage> batch;
   batch.reserve(kBatch);
   Millis next_commit = Now() + interval;
@@ -197,6 +199,9 @@ void Pipeline::Run() {
       if (m.seq == 0) {
         unjournaled_.push_back({0, m.received, std::move(m.topic), std::move(m.payload)});
       }
+      // A batch's events go to the store in parts of at most a sixteenth of the quota (about
+      // 512 bytes each): the quota is enforced before each part is written.
+      if (events_.size() >= events_per_commit) Commit(Now(), false);
     }
     Millis now = Now();
     engine_->Advance(now, &events_);
