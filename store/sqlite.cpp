@@ -14,20 +14,11 @@ Statement::Statement(sqlite3* db, const char* sql) : db_(db) {
 }
 Statement::~Statement() { sqlite3_finalize(stmt_); }
 
-Statement& Statement::Bind(int i, const std::string& s) {
-  Check(sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT));
-  return *this;
-}
-Statement& Statement::BindBlob(int i, const std::string& s) {
-  Check(sqlite3_bind_blob(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT));
-  return *this;
-}
-Statement& Statement::BindRef(int i, const std::string& s) {
-  Check(sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC));
-  return *this;
-}
-Statement& Statement::BindBlobRef(int i, const std::string& s) {
-  Check(sqlite3_bind_blob(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC));
+Statement& Statement::BindBytes(int i, const std::string& s, bool blob, bool copy) {
+  const int n = static_cast<int>(s.size());
+  auto lifetime = copy ? SQLITE_TRANSIENT : SQLITE_STATIC;
+  Check(blob ? sqlite3_bind_blob(stmt_, i, s.data(), n, lifetime)
+             : sqlite3_bind_text(stmt_, i, s.data(), n, lifetime));
   return *this;
 }
 Statement& Statement::Bind(int i, std::int64_t v) {

@@ -26,10 +26,10 @@ class Statement {
   bool ok() const { return rc_ == SQLITE_OK || rc_ == SQLITE_ROW || rc_ == SQLITE_DONE; }
   // Bind copies the text; BindRef and BindBlobRef do not: the string must stay unchanged until
   // the statement is stepped and reset (the per-row writes of commits and journal appends).
-  Statement& Bind(int i, const std::string& s);
-  Statement& BindBlob(int i, const std::string& s);
-  Statement& BindRef(int i, const std::string& s);
-  Statement& BindBlobRef(int i, const std::string& s);
+  Statement& Bind(int i, const std::string& s) { return BindBytes(i, s, false, true); }
+  Statement& BindBlob(int i, const std::string& s) { return BindBytes(i, s, true, true); }
+  Statement& BindRef(int i, const std::string& s) { return BindBytes(i, s, false, false); }
+  Statement& BindBlobRef(int i, const std::string& s) { return BindBytes(i, s, true, false); }
   Statement& Bind(int i, std::int64_t v);
   // True while a row is available; false at the end or on error (see ok()).
   bool Step();
@@ -41,6 +41,7 @@ class Statement {
   std::string error() const { return sqlite3_errmsg(db_); }
 
  private:
+  Statement& BindBytes(int i, const std::string& s, bool blob, bool copy);
   void Check(int rc) {
     if (rc != SQLITE_OK && ok()) rc_ = rc;
   }
