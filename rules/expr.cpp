@@ -416,10 +416,9 @@ std::string RegexProblem(std::string_view p) {
       continue;
     }
     if (c == '[') {
-      // A class: up to the closing ] (a ] right after [ or [^ is part of it).
+      // A class: up to the first ] not escaped. In ECMAScript a ] right after [ or [^ ends
+      // it ([] matches nothing, [^] anything), so nothing after it may be skipped here.
       std::size_t j = i + 1;
-      if (j < p.size() && p[j] == '^') ++j;
-      if (j < p.size() && p[j] == ']') ++j;
       while (j < p.size() && p[j] != ']') j += p[j] == '\\' ? 2 : 1;
       i = j;
       last_group = false;
