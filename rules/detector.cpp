@@ -31,7 +31,8 @@ class Rolling {
   explicit Rolling(const DetectorSpec& spec) : spec_(spec) {}
 
   void Add(double x, std::int64_t t) {
-    values_.emplace_back(t, x);
+    values_.push_back(x);
+    if (timed()) times_.push_back(t);
     if (sorted()) sorted_.insert(x);
     ++n_;
     const double d = x - mean_;
@@ -56,14 +57,19 @@ class Rolling {
 
   // The running sums are saved as they are, so a restored detector scores bit-for-bit alike.
   void Save(Packer& p) const {
+    // [time, value] pairs; the time is 0 for a window by count, which keeps none.
     p.Map(4).Str("values").Array(values_.size());
-    for (const auto& [t, x] : values_) p.Array(2).Int(t).Double(x);
+    for (std::size_t i = 0; i < values_.size(); ++i) {
+      p.Array(2).Int(timed() ? times_[i] : 0).Double(values_[i]);
+    }
     p.Str("n").Uint(n_).Str("mean").Double(mean_).Str("m2").Double(m2_);
   }
   void Load(const Packed& j) {
     for (Packed v : j.at("values")) {
-      values_.emplace_back(v.at(0).get<std::int64_t>(), v.at(1).get<double>());
-      if (sorted()) sorted_.insert(values_.back().second);
+      const std::int64_t t = v.at(0).get<std::int64_t>();
+      values_.push_back(v.at(1).get<double>());
+      if (timed()) times_.push_back(t);
+      if (sorted()) sorted_.insert(values_.back());
     }
     n_ = j.at("n").get<std::uint64_t>();
     mean_ = LoadDouble(j.at("mean"));
@@ -73,13 +79,16 @@ class Rolling {
  private:
   // Only mad needs the values in order (a multiset: ~48 bytes a value and a tree insert).
   bool sorted() const { return spec_.method == DetectorSpec::Method::kMad; }
+  // Only a window by duration needs the values' times.
+  bool timed() const { return spec_.window_count == 0; }
   bool Expired(std::int64_t now) const {
-    if (spec_.window_count > 0) return values_.size() > spec_.window_count;
-    return values_.front().first <= now - spec_.window_duration.count();
+    if (!timed()) return values_.size() > spec_.window_count;
+    return times_.front() <= now - spec_.window_duration.count();
   }
   void Remove() {
-    const double x = values_.front().second;
+    const double x = values_.front();
     values_.pop_front();
+    if (timed()) times_.pop_front();
     if (sorted()) sorted_.erase(sorted_.find(x));
     if (n_ == 1) {
       n_ = 0;
@@ -99,7 +108,8 @@ class Rolling {
   }
 
   const DetectorSpec& spec_;  // the rule's, which outlives its detectors
-  RingDeque<std::pair<std::int64_t, double>> values_;
+  RingDeque<double> values_;
+  RingDeque<std::int64_t> times_;  // beside values_ for a window by duration; else empty
   std::multiset<double> sorted_;
   std::uint64_t n_ = 0;
   double mean_ = 0;

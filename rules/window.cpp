@@ -21,13 +21,15 @@ std::int64_t FloorDiv(std::int64_t a, std::int64_t b) {
   return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
-// Accumulators for one window, one per aggregate.
+// Accumulators for one window, one per aggregate (an array, not a vector: 8 bytes less a
+// window, and every tumbling key holds one).
 class Accs {
  public:
-  explicit Accs(const CompiledRule& rule) : rule_(&rule), accs_(rule.aggregates.size()) {}
+  explicit Accs(const CompiledRule& rule)
+      : rule_(&rule), accs_(std::make_unique<Acc[]>(rule.aggregates.size())) {}
 
   void Add(const Sample& s) {
-    for (std::size_t i = 0; i < accs_.size(); ++i) {
+    for (std::size_t i = 0; i < size(); ++i) {
       const AggregateSpec& spec = rule_->aggregates[i];
       if (spec.fn == AggregateSpec::Fn::kCount) {
         accs_[i].Add(spec, 0, nullptr, s.t, s.arrival);
@@ -39,57 +41,59 @@ class Accs {
     }
   }
   void Merge(const Accs& o) {
-    for (std::size_t i = 0; i < accs_.size(); ++i) accs_[i].Merge(rule_->aggregates[i], o.accs_[i]);
+    for (std::size_t i = 0; i < size(); ++i) accs_[i].Merge(rule_->aggregates[i], o.accs_[i]);
   }
   std::vector<Value> Values() const {
     std::vector<Value> out;
-    out.reserve(accs_.size());
-    for (std::size_t i = 0; i < accs_.size(); ++i)
-      out.push_back(accs_[i].Result(rule_->aggregates[i]));
+    out.reserve(size());
+    for (std::size_t i = 0; i < size(); ++i) out.push_back(accs_[i].Result(rule_->aggregates[i]));
     return out;
   }
   void Save(Packer& p) const {
-    p.Array(accs_.size());
-    for (std::size_t i = 0; i < accs_.size(); ++i) accs_[i].Save(rule_->aggregates[i], p);
+    p.Array(size());
+    for (std::size_t i = 0; i < size(); ++i) accs_[i].Save(rule_->aggregates[i], p);
   }
   void Load(const Packed& j) {
-    if (!j.is_array() || j.size() != accs_.size()) {
+    if (!j.is_array() || j.size() != size()) {
       throw json::type_error::create(302, "aggregate count differs", nullptr);
     }
-    for (std::size_t i = 0; i < accs_.size(); ++i) accs_[i] = Acc::Load(rule_->aggregates[i], j[i]);
+    for (std::size_t i = 0; i < size(); ++i) accs_[i] = Acc::Load(rule_->aggregates[i], j[i]);
   }
 
  private:
+  std::size_t size() const { return rule_->aggregates.size(); }
+
   const CompiledRule* rule_;
-  std::vector<Acc> accs_;
+  std::unique_ptr<Acc[]> accs_;
 };
 
 // Tumbling and hopping windows: [k·slide, k·slide + size), aligned to the epoch.
 class AlignedWindows final : public WindowState {
  public:
-  explicit AlignedWindows(const CompiledRule& rule)
-      : rule_(rule), size_(rule.window.size.count()), slide_(rule.window.slide.count()) {}
+  explicit AlignedWindows(const CompiledRule& rule) : rule_(rule) {}
 
   bool IsLate(std::int64_t t, std::int64_t watermark) const override {
-    for (std::int64_t start = FloorDiv(t, slide_) * slide_; start > t - size_; start -= slide_) {
-      if (!Closed(start + size_, watermark)) return false;
+    const std::int64_t size = Size(), slide = Slide();
+    for (std::int64_t start = FloorDiv(t, slide) * slide; start > t - size; start -= slide) {
+      if (!Closed(start + size, watermark)) return false;
     }
     return true;
   }
 
   void Add(const Sample& s, std::int64_t watermark, std::vector<ClosedWindow>*) override {
-    for (std::int64_t start = FloorDiv(s.t, slide_) * slide_; start > s.t - size_;
-         start -= slide_) {
-      if (Closed(start + size_, watermark)) continue;
-      auto it = open_.find(start);
-      if (it == open_.end()) it = open_.emplace(start, Accs(rule_)).first;
+    const std::int64_t size = Size(), slide = Slide();
+    for (std::int64_t start = FloorDiv(s.t, slide) * slide; start > s.t - size; start -= slide) {
+      if (Closed(start + size, watermark)) continue;
+      auto it = std::lower_bound(open_.begin(), open_.end(), start,
+                                 [](const Open& w, std::int64_t x) { return w.first < x; });
+      if (it == open_.end() || it->first != start) it = open_.emplace(it, start, Accs(rule_));
       it->second.Add(s);
     }
   }
 
   void Advance(std::int64_t watermark, std::vector<ClosedWindow>* out) override {
     while (!open_.empty() && watermark != kNoWatermark &&
-           open_.begin()->first + size_ <= watermark) {
+           open_.front().first + Size() <= watermark) {
       CloseFirst(out);
     }
   }
@@ -113,7 +117,11 @@ class AlignedWindows final : public WindowState {
     for (Packed w : j.at("open")) {
       Accs accs(rule_);
       accs.Load(w.at(1));
-      open_.emplace(w.at(0).get<std::int64_t>(), std::move(accs));
+      const std::int64_t start = w.at(0).get<std::int64_t>();
+      if (!open_.empty() && start <= open_.back().first) {
+        throw json::type_error::create(302, "open windows out of order", nullptr);
+      }
+      open_.emplace_back(start, std::move(accs));
     }
   }
 
@@ -124,16 +132,21 @@ class AlignedWindows final : public WindowState {
   }
 
   void CloseFirst(std::vector<ClosedWindow>* out) {
-    auto node = open_.extract(open_.begin());
-    const std::int64_t end = node.key() + size_;
+    const std::int64_t start = open_.front().first;
+    const std::int64_t end = start + Size();
     closed_through_ = closed_through_ == kNoWatermark ? end : std::max(closed_through_, end);
-    out->push_back({{Millis(node.key()), Millis(end)}, node.mapped().Values(), -1});
+    out->push_back({{Millis(start), Millis(end)}, open_.front().second.Values(), -1});
+    open_.erase(open_.begin());
   }
+  std::int64_t Size() const { return rule_.window.size.count(); }
+  std::int64_t Slide() const { return rule_.window.slide.count(); }
+
+  // A window by its start. A vector, not a map: a tumbling key has one or two open windows,
+  // and a map node would cost 80 bytes a key.
+  using Open = std::pair<std::int64_t, Accs>;
 
   const CompiledRule& rule_;
-  const std::int64_t size_;
-  const std::int64_t slide_;
-  std::map<std::int64_t, Accs> open_;           // by start
+  std::vector<Open> open_;                      // by start, increasing
   std::int64_t closed_through_ = kNoWatermark;  // every window ending at or before is closed
 };
 
@@ -332,7 +345,8 @@ class SlidingWindows final : public WindowState {
         aggs_(rule.aggregates.size()),
         has_distinct_(std::any_of(
             rule.aggregates.begin(), rule.aggregates.end(),
-            [](const AggregateSpec& a) { return a.fn == AggregateSpec::Fn::kDistinct; })) {}
+            [](const AggregateSpec& a) { return a.fn == AggregateSpec::Fn::kDistinct; })),
+        has_more_(has_distinct_ || aggs_.size() > 1) {}
 
   bool IsLate(std::int64_t t, std::int64_t watermark) const override {
     return (watermark != kNoWatermark && t < watermark) ||
@@ -340,18 +354,23 @@ class SlidingWindows final : public WindowState {
   }
 
   void Add(const Sample& s, std::int64_t, std::vector<ClosedWindow>*) override {
-    Entry e{s.t, EntryValues(s.xs, aggs_.size()), nullptr};
-    if (has_distinct_) {  // else no tags: they would cost 40 bytes an aggregate an entry
-      e.tags = std::make_unique<EntryTags>(aggs_.size());
-      for (std::size_t i = 0; i < aggs_.size(); ++i) {
-        if (s.tags[i] != nullptr) (*e.tags)[i] = *s.tags[i];
+    More more;
+    if (has_more_) {
+      more.xs = EntryValues(s.xs + 1, aggs_.size() - std::min<std::size_t>(aggs_.size(), 1));
+      if (has_distinct_) {  // else no tags: they would cost 40 bytes an aggregate an entry
+        more.tags = std::make_unique<EntryTags>(aggs_.size());
+        for (std::size_t i = 0; i < aggs_.size(); ++i) {
+          if (s.tags[i] != nullptr) (*more.tags)[i] = *s.tags[i];
+        }
       }
     }
     // After every reading of an equal or earlier time: (time, arrival) order.
     auto pos =
         std::upper_bound(entries_.begin() + static_cast<std::ptrdiff_t>(in_window_), entries_.end(),
                          s.t, [](std::int64_t t, const Entry& x) { return t < x.t; });
-    entries_.insert(pos, std::move(e));
+    const auto at = pos - entries_.begin();
+    entries_.insert(pos, {s.t, aggs_.empty() ? 0.0 : s.xs[0]});
+    if (has_more_) more_.insert(more_.begin() + at, std::move(more));
   }
 
   void Advance(std::int64_t watermark, std::vector<ClosedWindow>* out) override {
@@ -374,14 +393,14 @@ class SlidingWindows final : public WindowState {
     p.Str("seq").Int(seq_).Str("next_order").Uint(next_order_);
     p.Str("entries").Array(entries_.size());
     for (std::size_t k = 0; k < entries_.size(); ++k) {
-      const Entry& e = entries_[k];
       // The arrival (0: not kept, never read) and the order in the window (0 before it).
-      p.Array(5).Int(e.t).Uint(0).Uint(k < in_window_ ? Order(k) : 0).Array(e.xs.size());
-      for (double x : e.xs) p.Double(x);
+      p.Array(5).Int(entries_[k].t).Uint(0).Uint(k < in_window_ ? Order(k) : 0);
+      p.Array(aggs_.size());
+      for (std::size_t i = 0; i < aggs_.size(); ++i) p.Double(X(k, i));
       p.Array(aggs_.size());
       for (std::size_t i = 0; i < aggs_.size(); ++i) {
-        if (e.tags && (*e.tags)[i]) {
-          p.Str(*(*e.tags)[i]);
+        if (const std::string* tag = Tag(k, i)) {
+          p.Str(*tag);
         } else {
           p.Null();
         }
@@ -425,8 +444,11 @@ class SlidingWindows final : public WindowState {
       if (values.size() != aggs_.size() || entry_tags->size() != aggs_.size()) {
         throw json::type_error::create(302, "aggregate count differs", nullptr);
       }
-      entries_.push_back({t.get<std::int64_t>(), EntryValues(values.data(), values.size()),
-                          has_distinct_ ? std::move(entry_tags) : nullptr});
+      entries_.push_back({t.get<std::int64_t>(), values.empty() ? 0.0 : values[0]});
+      if (has_more_) {
+        more_.push_back({EntryValues(values.data() + 1, values.size() - 1),
+                         has_distinct_ ? std::move(entry_tags) : nullptr});
+      }
     }
     if (in_window_ > entries_.size() || in_window_ > next_order_ || aggs.size() != aggs_.size()) {
       throw json::type_error::create(302, "malformed sliding window state", nullptr);
@@ -437,22 +459,41 @@ class SlidingWindows final : public WindowState {
       a.sum = LoadDouble(aggs[i].at("sum"));
       a.mean = LoadDouble(aggs[i].at("mean"));
       a.m2 = LoadDouble(aggs[i].at("m2"));
-      for (Packed m : aggs[i].at("min")) a.min.push_back(LoadExtreme(m));
-      for (Packed m : aggs[i].at("max")) a.max.push_back(LoadExtreme(m));
+      // Checkpoints written before the queues were kept only for min and max have both.
+      const AggregateSpec::Fn fn = rule_.aggregates[i].fn;
+      for (Packed m : aggs[i].at("min")) {
+        if (fn == AggregateSpec::Fn::kMin) a.min.push_back(LoadExtreme(m));
+      }
+      for (Packed m : aggs[i].at("max")) {
+        if (fn == AggregateSpec::Fn::kMax) a.max.push_back(LoadExtreme(m));
+      }
       LoadCounts(aggs[i].at("distinct"), &a.distinct);
     }
   }
 
  private:
   using EntryTags = std::vector<std::optional<std::string>>;  // distinct() values, by aggregate
-  // An entry's order, which the min/max queues refer to, is not kept: entries enter the window
-  // in deque order and leave from its front, so the orders of [0, in_window_) are consecutive
-  // (Order()).
+  // An entry: its time and the first aggregate's argument, 16 bytes (most rules have one
+  // aggregate); the other aggregates' arguments and the distinct() values, where the rule has
+  // them, are in More at the same index. An entry's order, which the min/max queues refer to,
+  // is not kept: entries enter the window in deque order and leave from its front, so the
+  // orders of [0, in_window_) are consecutive (Order()).
   struct Entry {
-    std::int64_t t;
-    EntryValues xs;
+    std::int64_t t = 0;
+    double x = 0;
+  };
+  struct More {
+    EntryValues xs;                   // the arguments of aggregates 1, 2, …
     std::unique_ptr<EntryTags> tags;  // only for rules with distinct()
   };
+  // The argument of aggregate i for entry k, and its distinct() tag value (or nullptr).
+  double X(std::size_t k, std::size_t i) const {
+    return i == 0 ? entries_[k].x : more_[k].xs[i - 1];
+  }
+  const std::string* Tag(std::size_t k, std::size_t i) const {
+    if (!has_distinct_ || !more_[k].tags || !(*more_[k].tags)[i]) return nullptr;
+    return &*(*more_[k].tags)[i];
+  }
   using Extreme = std::pair<std::uint64_t, double>;  // (entry order, value)
   static Extreme LoadExtreme(const Packed& m) {
     return {m.at(0).get<std::uint64_t>(), m.at(1).get<double>()};
@@ -463,41 +504,48 @@ class SlidingWindows final : public WindowState {
     double sum = 0;
     double mean = 0;
     double m2 = 0;
-    RingDeque<Extreme> min;  // increasing values
-    RingDeque<Extreme> max;  // decreasing values
+    RingDeque<Extreme> min;  // increasing values (min() only)
+    RingDeque<Extreme> max;  // decreasing values (max() only)
     std::map<std::string, std::uint64_t> distinct;
   };
 
   // The order of the window's k-th entry (k < in_window_).
   std::uint64_t Order(std::size_t k) const { return next_order_ - in_window_ + k; }
 
-  void Enter(const Entry& e) {
+  void Enter(std::size_t k) {
     const std::uint64_t order = next_order_++;
     for (std::size_t i = 0; i < aggs_.size(); ++i) {
       Agg& a = aggs_[i];
-      if (e.tags && (*e.tags)[i]) ++a.distinct[*(*e.tags)[i]];
-      const double x = e.xs[i];
+      if (const std::string* tag = Tag(k, i)) ++a.distinct[*tag];
+      const double x = X(k, i);
       if (!std::isfinite(x)) continue;
       ++a.n;
       a.sum += x;
       const double d = x - a.mean;
       a.mean += d / static_cast<double>(a.n);
       a.m2 += d * (x - a.mean);
-      while (!a.min.empty() && a.min.back().second >= x) a.min.pop_back();
-      a.min.emplace_back(order, x);
-      while (!a.max.empty() && a.max.back().second <= x) a.max.pop_back();
-      a.max.emplace_back(order, x);
+      // The monotonic queues only for the function that reads each.
+      const AggregateSpec::Fn fn = rule_.aggregates[i].fn;
+      if (fn == AggregateSpec::Fn::kMin) {
+        while (!a.min.empty() && a.min.back().second >= x) a.min.pop_back();
+        a.min.emplace_back(order, x);
+      } else if (fn == AggregateSpec::Fn::kMax) {
+        while (!a.max.empty() && a.max.back().second <= x) a.max.pop_back();
+        a.max.emplace_back(order, x);
+      }
     }
   }
 
-  void Leave(const Entry& e, std::uint64_t order) {
+  // The window's first entry leaves it.
+  void Leave() {
+    const std::uint64_t order = Order(0);
     for (std::size_t i = 0; i < aggs_.size(); ++i) {
       Agg& a = aggs_[i];
-      if (e.tags && (*e.tags)[i]) {
-        auto it = a.distinct.find(*(*e.tags)[i]);
+      if (const std::string* tag = Tag(0, i)) {
+        auto it = a.distinct.find(*tag);
         if (--it->second == 0) a.distinct.erase(it);
       }
-      const double x = e.xs[i];
+      const double x = X(0, i);
       if (!std::isfinite(x)) continue;
       if (a.n == 1) {
         a.n = 0;
@@ -517,10 +565,11 @@ class SlidingWindows final : public WindowState {
 
   void Evaluate(std::vector<ClosedWindow>* out) {
     const std::int64_t t = entries_[in_window_].t;
-    Enter(entries_[in_window_++]);
+    Enter(in_window_++);
     while (entries_.front().t <= t - size_) {
-      Leave(entries_.front(), Order(0));
+      Leave();
       entries_.pop_front();
+      if (has_more_) more_.pop_front();
       --in_window_;
     }
     evaluated_ = t;
@@ -547,15 +596,15 @@ class SlidingWindows final : public WindowState {
         continue;
       }
       // first/last: the window's entries are in (time, arrival) order.
-      const Entry* first = nullptr;
-      const Entry* last = nullptr;
+      std::size_t first = in_window_;  // the first and the last entry with a finite argument
+      std::size_t last = in_window_;
       if (spec.fn == Fn::kFirst || spec.fn == Fn::kLast || spec.fn == Fn::kDelta ||
           spec.fn == Fn::kRate) {
-        for (std::size_t k = 0; k < in_window_ && first == nullptr; ++k) {
-          if (std::isfinite(entries_[k].xs[i])) first = &entries_[k];
+        for (std::size_t k = 0; k < in_window_ && first == in_window_; ++k) {
+          if (std::isfinite(X(k, i))) first = k;
         }
-        for (std::size_t k = in_window_; k > 0 && last == nullptr; --k) {
-          if (std::isfinite(entries_[k - 1].xs[i])) last = &entries_[k - 1];
+        for (std::size_t k = in_window_; k > 0 && last == in_window_; --k) {
+          if (std::isfinite(X(k - 1, i))) last = k - 1;
         }
       }
       switch (spec.fn) {
@@ -575,24 +624,25 @@ class SlidingWindows final : public WindowState {
           out.push_back(Value::Double(std::sqrt(std::max(0.0, a.m2 / static_cast<double>(a.n)))));
           break;
         case Fn::kFirst:
-          out.push_back(Value::Double(first->xs[i]));
+          out.push_back(Value::Double(X(first, i)));
           break;
         case Fn::kLast:
-          out.push_back(Value::Double(last->xs[i]));
+          out.push_back(Value::Double(X(last, i)));
           break;
         case Fn::kDelta:
-          out.push_back(a.n < 2 ? Value::Null() : Value::Double(last->xs[i] - first->xs[i]));
+          out.push_back(a.n < 2 ? Value::Null() : Value::Double(X(last, i) - X(first, i)));
           break;
-        case Fn::kRate:
-          out.push_back(a.n < 2 || last->t == first->t
-                            ? Value::Null()
-                            : Value::Double((last->xs[i] - first->xs[i]) /
-                                            (static_cast<double>(last->t - first->t) / 1000.0)));
+        case Fn::kRate: {
+          const std::int64_t span = entries_[last].t - entries_[first].t;
+          out.push_back(a.n < 2 || span == 0 ? Value::Null()
+                                             : Value::Double((X(last, i) - X(first, i)) /
+                                                             (static_cast<double>(span) / 1000.0)));
           break;
+        }
         case Fn::kPercentile: {
           Quantiles q;  // exact up to its limit: a sliding window is evaluated from its values
           for (std::size_t k = 0; k < in_window_; ++k) {
-            if (std::isfinite(entries_[k].xs[i])) q.Add(entries_[k].xs[i]);
+            if (std::isfinite(X(k, i))) q.Add(X(k, i));
           }
           out.push_back(Value::Double(q.Percentile(spec.percentile)));
           break;
@@ -608,9 +658,11 @@ class SlidingWindows final : public WindowState {
   const CompiledRule& rule_;
   const std::int64_t size_;
   RingDeque<Entry> entries_;  // (time, arrival) order; [0, in_window_) are in the window
+  RingDeque<More> more_;      // beside entries_, index for index, where has_more_; else empty
   std::size_t in_window_ = 0;
   std::vector<Agg> aggs_;
   const bool has_distinct_;  // entries keep tag values only for distinct()
+  const bool has_more_;      // more than one aggregate, or a distinct()
   std::uint64_t next_order_ = 0;
   std::int64_t evaluated_ = kNoWatermark;  // time of the last evaluation
   std::int64_t seq_ = 0;

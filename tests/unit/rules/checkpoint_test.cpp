@@ -186,5 +186,77 @@ TEST(Checkpoint, SlidingWindowOrdersMustBeConsecutive) {
   EXPECT_FALSE(c.Restore(state[0].rule, state[0].key, bad));
 }
 
+// Earlier versions kept the monotonic queues of a sliding window for every aggregate, and the
+// times of a detector's window by count; checkpoints holding them restore, and the restored
+// engine goes on exactly as the one that wrote them.
+TEST(Checkpoint, StateWrittenWithQueuesAndTimesNoLongerKeptRestores) {
+  LoadResult loaded = ParseRules(R"json([
+      { "id": "one", "source": { "metric": "t" }, "group_by": ["device"],
+        "window": { "type": "sliding", "size": "10s" }, "aggregates": { "a": "avg(value)" },
+        "emit": ["aggregate"] },
+      { "id": "many", "source": { "metric": "t" }, "group_by": ["device"],
+        "window": { "type": "sliding", "size": "10s" },
+        "aggregates": { "a": "avg(value)", "hi": "max(value)", "f": "first(value)",
+                        "r": "rate(value)", "p": "percentile(value, 50)" },
+        "emit": ["aggregate"] },
+      { "id": "z", "source": { "metric": "t" }, "group_by": ["device"],
+        "detector": { "method": "zscore", "window": 5, "min_samples": 2, "threshold": 1 } }
+    ])json",
+                                 "r.json");
+  ASSERT_TRUE(loaded.rules) << loaded.diagnostics.at(0).ToString();
+  auto reading = [](int i) {
+    return Reading{"t",
+                   {{"device", "d"}, {"metric", "t"}},
+                   Millis(kT0 + i * 700),
+                   static_cast<double>((i * 37) % 11)};
+  };
+  Engine a("gw", loaded.rules);
+  std::vector<Event> ea, eb;
+  for (int i = 0; i < 30; ++i) a.Process(reading(i), Millis(kT0 + i * 700), &ea);
+  std::vector<StateChange> state;
+  a.SnapshotAll(&state);
+  ASSERT_EQ(state.size(), 3u);
+  Engine b("gw", loaded.rules);
+  int edited = 0;
+  for (const auto& s : state) {
+    auto saved = nlohmann::json::from_msgpack(*s.bytes);
+    if (saved["windows"].is_object()) {
+      // What the max queue holds, as every aggregate's min and max queue.
+      auto& aggs = saved["windows"]["aggs"];
+      nlohmann::json queue = nlohmann::json::array();
+      for (const auto& agg : aggs) {
+        if (!agg["max"].empty()) queue = agg["max"];  // max(value) of "many"
+      }
+      if (s.rule == "one") queue.push_back({saved["windows"]["next_order"].get<int>() - 1, 3.0});
+      ASSERT_FALSE(queue.empty());
+      for (auto& agg : aggs) agg["min"] = agg["max"] = queue;
+      ++edited;
+    }
+    if (saved["detector"].is_object()) {
+      auto& values = saved["detector"]["values"];
+      ASSERT_EQ(values.size(), 5u);
+      for (std::size_t k = 0; k < values.size(); ++k) {
+        EXPECT_EQ(values[k][0], 0);  // a window by count keeps no times
+        values[k][0] = kT0 + static_cast<std::int64_t>(k) * 700;
+      }
+      ++edited;
+    }
+    std::string bytes;
+    nlohmann::json::to_msgpack(saved, bytes);
+    ASSERT_TRUE(b.Restore(s.rule, s.key, bytes)) << s.rule;
+  }
+  EXPECT_EQ(edited, 3);
+  ea.clear();
+  for (int i = 30; i < 90; ++i) {
+    a.Process(reading(i), Millis(kT0 + i * 700), &ea);
+    b.Process(reading(i), Millis(kT0 + i * 700), &eb);
+  }
+  a.Finish(&ea);
+  b.Finish(&eb);
+  ASSERT_GT(ea.size(), 100u);
+  ASSERT_EQ(ea.size(), eb.size());
+  for (std::size_t i = 0; i < ea.size(); ++i) EXPECT_EQ(ToJson(ea[i]), ToJson(eb[i]));
+}
+
 }  // namespace
 }  // namespace vigil::rules
