@@ -42,6 +42,11 @@ class Rolling {
   }
 
   std::uint64_t size() const { return n_; }
+  void Prefetch() const {
+    if (values_.empty()) return;
+    __builtin_prefetch(&values_.back());
+    __builtin_prefetch(&values_.front());
+  }
   double mean() const { return mean_; }
   double stddev() const {
     return n_ == 0 ? 0 : std::sqrt(std::max(0.0, m2_ / static_cast<double>(n_)));
@@ -132,6 +137,7 @@ class RollingDetector final : public Detector {
     rolling_.Add(x, t);
     return d;
   }
+  void Prefetch() const override { rolling_.Prefetch(); }
   void Save(Packer& p) const override { rolling_.Save(p); }
   void Load(const Packed& j) override { rolling_.Load(j); }
 

@@ -46,6 +46,8 @@ class Detector {
   virtual ~Detector() = default;
   // `t` is the value's event time (ms).
   virtual Detection Observe(double x, std::int64_t t) = 0;
+  // Fetches into the cache what the next Observe reads (a hint: it changes nothing).
+  virtual void Prefetch() const {}
   virtual void Save(Packer& p) const = 0;
   // Throws nlohmann::json::exception on malformed input.
   virtual void Load(const Packed& j) = 0;

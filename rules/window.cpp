@@ -40,6 +40,7 @@ class Accs {
       }
     }
   }
+  void Prefetch() const { __builtin_prefetch(accs_.get()); }
   void Merge(const Accs& o) {
     for (std::size_t i = 0; i < size(); ++i) accs_[i].Merge(rule_->aggregates[i], o.accs_[i]);
   }
@@ -103,6 +104,10 @@ class AlignedWindows final : public WindowState {
   }
 
   bool HasOpen() const override { return !open_.empty(); }
+
+  void Prefetch() const override {
+    if (!open_.empty()) open_.back().second.Prefetch();  // the newest window takes most readings
+  }
 
   void Save(Packer& p) const override {
     p.Map(2).Str("closed_through").Int(closed_through_).Str("open").Array(open_.size());
@@ -385,6 +390,14 @@ class SlidingWindows final : public WindowState {
   }
 
   bool HasOpen() const override { return in_window_ < entries_.size(); }
+
+  void Prefetch() const override {
+    // A reading goes after the newest entry; its evaluation drops the oldest.
+    if (entries_.empty()) return;
+    __builtin_prefetch(&entries_.back());
+    __builtin_prefetch(&entries_.front());
+    __builtin_prefetch(aggs_.data());
+  }
 
   void Save(Packer& p) const override {
     // The incremental state is saved as it is (not rebuilt on load), so a restored engine

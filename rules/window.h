@@ -53,6 +53,8 @@ class WindowState {
   // Closes every open window (idle timeout, end of replay input).
   virtual void CloseAll(std::vector<ClosedWindow>* out) = 0;
   virtual bool HasOpen() const = 0;
+  // Fetches into the cache what the next Add reads (a hint: it changes nothing).
+  virtual void Prefetch() const {}
 
   virtual void Save(Packer& p) const = 0;
   // Throws nlohmann::json::exception on malformed input.
