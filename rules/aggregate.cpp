@@ -188,7 +188,7 @@ void Quantiles::Load(const Packed& j) {
 void Acc::Add(const AggregateSpec& spec, double x, const std::string* tag, std::int64_t t,
               std::uint64_t arrival) {
   if (spec.fn == AggregateSpec::Fn::kDistinct) {
-    if (tag != nullptr) ++distinct.get()[*tag];
+    if (tag != nullptr) ++distinct()[*tag];
     return;
   }
   ++n;
@@ -202,7 +202,7 @@ void Acc::Add(const AggregateSpec& spec, double x, const std::string* tag, std::
   if ((fields & kMin) != 0 && (n == 1 || x < v)) v = x;
   if ((fields & kMax) != 0 && (n == 1 || x > v)) v = x;
   if ((fields & (kFirst | kLast)) != 0) {
-    Ends& e = ends.get();
+    Ends& e = ends();
     if ((fields & kFirst) != 0 &&
         (n == 1 || t < e.first_t || (t == e.first_t && arrival < e.first_arrival))) {
       e.first_t = t;
@@ -216,12 +216,12 @@ void Acc::Add(const AggregateSpec& spec, double x, const std::string* tag, std::
       e.last_v = x;
     }
   }
-  if ((fields & kQuantiles) != 0) quantiles.get().Add(x);
+  if ((fields & kQuantiles) != 0) quantiles().Add(x);
 }
 
 void Acc::Merge(const AggregateSpec& spec, const Acc& o) {
-  if (const auto* d = o.distinct.find()) {
-    for (const auto& [tag, count] : *d) distinct.get()[tag] += count;
+  if (const auto* d = o.find_distinct()) {
+    for (const auto& [tag, count] : *d) distinct()[tag] += count;
   }
   if (o.n == 0) return;
   if (n == 0) {
@@ -240,8 +240,8 @@ void Acc::Merge(const AggregateSpec& spec, const Acc& o) {
   if ((fields & kMin) != 0) v = std::min(v, o.v);
   if ((fields & kMax) != 0) v = std::max(v, o.v);
   n += o.n;
-  if (const Ends* oe = o.ends.find()) {
-    Ends& e = ends.get();
+  if (const Ends* oe = o.find_ends()) {
+    Ends& e = ends();
     if (oe->first_t < e.first_t ||
         (oe->first_t == e.first_t && oe->first_arrival < e.first_arrival)) {
       e.first_t = oe->first_t;
@@ -254,8 +254,8 @@ void Acc::Merge(const AggregateSpec& spec, const Acc& o) {
       e.last_v = oe->last_v;
     }
   }
-  if ((fields & kQuantiles) != 0 && o.quantiles.find() != nullptr) {
-    quantiles.get().Merge(*o.quantiles.find());
+  if ((fields & kQuantiles) != 0 && o.find_quantiles() != nullptr) {
+    quantiles().Merge(*o.find_quantiles());
   }
 }
 
@@ -263,10 +263,10 @@ Value Acc::Result(const AggregateSpec& spec) const {
   using Fn = AggregateSpec::Fn;
   if (spec.fn == Fn::kCount) return Value::Int(static_cast<double>(n));
   if (spec.fn == Fn::kDistinct) {
-    return Value::Int(distinct.find() ? static_cast<double>(distinct.find()->size()) : 0.0);
+    return Value::Int(find_distinct() ? static_cast<double>(find_distinct()->size()) : 0.0);
   }
   if (n == 0) return Value::Null();
-  const Ends* e = ends.find();  // n > 0: set for the functions that read it
+  const Ends* e = find_ends();  // n > 0: set for the functions that read it
   switch (spec.fn) {
     case Fn::kSum:
     case Fn::kAvg:
@@ -286,7 +286,7 @@ Value Acc::Result(const AggregateSpec& spec) const {
       return Value::Double((e->last_v - e->first_v) /
                            (static_cast<double>(e->last_t - e->first_t) / 1000.0));
     case Fn::kPercentile:
-      return Value::Double(quantiles.find()->Percentile(spec.percentile));  // n > 0
+      return Value::Double(find_quantiles()->Percentile(spec.percentile));  // n > 0
     default:
       return Value::Null();
   }
@@ -295,7 +295,7 @@ Value Acc::Result(const AggregateSpec& spec) const {
 void Acc::Save(const AggregateSpec& spec, Packer& p) const {
   if (spec.fn == AggregateSpec::Fn::kDistinct) {
     p.Map(1).Str("d");
-    SaveCounts(distinct.find(), p);
+    SaveCounts(find_distinct(), p);
     return;
   }
   // Only what the function reads (earlier versions saved every field: Load takes both).
@@ -306,7 +306,7 @@ void Acc::Save(const AggregateSpec& spec, Packer& p) const {
   if ((fields & kM2) != 0) p.Str("m2").Double(m2);
   if ((fields & kMin) != 0) p.Str("min").Double(v);
   if ((fields & kMax) != 0) p.Str("max").Double(v);
-  const Ends e = ends.find() != nullptr ? *ends.find() : Ends{};
+  const Ends e = find_ends() != nullptr ? *find_ends() : Ends{};
   if ((fields & kFirst) != 0) {
     p.Str("first").Array(3).Int(e.first_t).Uint(e.first_arrival).Double(e.first_v);
   }
@@ -315,8 +315,8 @@ void Acc::Save(const AggregateSpec& spec, Packer& p) const {
   }
   if ((fields & kQuantiles) != 0) {
     p.Str("q");
-    if (quantiles.find() != nullptr) {
-      quantiles.find()->Save(p);
+    if (find_quantiles() != nullptr) {
+      find_quantiles()->Save(p);
     } else {
       p.Null();
     }
@@ -326,7 +326,7 @@ void Acc::Save(const AggregateSpec& spec, Packer& p) const {
 Acc Acc::Load(const AggregateSpec& spec, const Packed& j) {
   Acc a;
   if (spec.fn == AggregateSpec::Fn::kDistinct) {
-    LoadCounts(j.at("d"), &a.distinct.get());
+    LoadCounts(j.at("d"), &a.distinct());
     return a;
   }
   const unsigned fields = FieldsOf(spec.fn);
@@ -356,13 +356,13 @@ Acc Acc::Load(const AggregateSpec& spec, const Packed& j) {
         a.v = value.get<double>();
         break;
       case kFirst:
-        load_end(value, &a.ends.get().first_t, &a.ends.get().first_arrival, &a.ends.get().first_v);
+        load_end(value, &a.ends().first_t, &a.ends().first_arrival, &a.ends().first_v);
         break;
       case kLast:
-        load_end(value, &a.ends.get().last_t, &a.ends.get().last_arrival, &a.ends.get().last_v);
+        load_end(value, &a.ends().last_t, &a.ends().last_arrival, &a.ends().last_v);
         break;
       case kQuantiles:
-        if (!value.is_null()) a.quantiles.get().Load(value);
+        if (!value.is_null()) a.quantiles().Load(value);
         break;
       default:
         return;

@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -85,12 +86,24 @@ struct Acc {
     double last_v = 0;
   };
 
+  using Counts = std::map<std::string, std::uint64_t>;  // distinct(): tag value → readings
+
   std::uint64_t n = 0;
   double v = 0;   // the running value the function reads: sum, mean (Welford), min or max
   double m2 = 0;  // stddev: Welford's sum of squared deviations from the mean
-  Boxed<Ends> ends;
-  Boxed<Quantiles> quantiles;                            // percentile only
-  Boxed<std::map<std::string, std::uint64_t>> distinct;  // distinct only: tag value → readings
+  // What first/last/delta/rate, percentile or distinct keep besides, in one box (32 bytes an
+  // accumulator, not 48 with a box each): made on first use, holding what the function reads.
+  Boxed<std::variant<Ends, Boxed<Quantiles>, Counts>> extra;
+
+  Ends& ends() { return Extra<Ends>(); }
+  const Ends* find_ends() const { return FindExtra<Ends>(); }
+  Quantiles& quantiles() { return Extra<Boxed<Quantiles>>().get(); }
+  const Quantiles* find_quantiles() const {
+    const auto* box = FindExtra<Boxed<Quantiles>>();
+    return box != nullptr ? box->find() : nullptr;
+  }
+  Counts& distinct() { return Extra<Counts>(); }
+  const Counts* find_distinct() const { return FindExtra<Counts>(); }
 
   // x is the aggregate's argument for one reading (finite), or a distinct tag value.
   void Add(const AggregateSpec& spec, double x, const std::string* tag, std::int64_t t,
@@ -100,6 +113,19 @@ struct Acc {
 
   void Save(const AggregateSpec& spec, Packer& p) const;
   static Acc Load(const AggregateSpec& spec, const Packed& j);
+
+ private:
+  template <typename T>
+  T& Extra() {
+    auto& held = extra.get();
+    if (!std::holds_alternative<T>(held)) held.template emplace<T>();
+    return std::get<T>(held);
+  }
+  template <typename T>
+  const T* FindExtra() const {
+    const auto* held = extra.find();
+    return held != nullptr ? std::get_if<T>(held) : nullptr;
+  }
 };
 
 }  // namespace vigil::rules
