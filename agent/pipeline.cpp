@@ -134,7 +134,10 @@ Status Pipeline::Restore() {
               " journaled message(s) since the last checkpoint (the events of " +
               std::to_string(committed_before) + " were committed already)");
   }
-  Commit(Now(), /*checkpoint=*/true);
+  // The events of the re-processed messages are committed; their state is checkpointed at the
+  // next interval, as before the crash (the agent is ready without writing every key touched
+  // again), unless the journal started afresh and its new position must be recorded now.
+  Commit(Now(), /*checkpoint=*/checkpoint_position_ < 0);
   return Status::Ok();
 }
 
