@@ -22,6 +22,14 @@ CREATE TABLE IF NOT EXISTS journal (
 
 constexpr const char* kAppend =
     "INSERT INTO journal (seq, received, topic, payload, hash) VALUES (?1, ?2, ?3, ?4, ?5)";
+// Rows a multi-row insert appends at once (one statement step instead of one a row).
+constexpr std::size_t kAppendRows = 32;
+
+std::string AppendRows(std::size_t rows) {
+  std::string sql = "INSERT INTO journal (seq, received, topic, payload, hash) VALUES ";
+  for (std::size_t i = 0; i < rows; ++i) sql += i == 0 ? "(?,?,?,?,?)" : ",(?,?,?,?,?)";
+  return sql;
+}
 constexpr const char* kRecent =
     "SELECT 1 FROM journal WHERE seq > (SELECT IFNULL(MAX(seq), 0) FROM journal) - ?1 "
     "AND hash = ?2 AND topic = ?3 AND payload = ?4 LIMIT 1";
@@ -67,7 +75,7 @@ std::int64_t MessageHash(const std::string& topic, const std::string& payload) {
 
 struct Journal::Impl : Database {
   // Prepared once: with mqtt.ack = after_commit, Append runs once per message.
-  std::unique_ptr<Statement> begin, insert, commit;
+  std::unique_ptr<Statement> begin, insert, insert_many, commit;
   // Append numbers rows itself (no AUTOINCREMENT, whose sqlite_sequence row would be one more
   // page written per transaction); seqs stay increasing across trims through meta.last_seq.
   std::int64_t last_seq = 0;
@@ -113,10 +121,10 @@ Status Journal::Append(std::vector<JournalMessage*> messages) {
   if (!impl_->insert) {
     impl_->begin = std::make_unique<Statement>(db, "BEGIN IMMEDIATE");
     impl_->insert = std::make_unique<Statement>(db, kAppend);
+    impl_->insert_many = std::make_unique<Statement>(db, AppendRows(kAppendRows).c_str());
     impl_->commit = std::make_unique<Statement>(db, "COMMIT");
   }
   Statement& begin = *impl_->begin;
-  Statement& insert = *impl_->insert;
   Statement& commit = *impl_->commit;
   const std::int64_t before = impl_->last_seq;
   auto fail = [&](Statement& st, bool rollback) {
@@ -129,13 +137,21 @@ Status Journal::Append(std::vector<JournalMessage*> messages) {
   begin.Step();
   if (!begin.ok()) return fail(begin, false);
   begin.Reset();
-  for (JournalMessage* m : messages) {
-    m->seq = ++impl_->last_seq;
-    insert.Bind(1, m->seq)
-        .Bind(2, std::int64_t{m->received.count()})
-        .BindRef(3, m->topic)
-        .BindBlobRef(4, m->payload)
-        .Bind(5, MessageHash(m->topic, m->payload));
+  // kAppendRows messages a statement while that many are left, then one at a time.
+  for (std::size_t i = 0; i < messages.size();) {
+    const bool many = messages.size() - i >= kAppendRows;
+    Statement& insert = many ? *impl_->insert_many : *impl_->insert;
+    const std::size_t rows = many ? kAppendRows : 1;
+    for (std::size_t r = 0; r < rows; ++r, ++i) {
+      JournalMessage* m = messages[i];
+      m->seq = ++impl_->last_seq;
+      const int at = static_cast<int>(r * 5);
+      insert.Bind(at + 1, m->seq)
+          .Bind(at + 2, std::int64_t{m->received.count()})
+          .BindRef(at + 3, m->topic)
+          .BindBlobRef(at + 4, m->payload)
+          .Bind(at + 5, MessageHash(m->topic, m->payload));
+    }
     insert.Step();
     if (!insert.ok()) return fail(insert, true);
     insert.Reset();

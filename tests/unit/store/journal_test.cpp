@@ -69,6 +69,43 @@ TEST_F(JournalTest, AppendsInOrderAndReadsAfterAPosition) {
   EXPECT_EQ(payload, "{\"value\":0}");
 }
 
+// Append writes 32 messages a statement while that many are left, then one at a time: every
+// batch size around that comes back message for message, in order, each with its own fields.
+TEST_F(JournalTest, EveryMessageOfABatchComesBackWithItsOwnFields) {
+  std::vector<JournalMessage> written;
+  for (int batch : {1, 31, 32, 33, 64, 70}) {
+    std::vector<JournalMessage> ms;
+    for (int i = 0; i < batch; ++i) {
+      const auto n = static_cast<int>(written.size() + ms.size());
+      ms.push_back({0, Millis(1000 + n), "s/d" + std::to_string(n % 7) + "/t",
+                    std::string(static_cast<std::size_t>(n % 50), 'x') + std::to_string(n)});
+    }
+    std::vector<JournalMessage*> ptrs;
+    for (auto& m : ms) ptrs.push_back(&m);
+    ASSERT_TRUE(journal_->Append(ptrs).ok()) << batch;
+    written.insert(written.end(), ms.begin(), ms.end());
+  }
+  std::vector<JournalMessage> read;
+  ASSERT_TRUE(journal_
+                  ->Read(0, Millis(0),
+                         [&](const JournalMessage& m) {
+                           read.push_back(m);
+                           return true;
+                         })
+                  .ok());
+  ASSERT_EQ(read.size(), written.size());
+  for (std::size_t i = 0; i < read.size(); ++i) {
+    EXPECT_EQ(read[i].seq, static_cast<std::int64_t>(i + 1));
+    EXPECT_EQ(read[i].seq, written[i].seq);
+    EXPECT_EQ(read[i].received, written[i].received) << i;
+    EXPECT_EQ(read[i].topic, written[i].topic) << i;
+    EXPECT_EQ(read[i].payload, written[i].payload) << i;
+  }
+  // The hash of a message in the middle of a 32-row statement is its own.
+  EXPECT_TRUE(journal_->RecentlyAppended(written[50].topic, written[50].payload, 1000).value());
+  EXPECT_FALSE(journal_->RecentlyAppended(written[50].topic, written[51].payload, 1000).value());
+}
+
 TEST_F(JournalTest, RecognisesARecentRedelivery) {
   Append(0, 10, Millis(1));
   EXPECT_TRUE(journal_->RecentlyAppended("s/d/t", "{\"value\":9}", 100).value());
