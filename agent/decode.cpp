@@ -248,8 +248,18 @@ void Decoder::DecodeMessage(std::string_view topic, std::string_view payload, Mi
       return;
     }
     tags.emplace_back("metric", name);
-    std::stable_sort(tags.begin(), tags.end(),
-                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    // By name, equal names in their order (the first is kept). An insertion sort for the few
+    // tags a reading has: std::stable_sort allocates a buffer on every call.
+    if (tags.size() <= 16) {
+      for (std::size_t i = 1; i < tags.size(); ++i) {
+        for (std::size_t j = i; j > 0 && tags[j].first < tags[j - 1].first; --j) {
+          std::swap(tags[j], tags[j - 1]);
+        }
+      }
+    } else {
+      std::stable_sort(tags.begin(), tags.end(),
+                       [](const auto& a, const auto& b) { return a.first < b.first; });
+    }
     tags.erase(std::unique(tags.begin(), tags.end(),
                            [](const auto& a, const auto& b) { return a.first == b.first; }),
                tags.end());

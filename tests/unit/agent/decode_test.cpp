@@ -48,6 +48,38 @@ TEST_F(DecodeTest, JsonValueWithTimeAndTags) {
   EXPECT_EQ(r.tags, want);
 }
 
+// Tags are sorted by name; of two with the same name the first wins: the topic's over the
+// payload's. Few tags take an insertion sort, many a stable sort: both the same.
+TEST_F(DecodeTest, TagsAreSortedAndTheTopicsWinOverThePayloads) {
+  auto r = config::ParseConfig(R"({ "mqtt": { "subscriptions": [
+      { "topic": "a/{zone}/{device}/{metric}",
+        "payload": { "value": "v", "tags": ["device", "site", "t01", "t02", "t03",
+                     "t04", "t05", "t06", "t07", "t08", "t09", "t10", "t11", "t12", "t13",
+                     "t14", "t15", "t16"] } } ] } })",
+                               "v.json");
+  ASSERT_TRUE(r.config.has_value());
+  Decoder decoder(r.config->mqtt);
+  for (bool many : {false, true}) {
+    std::string payload = R"({"v": 1, "device": "from-payload", "site": "s")";
+    if (many) {
+      for (int i = 16; i >= 1; --i) {
+        payload += ",\"t" + std::string(i < 10 ? "0" : "") + std::to_string(i) + "\": \"x\"";
+      }
+    }
+    payload += "}";
+    Decoded d;
+    decoder.Decode("a/z1/from-topic/temp", payload, kNow, &d);
+    ASSERT_EQ(d.readings.size(), 1u) << payload;
+    const rules::Tags& tags = d.readings[0].tags;
+    ASSERT_EQ(tags.size(), many ? 20u : 4u);
+    for (std::size_t i = 1; i < tags.size(); ++i) EXPECT_LT(tags[i - 1].first, tags[i].first);
+    EXPECT_EQ(tags[0], (std::pair<std::string, std::string>{"device", "from-topic"}));
+    EXPECT_EQ(tags[1], (std::pair<std::string, std::string>{"metric", "temp"}));
+    EXPECT_EQ(tags[2], (std::pair<std::string, std::string>{"site", "s"}));
+    EXPECT_EQ(tags.back(), (std::pair<std::string, std::string>{"zone", "z1"}));
+  }
+}
+
 TEST_F(DecodeTest, ReadingWithoutTimeGetsArrivalTime) {
   Decoded d = Decode("sensors/d1/temperature", R"({"value": 1})");
   ASSERT_EQ(d.readings.size(), 1u);
