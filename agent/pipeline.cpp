@@ -15,8 +15,10 @@ constexpr std::size_t kQueueCapacity = 16384;
 constexpr std::size_t kBatch = 4096;
 // A checkpoint serializes and writes the changed keys' state this many at a time.
 constexpr std::size_t kStateChunk = 1024;
-// A small batch waits this long for more messages: one wake-up per batch, not per message.
-constexpr Millis kLinger{2};
+// A small batch waits this long for more messages: one wake-up per batch, not per message (at
+// 20 000 readings/s, 2 ms gave batches of about 40 and the wake-ups cost the engine thread
+// 0.9 µs a reading; 10 ms gives about 200).
+constexpr Millis kLinger{10};
 // Stats and firing alerts walk every key: refreshed for the endpoint at most this often.
 constexpr Millis kSnapshotInterval{1000};
 constexpr std::size_t kRestoreBatch = 4096;   // checkpoint rows read before decoding them
