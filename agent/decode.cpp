@@ -214,6 +214,7 @@ Decoder::Decoder(const config::MqttConfig& mqtt) : mqtt_(mqtt) {}
 void Decoder::DecodeMessage(std::string_view topic, std::string_view payload, Millis now,
                             Decoded* out) const {
   std::vector<std::pair<std::string, std::string>> captures;
+  captures.reserve(4);
   const config::Subscription* sub = nullptr;
   for (const auto& s : mqtt_.subscriptions) {
     if (s.topic.Match(topic, &captures)) {
@@ -228,6 +229,8 @@ void Decoder::DecodeMessage(std::string_view topic, std::string_view payload, Mi
   // The metric: a captured {metric}, else the subscription's "metric", else the last level.
   std::string metric = sub->metric;
   rules::Tags base;
+  // Room for the payload's tags and the metric: a reading's tags are not reallocated.
+  base.reserve(captures.size() + sub->payload.tags.size() + 1);
   for (auto& [name, level] : captures) {
     if (name == "metric") {
       metric = level;
@@ -273,7 +276,7 @@ void Decoder::DecodeMessage(std::string_view topic, std::string_view payload, Mi
     } else if (!std::isfinite(v)) {
       out->rejects.push_back({RejectReason::kNaN, "payload is NaN or infinite"});
     } else {
-      emit(metric, base, now, v);
+      emit(metric, std::move(base), now, v);
     }
     return;
   }
@@ -290,7 +293,9 @@ void Decoder::DecodeMessage(std::string_view topic, std::string_view payload, Mi
         }
       }
     }
-    rules::Tags tags = base;
+    rules::Tags tags;
+    tags.reserve(base.capacity());
+    tags = base;
     for (const auto& path : m.tags) {
       // An object or array is no tag value (and dumping a deeply nested one overflowed the
       // stack): ignored, as null is.
@@ -301,7 +306,7 @@ void Decoder::DecodeMessage(std::string_view topic, std::string_view payload, Mi
       if (auto r = ToValue(find(m.value), m.value, &v)) {
         out->rejects.push_back(*r);
       } else {
-        emit(metric, tags, time, v);
+        emit(metric, std::move(tags), time, v);
       }
       return;
     }

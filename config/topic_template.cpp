@@ -73,26 +73,29 @@ std::optional<TopicTemplate> TopicTemplate::Parse(std::string_view text, std::st
 bool TopicTemplate::Match(std::string_view topic,
                           std::vector<std::pair<std::string, std::string>>* captures) const {
   if (captures != nullptr) captures->clear();
-  auto levels = SplitLevels(topic);
-  std::size_t i = 0;
+  // The topic's levels are walked as they come (no vector of them: this runs per message).
+  std::size_t start = 0;  // of the next level; npos once the topic's last level was taken
   for (const Level& l : levels_) {
     if (l.kind == Level::Kind::kHash) return true;
-    if (i >= levels.size()) return false;
+    if (start == std::string_view::npos) return false;  // the topic has fewer levels
+    const std::size_t slash = topic.find('/', start);
+    const std::string_view level = topic.substr(
+        start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+    start = slash == std::string_view::npos ? std::string_view::npos : slash + 1;
     switch (l.kind) {
       case Level::Kind::kLiteral:
-        if (levels[i] != l.text) return false;
+        if (level != l.text) return false;
         break;
       case Level::Kind::kCapture:
-        if (levels[i].empty()) return false;
-        if (captures != nullptr) captures->emplace_back(l.text, std::string(levels[i]));
+        if (level.empty()) return false;
+        if (captures != nullptr) captures->emplace_back(l.text, std::string(level));
         break;
       case Level::Kind::kPlus:
       case Level::Kind::kHash:
         break;
     }
-    ++i;
   }
-  return i == levels.size();
+  return start == std::string_view::npos;  // every level of the topic was matched
 }
 
 std::string TopicTemplate::Filter() const {

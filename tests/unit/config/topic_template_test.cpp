@@ -33,6 +33,25 @@ TEST(TopicTemplate, HashMatchesTheRestIncludingNothing) {
   EXPECT_FALSE(t.Match("plant", nullptr));
 }
 
+// Empty levels are levels (MQTT): `+` matches one, a capture refuses one, and a topic with
+// more or fewer levels than the template does not match.
+TEST(TopicTemplate, EmptyLevelsCountAsLevels) {
+  TopicTemplate plus = Make("a/+");
+  EXPECT_TRUE(plus.Match("a/", nullptr));
+  EXPECT_TRUE(plus.Match("a/b", nullptr));
+  EXPECT_FALSE(plus.Match("a", nullptr));
+  EXPECT_FALSE(plus.Match("a//", nullptr));
+  EXPECT_FALSE(plus.Match("a/b/", nullptr));
+  TopicTemplate capture = Make("{device}/x");
+  EXPECT_FALSE(capture.Match("/x", nullptr));
+  EXPECT_TRUE(capture.Match("d/x", nullptr));
+  EXPECT_FALSE(capture.Match("d/x/", nullptr));
+  EXPECT_TRUE(Make("a/#").Match("a/", nullptr));
+  EXPECT_TRUE(Make("#").Match("", nullptr));
+  EXPECT_TRUE(Make("+").Match("", nullptr));
+  EXPECT_FALSE(Make("+").Match("/", nullptr));
+}
+
 TEST(TopicTemplate, RejectsMalformed) {
   std::string error;
   EXPECT_FALSE(TopicTemplate::Parse("a/#/b", &error).has_value());
