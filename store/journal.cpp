@@ -20,11 +20,10 @@ CREATE TABLE IF NOT EXISTS journal (
 );
 )sql";
 
-constexpr const char* kAppend =
-    "INSERT INTO journal (seq, received, topic, payload, hash) VALUES (?1, ?2, ?3, ?4, ?5)";
 // Rows a multi-row insert appends at once (one statement step instead of one a row).
 constexpr std::size_t kAppendRows = 32;
 
+// The insert of `rows` messages (seq, received, topic, payload, hash each).
 std::string AppendRows(std::size_t rows) {
   std::string sql = "INSERT INTO journal (seq, received, topic, payload, hash) VALUES ";
   for (std::size_t i = 0; i < rows; ++i) sql += i == 0 ? "(?,?,?,?,?)" : ",(?,?,?,?,?)";
@@ -120,7 +119,7 @@ Status Journal::Append(std::vector<JournalMessage*> messages) {
   sqlite3* db = impl_->db;
   if (!impl_->insert) {
     impl_->begin = std::make_unique<Statement>(db, "BEGIN IMMEDIATE");
-    impl_->insert = std::make_unique<Statement>(db, kAppend);
+    impl_->insert = std::make_unique<Statement>(db, AppendRows(1).c_str());
     impl_->insert_many = std::make_unique<Statement>(db, AppendRows(kAppendRows).c_str());
     impl_->commit = std::make_unique<Statement>(db, "COMMIT");
   }

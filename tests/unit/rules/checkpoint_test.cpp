@@ -186,6 +186,41 @@ TEST(Checkpoint, SlidingWindowOrdersMustBeConsecutive) {
   EXPECT_FALSE(c.Restore(state[0].rule, state[0].key, bad));
 }
 
+// A tumbling or hopping key's open windows are saved by start, increasing; a checkpoint whose
+// windows are out of order or repeat a start is refused, not misread.
+TEST(Checkpoint, OpenWindowsMustBeInOrder) {
+  LoadResult loaded = ParseRules(R"json([{ "id": "h", "source": { "metric": "t" },
+      "group_by": ["device"], "window": { "type": "hopping", "size": "10s", "slide": "5s" },
+      "aggregates": { "n": "count()" } }])json",
+                                 "r.json");
+  ASSERT_TRUE(loaded.rules) << loaded.diagnostics.at(0).ToString();
+  Engine a("gw", loaded.rules);
+  std::vector<Event> events;
+  a.Process(Reading{"t", {{"device", "d"}, {"metric", "t"}}, Millis(kT0 + 7000), 1.0},
+            Millis(kT0 + 7000), &events);
+  std::vector<StateChange> state;
+  a.SnapshotAll(&state);
+  ASSERT_EQ(state.size(), 1u);
+  auto saved = nlohmann::json::from_msgpack(*state[0].bytes);
+  auto& open = saved["windows"]["open"];
+  ASSERT_EQ(open.size(), 2u);  // [kT0, kT0 + 10 s) and [kT0 + 5 s, kT0 + 15 s)
+  Engine b("gw", loaded.rules);
+  EXPECT_TRUE(b.Restore(state[0].rule, state[0].key, *state[0].bytes));
+  for (const bool repeat : {false, true}) {
+    auto bad_state = saved;
+    auto& windows = bad_state["windows"]["open"];
+    if (repeat) {
+      windows[1][0] = windows[0][0];
+    } else {
+      std::swap(windows[0], windows[1]);
+    }
+    std::string bad;
+    nlohmann::json::to_msgpack(bad_state, bad);
+    Engine c("gw", loaded.rules);
+    EXPECT_FALSE(c.Restore(state[0].rule, state[0].key, bad)) << repeat;
+  }
+}
+
 // Earlier versions kept the monotonic queues of a sliding window for every aggregate, and the
 // times of a detector's window by count; checkpoints holding them restore, and the restored
 // engine goes on exactly as the one that wrote them.
