@@ -781,7 +781,8 @@ void Engine::Impl::FlushDerived(std::optional<Millis> now, std::vector<Event>* o
   }
 }
 
-void Engine::Advance(Millis now, std::vector<Event>* out) {
+bool Engine::Advance(Millis now, std::vector<Event>* out) {
+  bool changed = false;
   for (RuleState& rs : impl_->rules) {
     const auto& detector = rs.rule->detector;
     if (detector && detector->method == DetectorSpec::Method::kAbsent &&
@@ -799,6 +800,7 @@ void Engine::Advance(Millis now, std::vector<Event>* out) {
               {"anomaly", Value::Bool(true)}};
           impl_->EvaluateAlert(rs, *key_str, *ks, values, std::nullopt, now.count(), out);
           MarkDirty(rs, *key_str, *ks);
+          changed = true;
           rs.next_absent_check = std::min(rs.next_absent_check, now.count() + 1000);
         } else {
           rs.next_absent_check = std::min(rs.next_absent_check, ks->last_seen + wait);
@@ -816,11 +818,13 @@ void Engine::Advance(Millis now, std::vector<Event>* out) {
         impl_->Emit(rs, *key_str, *ks, out);
         MarkDirty(rs, *key_str, *ks);
         impl_->FlushDerived(now, out);
+        changed = true;
       } else {
         rs.next_idle_check = std::min(rs.next_idle_check, ks->last_seen + idle);
       }
     }
   }
+  return changed;
 }
 
 void Engine::Finish(std::vector<Event>* out) {

@@ -76,8 +76,10 @@ class Engine {
   // Routes the reading to the rules whose source matches, updates their state and appends
   // the events produced, in order, to *out.
   void Process(const Reading& reading, Millis now, std::vector<Event>* out);
-  // Fires processing-time timers (idle_timeout flush, absent, repeat) due at `now`.
-  void Advance(Millis now, std::vector<Event>* out);
+  // Fires processing-time timers (idle_timeout flush, absent, repeat) due at `now`. Returns
+  // true when it changed any key's state or appended an event: the outcome then depends on
+  // `now`, so a caller that must reproduce it (crash recovery) records that moment.
+  bool Advance(Millis now, std::vector<Event>* out);
   // End of a bounded input (replay): every key's watermark moves to infinity; every open
   // window closes and is emitted (SPEC §12.10).
   void Finish(std::vector<Event>* out);
