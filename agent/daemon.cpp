@@ -17,6 +17,7 @@
 #include "agent/decode.h"
 #include "agent/http_endpoint.h"
 #include "agent/ingest.h"
+#include "agent/intake.h"
 #include "agent/metrics.h"
 #include "agent/pipeline.h"
 #include "agent/rule_watcher.h"
@@ -36,7 +37,6 @@ namespace vigil::agent {
 namespace {
 
 constexpr Millis kDrainTime{5000};
-constexpr std::size_t kTopicShown = 200;  // bytes of a rejected message's topic in the log
 
 // Logs (at most once a minute per rule) the rules whose max_keys dropped readings since the
 // last call; `seen` keeps the counts already reported.
@@ -176,73 +176,24 @@ int RunDaemon(const config::Config& config) {
   }
   pipeline.Start();
 
-  Decoder decoder(config.mqtt);
-  const bool ack_after_commit = config.mqtt.ack == config::MqttConfig::Ack::kAfterCommit;
-  std::atomic<bool> stopping{false};
+  MessageIntake intake(config.mqtt, journal.get(), &metrics,
+                       [&pipeline](IngestMessage m) { return pipeline.Push(std::move(m)); });
   // VIGIL_FAILPOINT=crash-after-journal=N: the crash tests' way to kill the agent inside the
   // message callback, after the N-th message is journaled and before it is acknowledged.
-  long crash_after_journal = 0;
-  long journaled = 0;
   if (const char* fp = std::getenv("VIGIL_FAILPOINT")) {
-    std::string failpoint = fp;
+    const std::string failpoint = fp;
     const std::string prefix = "crash-after-journal=";
-    if (failpoint.rfind(prefix, 0) == 0) crash_after_journal = std::atol(fp + prefix.size());
+    if (failpoint.rfind(prefix, 0) == 0) intake.CrashAfterJournal(std::atol(fp + prefix.size()));
   }
   Ingest ingest(
       config.mqtt,
-      [&](const std::string& topic, const std::string& payload, bool duplicate) {
-        IngestMessage m;
-        m.received = Now();
-        Decoded decoded;
-        decoder.Decode(topic, payload, m.received, &decoded);
-        for (const auto& reject : decoded.rejects) {
-          metrics.CountReject(reject.reason);
-          // A topic may be up to 64 KiB: the log shows its start.
-          const std::string shown =
-              topic.size() > kTopicShown ? topic.substr(0, kTopicShown) + "…" : topic;
-          log::WriteLimited(log::Level::kWarning, ReasonName(reject.reason),
-                            std::string("rejected reading (") + ReasonName(reject.reason) +
-                                ") on " + shown + ": " + reject.detail);
-        }
-        if (decoded.readings.empty()) return;  // nothing to keep: acknowledged as is
-        if (ack_after_commit) {
-          // A redelivery of a message journaled before a restart is not processed twice.
-          if (duplicate) {
-            auto seen = journal->RecentlyAppended(topic, payload, 100'000);
-            if (seen.ok() && seen.value()) {
-              metrics.duplicates.fetch_add(1, std::memory_order_relaxed);
-              return;
-            }
-          }
-          // Journal before returning: Paho acknowledges the message only after this handler
-          // returns, so only a durable message is acknowledged. A failing disk holds the
-          // message (and the broker the rest) until it can be written.
-          store::JournalMessage jm{0, m.received, topic, payload};
-          while (true) {
-            Status s = journal->Append({&jm});
-            if (s.ok()) break;
-            metrics.journal_failures.fetch_add(1, std::memory_order_relaxed);
-            log::WriteLimited(log::Level::kError, "journal-append",
-                              "journal: cannot append, holding the message: " + s.message());
-            if (stopping.load()) return;  // not acknowledged: the broker redelivers it
-            std::this_thread::sleep_for(std::chrono::seconds(1));
-          }
-          m.seq = jm.seq;
-          if (crash_after_journal > 0 && ++journaled == crash_after_journal) {
-            // Test failpoint: die between the journal commit and Paho's acknowledgement.
-            log::Error("failpoint crash-after-journal reached: SIGKILL");
-            raise(SIGKILL);
-          }
-        } else {
-          m.topic = topic;
-          m.payload = payload;
-        }
-        metrics.readings_total.fetch_add(decoded.readings.size(), std::memory_order_relaxed);
-        m.size = topic.size() + payload.size();
-        m.readings = std::move(decoded.readings);
-        pipeline.Push(std::move(m));
+      [&intake](const std::string& topic, const std::string& payload, int packet_id,
+                bool duplicate) { intake.OnMessage(topic, payload, packet_id, duplicate); },
+      [&metrics, &intake](bool connected) {
+        metrics.mqtt_connected = connected;
+        if (!connected) intake.OnConnectionClosed();
       },
-      [&metrics](bool connected) { metrics.mqtt_connected = connected; });
+      [&intake] { intake.OnConnecting(); });
   ingest.Start();
 
   std::unique_ptr<HttpEndpoint> endpoint;
@@ -334,7 +285,7 @@ int RunDaemon(const config::Config& config) {
   table_watcher.Stop();
 
   endpoint.reset();
-  stopping = true;
+  intake.Stop();    // a message the journal cannot take is let go unacknowledged
   ingest.Stop();    // take no more messages
   pipeline.Stop();  // process what is queued, final commit
   for (auto& d : dispatchers) d->Stop(kDrainTime);

@@ -168,9 +168,13 @@ std::string HttpEndpoint::MetricsText(const EndpointSources& s) {
   o << "vigil_dropped_total{what=\"aggregates\"} " << m.dropped_aggregates.load() << '\n';
   o << "vigil_dropped_total{what=\"alerts\"} " << m.dropped_alerts.load() << '\n';
   o << "vigil_dropped_total{what=\"ttl\"} " << m.dropped_ttl.load() << '\n';
+  o << "vigil_dropped_total{what=\"unjournaled\"} " << m.dropped_unjournaled.load() << '\n';
   Header(o, "vigil_duplicate_messages_total", "counter",
-         "QoS 1 redeliveries of messages already journaled (not processed twice).");
+         "Redeliveries of messages already journaled, skipped (not processed twice).");
   o << "vigil_duplicate_messages_total " << m.duplicates.load() << '\n';
+  Header(o, "vigil_redelivered_new_total", "counter",
+         "Redeliveries that match no journaled message: processed as new readings.");
+  o << "vigil_redelivered_new_total " << m.redelivered_new.load() << '\n';
   Header(o, "vigil_reload_failures_total", "counter",
          "Reloads refused: a rule file invalid or beyond a limit; the previous rules stay.");
   o << "vigil_reload_failures_total " << m.reload_failures.load() << '\n';

@@ -1,6 +1,11 @@
 #include "agent/ingest.h"
 
+// Paho C++ 1.2 shows a message's packet identifier (MQTTAsync_message::msgid, which matches a
+// redelivery to the message it repeats) only through message::c_struct(), an inline accessor
+// it declares under UNIT_TESTS; the define adds the accessor and changes nothing else.
+#define UNIT_TESTS 1
 #include <mqtt/async_client.h>
+#undef UNIT_TESTS
 
 #include <algorithm>
 #include <chrono>
@@ -18,8 +23,12 @@ constexpr Millis kBackoffMax{30'000};
 
 }  // namespace
 
-Ingest::Ingest(const config::MqttConfig& mqtt, MessageHandler on_message, StateHandler on_state)
-    : mqtt_(mqtt), on_message_(std::move(on_message)), on_state_(std::move(on_state)) {}
+Ingest::Ingest(const config::MqttConfig& mqtt, MessageHandler on_message, StateHandler on_state,
+               ConnectingHandler on_connecting)
+    : mqtt_(mqtt),
+      on_message_(std::move(on_message)),
+      on_state_(std::move(on_state)),
+      on_connecting_(std::move(on_connecting)) {}
 
 Ingest::~Ingest() { Stop(); }
 
@@ -36,7 +45,8 @@ void Ingest::Start() {
     log::Warning("mqtt: tls.insecure_skip_verify is on: the broker's certificate is not checked");
   }
   client_->set_message_callback([this](mqtt::const_message_ptr msg) {
-    on_message_(msg->get_topic(), msg->get_payload_str(), msg->is_duplicate());
+    on_message_(msg->get_topic(), msg->get_payload_str(),
+                msg->get_qos() > 0 ? msg->c_struct().msgid : 0, msg->is_duplicate());
   });
   client_->set_connection_lost_handler([this](const std::string& cause) {
     log::Warning("mqtt: connection to " + mqtt_.uri + " lost" +
@@ -112,6 +122,7 @@ void Ingest::ConnectLoop() {
       if (stopping_) return;
       lost_ = false;
     }
+    if (on_connecting_) on_connecting_();
     std::string error;
     if (ConnectOnce(&error)) {
       log::Info("mqtt: connected to " + mqtt_.uri + ", subscribed to " +

@@ -28,12 +28,18 @@ namespace vigil::agent {
 // message before returning acknowledges only what is durable.
 class Ingest {
  public:
-  // `duplicate`: the broker's DUP flag (a QoS 1/2 redelivery).
-  using MessageHandler =
-      std::function<void(const std::string& topic, const std::string& payload, bool duplicate)>;
+  // `packet_id`: the message's MQTT packet identifier (0 for QoS 0); `duplicate`: the
+  // broker's DUP flag (a QoS 1/2 redelivery).
+  using MessageHandler = std::function<void(const std::string& topic, const std::string& payload,
+                                            int packet_id, bool duplicate)>;
+  // Called with false when the connection is lost or closed by Stop, and with true once it is
+  // up and subscribed.
   using StateHandler = std::function<void(bool connected)>;
+  // Called on the connector thread before each connection attempt.
+  using ConnectingHandler = std::function<void()>;
 
-  Ingest(const config::MqttConfig& mqtt, MessageHandler on_message, StateHandler on_state);
+  Ingest(const config::MqttConfig& mqtt, MessageHandler on_message, StateHandler on_state,
+         ConnectingHandler on_connecting = nullptr);
   ~Ingest();  // Stop()
   Ingest(const Ingest&) = delete;
   Ingest& operator=(const Ingest&) = delete;
@@ -50,6 +56,7 @@ class Ingest {
   const config::MqttConfig& mqtt_;  // not owned; outlives this
   MessageHandler on_message_;
   StateHandler on_state_;
+  ConnectingHandler on_connecting_;
   std::unique_ptr<mqtt::async_client> client_;
   std::thread thread_;
   std::mutex mu_;  // guards stopping_ and lost_ (with cv_)

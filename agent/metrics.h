@@ -28,8 +28,13 @@ struct Metrics {
   std::atomic<std::uint64_t> dropped_aggregates{0};  // undelivered aggregate rows (quota)
   std::atomic<std::uint64_t> dropped_alerts{0};      // undelivered alert rows (quota)
   std::atomic<std::uint64_t> dropped_ttl{0};         // undelivered rows older than store.ttl
-  // QoS 1 redeliveries of messages already journaled before a restart (not processed twice).
+  // A message that could not be journaled while the agent stopped with its connection open.
+  std::atomic<std::uint64_t> dropped_unjournaled{0};
+  // Redeliveries (DUP) of messages journaled on an earlier connection: skipped, not processed
+  // twice (vigil_duplicate_messages_total).
   std::atomic<std::uint64_t> duplicates{0};
+  // Redeliveries that match no journaled message: processed as new readings.
+  std::atomic<std::uint64_t> redelivered_new{0};
   std::atomic<std::uint64_t> journal_failures{0};  // after_commit appends that had to wait
   // Reloads refused because a rule file was invalid or broke a limit (rules.max_*).
   std::atomic<std::uint64_t> reload_failures{0};

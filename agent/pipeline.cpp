@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <set>
 #include <thread>
 
@@ -85,6 +86,11 @@ Status Pipeline::Restore() {
       });
   if (!s.ok()) return s;
   restore();
+  auto timers = store_->Timers();
+  auto ticks = store_->Ticks();
+  if (!timers.ok()) return Status::Error(timers.error());
+  if (!ticks.ok()) return Status::Error(ticks.error());
+  engine_->RestoreTimers(timers.value());
   const auto took = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started);
   log::Info("restored state of " + std::to_string(restored) + " key(s) in " +
             std::to_string(took.count()) + " ms" +
@@ -107,12 +113,25 @@ Status Pipeline::Restore() {
                  std::to_string(position_) + "; replaying it from its start");
     position_ = events_position_ = 0;
     checkpoint_position_ = -1;
+    ticks.value().clear();  // their positions are of the journal that is gone
   }
   const std::int64_t emitted = events_position_;
+  // The timers fire at the moments they fired before the crash (committed with their events,
+  // which are in the outbox already): the same state and the same events, with the same ids.
+  std::size_t next_tick = 0;
+  auto fire_ticks_before = [&](std::int64_t seq) {
+    for (const auto& ticks_v = ticks.value();
+         next_tick < ticks_v.size() && ticks_v[next_tick].after < seq; ++next_tick) {
+      const std::size_t before = events_.size();
+      engine_->Advance(ticks_v[next_tick].now, &events_);
+      events_.erase(events_.begin() + static_cast<std::ptrdiff_t>(before), events_.end());
+    }
+  };
   Decoder decoder(config_.mqtt);
   std::size_t replayed = 0;
   std::size_t committed_before = 0;
   Status r = journal_->Read(position_, Millis(0), [&](const store::JournalMessage& jm) {
+    fire_ticks_before(jm.seq);
     IngestMessage m;
     m.seq = jm.seq;
     m.received = jm.received;
@@ -122,7 +141,6 @@ Status Pipeline::Restore() {
     m.readings = std::move(decoded.readings);
     const std::size_t before = events_.size();
     ProcessMessage(m);
-    engine_->Advance(m.received, &events_);
     if (jm.seq <= emitted) {
       events_.erase(events_.begin() + static_cast<std::ptrdiff_t>(before), events_.end());
       ++committed_before;
@@ -131,6 +149,8 @@ Status Pipeline::Restore() {
     return true;
   });
   if (!r.ok()) return r;
+  // The ticks stay stored until the next checkpoint replaces them; the live loop adds to them.
+  fire_ticks_before(std::numeric_limits<std::int64_t>::max());
   if (replayed > 0) {
     log::Info("recovered " + std::to_string(replayed) +
               " journaled message(s) since the last checkpoint (the events of " +
@@ -202,14 +222,15 @@ void Pipeline::Run() {
     for (auto& m : batch) {
       ProcessMessage(m);
       if (m.seq == 0) {
-        unjournaled_.push_back({0, m.received, std::move(m.topic), std::move(m.payload)});
+        unjournaled_.push_back(
+            {0, m.received, std::move(m.topic), std::move(m.payload), m.packet_id});
       }
       // A batch's events go to the store in parts of at most a sixteenth of the quota (about
       // 512 bytes each): the quota is enforced before each part is written.
       if (events_.size() >= events_per_commit) Commit(Now(), false);
     }
     Millis now = Now();
-    engine_->Advance(now, &events_);
+    if (engine_->Advance(now, &events_)) ticks_.push_back({{position_, now}, unjournaled_.size()});
     if (now >= next_commit || draining || events_.size() >= kBatch) {
       const bool checkpoint = draining || now >= next_checkpoint;
       Commit(now, checkpoint);
@@ -321,6 +342,10 @@ void Pipeline::Commit(Millis now, bool checkpoint) {
     Status s = journal_->Append(ptrs);
     if (s.ok()) {
       position_ = std::max(position_, unjournaled_.back().seq);
+      // The timer moments among these messages now know the seq they came after.
+      for (PendingTick& t : ticks_) {
+        if (t.unjournaled > 0) t.tick.after = unjournaled_[t.unjournaled - 1].seq;
+      }
     } else {
       metrics_->dropped_journal.fetch_add(unjournaled_.size());
       log::WriteLimited(
@@ -328,12 +353,13 @@ void Pipeline::Commit(Millis now, bool checkpoint) {
           "journal: cannot append (messages processed but not journaled): " + s.message());
     }
     unjournaled_.clear();
+    for (PendingTick& t : ticks_) t.unjournaled = 0;
   }
   // Only the journal before the checkpoint may be trimmed (from 75% of the quota down to 60%):
   // checkpoint before the journal after it takes an eighth of the quota.
   if (journal_tail_bytes_ > config_.store.max_bytes / 8) checkpoint = true;
-  checkpoint = checkpoint &&
-               (!changes_.empty() || engine_->HasChanges() || position_ != checkpoint_position_);
+  checkpoint = checkpoint && (!changes_.empty() || engine_->HasChanges() ||
+                              position_ != checkpoint_position_ || !ticks_.empty());
   // At once when an alert changed (the endpoint lists firing alerts before they are delivered),
   // else once a second, also with nothing to commit (the figures catch up once input stops).
   const bool alerts_changed = std::any_of(events_.begin(), events_.end(),
@@ -351,6 +377,7 @@ void Pipeline::Commit(Millis now, bool checkpoint) {
   if (position_ != events_position_) batch.events_position = position_;
   if (checkpoint) {
     if (position_ != checkpoint_position_) batch.journal_position = position_;
+    batch.timers = engine_->SaveTimers();  // and the ticks before it are in the state
     batch.state.reserve(changes_.size());
     for (auto& c : changes_)
       batch.state.push_back({std::move(c.rule), std::move(c.key), std::move(c.bytes)});
@@ -365,6 +392,9 @@ void Pipeline::Commit(Millis now, bool checkpoint) {
       }
       return true;
     };
+  } else {
+    batch.ticks.reserve(ticks_.size());
+    for (const PendingTick& t : ticks_) batch.ticks.push_back(t.tick);
   }
   std::set<std::string> touched;
   batch.events.reserve(events_.size());
@@ -425,6 +455,7 @@ void Pipeline::Commit(Millis now, bool checkpoint) {
     }
   }
   events_.clear();
+  ticks_.clear();
   events_position_ = position_;
   if (checkpoint) {
     changes_.clear();

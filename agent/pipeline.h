@@ -28,6 +28,7 @@ struct IngestMessage {
   Millis received{0};    // processing time at arrival: the engine's clock for these readings
   std::string topic;     // on_receive only: journaled by the engine thread
   std::string payload;   // on_receive only
+  int packet_id = 0;     // on_receive only: the MQTT packet identifier, journaled with it
   std::size_t size = 0;  // topic and payload bytes, as the journal keeps them
   std::vector<rules::Reading> readings;
 };
@@ -120,10 +121,17 @@ class Pipeline {
   std::vector<rules::Event> events_;
   std::vector<rules::StateChange> changes_;
   std::vector<store::JournalMessage> unjournaled_;  // on_receive: journaled at the next commit
-  std::int64_t position_ = 0;                       // last journal seq processed
-  std::int64_t events_position_ = 0;                // ... whose events are committed
-  std::int64_t checkpoint_position_ = 0;            // ... whose state is committed
-  std::uint64_t journal_tail_bytes_ = 0;            // journaled since the checkpoint: not trimmable
+  // Moments at which the engine's timers were due (Engine::Advance returned true), committed
+  // with the events after them, so recovery fires the timers at the same moments.
+  struct PendingTick {
+    store::Tick tick;
+    std::size_t unjournaled = 0;  // on_receive: after this many of unjournaled_ (seq unknown yet)
+  };
+  std::vector<PendingTick> ticks_;
+  std::int64_t position_ = 0;             // last journal seq processed
+  std::int64_t events_position_ = 0;      // ... whose events are committed
+  std::int64_t checkpoint_position_ = 0;  // ... whose state is committed
+  std::uint64_t journal_tail_bytes_ = 0;  // journaled since the checkpoint: not trimmable
   Millis next_maintenance_{0};
   std::atomic<std::int64_t> heartbeat_{0};  // ms; written by the engine thread each round
 };

@@ -791,6 +791,7 @@ bool Engine::Advance(Millis now, std::vector<Event>* out) {
       // one is re-evaluated (repeat) until a reading resolves it.
       const std::int64_t wait = detector->for_duration.count();
       rs.next_absent_check = std::numeric_limits<std::int64_t>::max();
+      changed = true;
       for (auto& [key_str, ks] : Sorted(rs)) {
         const std::int64_t silent = now.count() - ks->last_seen;
         if (silent >= wait) {
@@ -800,7 +801,6 @@ bool Engine::Advance(Millis now, std::vector<Event>* out) {
               {"anomaly", Value::Bool(true)}};
           impl_->EvaluateAlert(rs, *key_str, *ks, values, std::nullopt, now.count(), out);
           MarkDirty(rs, *key_str, *ks);
-          changed = true;
           rs.next_absent_check = std::min(rs.next_absent_check, now.count() + 1000);
         } else {
           rs.next_absent_check = std::min(rs.next_absent_check, ks->last_seen + wait);
@@ -811,6 +811,7 @@ bool Engine::Advance(Millis now, std::vector<Event>* out) {
     const std::int64_t idle = rs.rule->window.idle_timeout.count();
     if (idle <= 0 || now.count() < rs.next_idle_check) continue;
     rs.next_idle_check = std::numeric_limits<std::int64_t>::max();
+    changed = true;
     for (auto& [key_str, ks] : Sorted(rs)) {
       if (!ks->windows->HasOpen()) continue;
       if (now.count() - ks->last_seen >= idle) {
@@ -818,7 +819,6 @@ bool Engine::Advance(Millis now, std::vector<Event>* out) {
         impl_->Emit(rs, *key_str, *ks, out);
         MarkDirty(rs, *key_str, *ks);
         impl_->FlushDerived(now, out);
-        changed = true;
       } else {
         rs.next_idle_check = std::min(rs.next_idle_check, ks->last_seen + idle);
       }
@@ -1059,5 +1059,44 @@ std::vector<FiringAlert> Engine::Firing() const {
 }
 
 std::size_t Engine::rule_count() const { return impl_->rules.size(); }
+
+std::string Engine::SaveTimers() const {
+  std::string out;
+  for (const RuleState& rs : impl_->rules) {
+    out += rs.rule->id + ' ' + rs.rule->fingerprint + ' ' + std::to_string(rs.next_idle_check) +
+           ' ' + std::to_string(rs.next_absent_check) + '\n';
+  }
+  return out;
+}
+
+void Engine::RestoreTimers(const std::string& saved) {
+  std::map<std::string_view, RuleState*> by_id;
+  for (RuleState& rs : impl_->rules) by_id[rs.rule->id] = &rs;
+  std::string_view rest = saved;
+  while (!rest.empty()) {
+    const std::size_t eol = rest.find('\n');
+    const std::string_view line = rest.substr(0, eol);
+    rest = eol == std::string_view::npos ? std::string_view() : rest.substr(eol + 1);
+    std::string_view fields[4];
+    std::size_t n = 0;
+    for (std::string_view l = line; n < 4 && !l.empty(); ++n) {
+      const std::size_t sp = l.find(' ');
+      fields[n] = l.substr(0, sp);
+      l = sp == std::string_view::npos ? std::string_view() : l.substr(sp + 1);
+    }
+    if (n != 4) continue;
+    auto it = by_id.find(fields[0]);
+    if (it == by_id.end() || it->second->rule->fingerprint != fields[1]) continue;
+    std::int64_t idle = 0;
+    std::int64_t absent = 0;
+    auto read = [](std::string_view f, std::int64_t* v) {
+      auto [end, ec] = std::from_chars(f.data(), f.data() + f.size(), *v);
+      return ec == std::errc() && end == f.data() + f.size();
+    };
+    if (!read(fields[2], &idle) || !read(fields[3], &absent)) continue;
+    it->second->next_idle_check = idle;
+    it->second->next_absent_check = absent;
+  }
+}
 
 }  // namespace vigil::rules

@@ -77,9 +77,18 @@ class Engine {
   // the events produced, in order, to *out.
   void Process(const Reading& reading, Millis now, std::vector<Event>* out);
   // Fires processing-time timers (idle_timeout flush, absent, repeat) due at `now`. Returns
-  // true when it changed any key's state or appended an event: the outcome then depends on
-  // `now`, so a caller that must reproduce it (crash recovery) records that moment.
+  // true when any rule's timer was due (its keys were looked at and the timer set again):
+  // the outcome then depends on `now`. A call that returns false changed nothing at all, so
+  // a caller that must reproduce a run (crash recovery) records the moments of the calls that
+  // returned true, and the timers (SaveTimers) with each checkpoint of the state.
   bool Advance(Millis now, std::vector<Event>* out);
+  // The rules' processing-time timers (when each next looks at its keys): not part of any
+  // key's state, so a checkpoint keeps them beside it. Text, one rule a line.
+  std::string SaveTimers() const;
+  // Sets the timers of the rules in `saved` whose definition is unchanged (same fingerprint),
+  // after their keys were restored: the engine is then as it was at the checkpoint. Lines it
+  // cannot read are ignored (the timers computed from the restored keys stay).
+  void RestoreTimers(const std::string& saved);
   // End of a bounded input (replay): every key's watermark moves to infinity; every open
   // window closes and is emitted (SPEC §12.10).
   void Finish(std::vector<Event>* out);

@@ -1,37 +1,46 @@
 #include "store/journal.h"
 
+#include <algorithm>
+
 #include "store/sqlite.h"
 
 namespace vigil::store {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+// Version 2 added packet_id (redeliveries are matched by it).
+constexpr int kSchemaVersion = 2;
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta (
   name  TEXT PRIMARY KEY,
   value TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS journal (
-  seq      INTEGER PRIMARY KEY,
-  received INTEGER NOT NULL,
-  topic    TEXT NOT NULL,
-  payload  BLOB NOT NULL,
-  hash     INTEGER NOT NULL
+  seq       INTEGER PRIMARY KEY,
+  received  INTEGER NOT NULL,
+  topic     TEXT NOT NULL,
+  payload   BLOB NOT NULL,
+  hash      INTEGER NOT NULL,
+  packet_id INTEGER NOT NULL DEFAULT 0
 );
 )sql";
+const Migrations kMigrations = {
+    "ALTER TABLE journal ADD COLUMN packet_id INTEGER NOT NULL DEFAULT 0",  // 1 → 2
+};
 
 // Rows a multi-row insert appends at once (one statement step instead of one a row).
 constexpr std::size_t kAppendRows = 32;
 
-// The insert of `rows` messages (seq, received, topic, payload, hash each).
+// The insert of `rows` messages (seq, received, topic, payload, hash, packet_id each).
+constexpr int kAppendColumns = 6;
 std::string AppendRows(std::size_t rows) {
-  std::string sql = "INSERT INTO journal (seq, received, topic, payload, hash) VALUES ";
-  for (std::size_t i = 0; i < rows; ++i) sql += i == 0 ? "(?,?,?,?,?)" : ",(?,?,?,?,?)";
+  std::string sql = "INSERT INTO journal (seq, received, topic, payload, hash, packet_id) VALUES ";
+  for (std::size_t i = 0; i < rows; ++i) sql += i == 0 ? "(?,?,?,?,?,?)" : ",(?,?,?,?,?,?)";
   return sql;
 }
-constexpr const char* kRecent =
-    "SELECT 1 FROM journal WHERE seq > (SELECT IFNULL(MAX(seq), 0) FROM journal) - ?1 "
-    "AND hash = ?2 AND topic = ?3 AND payload = ?4 LIMIT 1";
+// Newest first, within one range of seqs (the primary key): reads at most that range.
+constexpr const char* kRedelivered =
+    "SELECT seq FROM journal WHERE seq >= ?1 AND seq <= ?2 AND packet_id = ?3 AND hash = ?4 "
+    "AND topic = ?5 AND payload = ?6 ORDER BY seq DESC";
 constexpr const char* kRead =
     "SELECT seq, received, topic, payload FROM journal WHERE seq > ?1 AND received >= ?2 "
     "ORDER BY seq LIMIT 1000";
@@ -99,7 +108,7 @@ Journal::~Journal() = default;
 Result<std::unique_ptr<Journal>> Journal::Open(const std::string& path,
                                                const config::StoreConfig& options) {
   using R = Result<std::unique_ptr<Journal>>;
-  auto opened = OpenDatabase(path, options, kSchema, kSchemaVersion);
+  auto opened = OpenDatabase(path, options, kSchema, kSchemaVersion, kMigrations);
   if (!opened.ok()) return R::Error(opened.error());
   auto impl = std::make_unique<Impl>();
   impl->Adopt(path, std::move(opened.value()));
@@ -144,12 +153,13 @@ Status Journal::Append(std::vector<JournalMessage*> messages) {
     for (std::size_t r = 0; r < rows; ++r, ++i) {
       JournalMessage* m = messages[i];
       m->seq = ++impl_->last_seq;
-      const int at = static_cast<int>(r * 5);
+      const int at = static_cast<int>(r) * kAppendColumns;
       insert.Bind(at + 1, m->seq)
           .Bind(at + 2, std::int64_t{m->received.count()})
           .BindRef(at + 3, m->topic)
           .BindBlobRef(at + 4, m->payload)
-          .Bind(at + 5, MessageHash(m->topic, m->payload));
+          .Bind(at + 5, MessageHash(m->topic, m->payload))
+          .Bind(at + 6, std::int64_t{m->packet_id});
     }
     insert.Step();
     if (!insert.ok()) return fail(insert, true);
@@ -161,14 +171,24 @@ Status Journal::Append(std::vector<JournalMessage*> messages) {
   return Status::Ok();
 }
 
-Result<bool> Journal::RecentlyAppended(const std::string& topic, const std::string& payload,
-                                       std::int64_t window) {
+Result<std::int64_t> Journal::FindRedelivered(int packet_id, const std::string& topic,
+                                              const std::string& payload, std::int64_t first,
+                                              std::int64_t last,
+                                              const std::vector<std::int64_t>& taken) {
   std::lock_guard lock(impl_->mu);
-  Statement st(impl_->db, kRecent);
-  st.Bind(1, window).Bind(2, MessageHash(topic, payload)).Bind(3, topic).BindBlob(4, payload);
-  bool found = st.Step();
-  if (!st.ok()) return Result<bool>::Error(st.error());
-  return found;
+  Statement st(impl_->db, kRedelivered);
+  st.Bind(1, first)
+      .Bind(2, last)
+      .Bind(3, std::int64_t{packet_id})
+      .Bind(4, MessageHash(topic, payload))
+      .BindRef(5, topic)
+      .BindBlobRef(6, payload);
+  while (st.Step()) {
+    const std::int64_t seq = st.Int(0);
+    if (std::find(taken.begin(), taken.end(), seq) == taken.end()) return seq;
+  }
+  if (!st.ok()) return Result<std::int64_t>::Error(st.error());
+  return std::int64_t{0};
 }
 
 Status Journal::Read(std::int64_t after, Millis since,

@@ -20,6 +20,7 @@ struct JournalMessage {
   Millis received{0};    // processing time at arrival
   std::string topic;
   std::string payload;
+  int packet_id = 0;  // the MQTT packet identifier it arrived with (0: QoS 0, or not known)
 };
 
 // The journal `<state_dir>/journal.db` (SPEC §8): every message that yielded an accepted
@@ -37,10 +38,12 @@ class Journal {
   // Appends the messages in one transaction, setting their seq. When this returns Ok they
   // are durable (per store.sync): only then may the broker get its acknowledgement.
   Status Append(std::vector<JournalMessage*> messages);
-  // True when a message with this topic and payload is among the last `window` messages: a
-  // QoS 1 redelivery (DUP) of a message journaled before a crash.
-  Result<bool> RecentlyAppended(const std::string& topic, const std::string& payload,
-                                std::int64_t window);
+  // A redelivery (MQTT DUP) matches the journaled message with the same packet id, topic
+  // and payload among the messages with seq in [first, last]: the newest such message whose
+  // seq is not in `taken`. Returns its seq, or 0 when none matches.
+  Result<std::int64_t> FindRedelivered(int packet_id, const std::string& topic,
+                                       const std::string& payload, std::int64_t first,
+                                       std::int64_t last, const std::vector<std::int64_t>& taken);
   // Calls fn, in seq order, for every message with seq > after and received ≥ since; fn
   // returns false to stop.
   Status Read(std::int64_t after, Millis since,
@@ -68,7 +71,7 @@ class Journal {
   std::unique_ptr<Impl> impl_;
 };
 
-// A 64-bit hash of topic and payload, as the journal stores it for RecentlyAppended.
+// A 64-bit hash of topic and payload, as the journal stores it for FindRedelivered.
 std::int64_t MessageHash(const std::string& topic, const std::string& payload);
 
 }  // namespace vigil::store

@@ -34,6 +34,11 @@ CREATE TABLE IF NOT EXISTS outbox (
   dead       INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS outbox_by_uplink ON outbox (uplink, dead, seq);
+CREATE TABLE IF NOT EXISTS ticks (
+  seq   INTEGER PRIMARY KEY,
+  after INTEGER NOT NULL,
+  now   INTEGER NOT NULL
+);
 )sql";
 
 constexpr const char* kUpsertState =
@@ -61,6 +66,9 @@ constexpr const char* kRetryDead =
 constexpr const char* kPurge = "DELETE FROM outbox WHERE dead = ?1 AND (?2 = '' OR uplink = ?2)";
 constexpr const char* kPosition = "SELECT value FROM meta WHERE name = ?1";
 constexpr const char* kSetPosition = "INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)";
+constexpr const char* kInsertTick = "INSERT INTO ticks (after, now) VALUES (?1, ?2)";
+constexpr const char* kClearTicks = "DELETE FROM ticks";
+constexpr const char* kSelectTicks = "SELECT after, now FROM ticks ORDER BY seq";
 constexpr const char* kDropExpired = "DELETE FROM outbox WHERE created < ?1";
 constexpr const char* kDropOldest =
     "DELETE FROM outbox WHERE event_id IN (SELECT event_id FROM outbox WHERE kind = ?1 "
@@ -185,6 +193,22 @@ Status Store::Commit(const CommitBatch& batch, Millis now) {
       position.Bind(1, name).Bind(2, std::to_string(*value)).Step();
       if (!position.ok()) return fail(position);
     }
+    if (batch.timers) {
+      Statement timers(db, kSetPosition);
+      timers.Bind(1, "timers").Bind(2, *batch.timers).Step();
+      if (!timers.ok()) return fail(timers);
+      Statement clear(db, kClearTicks);
+      clear.Step();
+      if (!clear.ok()) return fail(clear);
+    }
+    if (!batch.ticks.empty()) {
+      Statement tick(db, kInsertTick);
+      for (const Tick& t : batch.ticks) {
+        tick.Bind(1, t.after).Bind(2, std::int64_t{t.now.count()}).Step();
+        if (!tick.ok()) return fail(tick);
+        tick.Reset();
+      }
+    }
   }
   return impl_->Exec("COMMIT");
 }
@@ -248,6 +272,24 @@ Result<std::int64_t> Store::EventsPosition() {
   if (!state.ok()) return state;
   if (!events.ok()) return events;
   return std::max(state.value(), events.value());
+}
+
+Result<std::string> Store::Timers() {
+  std::lock_guard lock(impl_->mu);
+  Statement st(impl_->db, kPosition);
+  st.Bind(1, "timers");
+  if (st.Step()) return st.Text(0);
+  if (!st.ok()) return Result<std::string>::Error(st.error());
+  return std::string();
+}
+
+Result<std::vector<Tick>> Store::Ticks() {
+  std::lock_guard lock(impl_->mu);
+  Statement st(impl_->db, kSelectTicks);
+  std::vector<Tick> ticks;
+  while (st.Step()) ticks.push_back({st.Int(0), Millis(st.Int(1))});
+  if (!st.ok()) return Result<std::vector<Tick>>::Error(st.error());
+  return ticks;
 }
 
 Result<std::int64_t> Store::DropExpired(Millis before) {

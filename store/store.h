@@ -31,6 +31,15 @@ struct OutboxEvent {
   std::vector<std::string> uplinks;
 };
 
+// A moment at which the engine's processing-time timers were due (rules::Engine::Advance
+// returned true): at processing time `now`, after the journal message `after` was processed.
+// Crash recovery calls Advance at the same moments, so timer-driven events come out the same.
+struct Tick {
+  std::int64_t after = 0;
+  Millis now{0};
+  bool operator==(const Tick&) const = default;
+};
+
 // What one group commit writes, atomically.
 struct CommitBatch {
   std::vector<StateRow> state;
@@ -45,6 +54,11 @@ struct CommitBatch {
   // The last journal message whose events are in the outbox (≥ journal_position: events are
   // committed at every commit, state at checkpoints). Unset: unchanged.
   std::optional<std::int64_t> events_position;
+  // The timer moments since the last checkpoint whose events this commit holds.
+  std::vector<Tick> ticks;
+  // Set with every checkpoint (rules::Engine::SaveTimers): replaces the stored timers and
+  // deletes the stored ticks (the checkpointed state includes what they did).
+  std::optional<std::string> timers;
 };
 
 // One pending delivery of one event to one uplink. `seq` orders deliveries per uplink.
@@ -112,6 +126,9 @@ class Store {
   Result<std::int64_t> JournalPosition();
   // The journal position up to which events are committed (never below JournalPosition()).
   Result<std::int64_t> EventsPosition();
+  // The timers of the last checkpoint ("" before any) and the ticks committed since, in order.
+  Result<std::string> Timers();
+  Result<std::vector<Tick>> Ticks();
   // TTL: deletes outbox rows (pending or dead) committed before `before`; returns how many.
   Result<std::int64_t> DropExpired(Millis before);
   // Quota: deletes the `events` oldest undelivered events of `kind` (every uplink's row);

@@ -78,7 +78,7 @@ TEST_F(JournalTest, EveryMessageOfABatchComesBackWithItsOwnFields) {
     for (int i = 0; i < batch; ++i) {
       const auto n = static_cast<int>(written.size() + ms.size());
       ms.push_back({0, Millis(1000 + n), "s/d" + std::to_string(n % 7) + "/t",
-                    std::string(static_cast<std::size_t>(n % 50), 'x') + std::to_string(n)});
+                    std::string(static_cast<std::size_t>(n % 50), 'x') + std::to_string(n), n + 1});
     }
     std::vector<JournalMessage*> ptrs;
     for (auto& m : ms) ptrs.push_back(&m);
@@ -101,18 +101,36 @@ TEST_F(JournalTest, EveryMessageOfABatchComesBackWithItsOwnFields) {
     EXPECT_EQ(read[i].topic, written[i].topic) << i;
     EXPECT_EQ(read[i].payload, written[i].payload) << i;
   }
-  // The hash of a message in the middle of a 32-row statement is its own.
-  EXPECT_TRUE(journal_->RecentlyAppended(written[50].topic, written[50].payload, 1000).value());
-  EXPECT_FALSE(journal_->RecentlyAppended(written[50].topic, written[51].payload, 1000).value());
+  // The packet id and hash of a message in the middle of a 32-row statement are its own.
+  const JournalMessage& m = written[50];
+  EXPECT_EQ(journal_->FindRedelivered(m.packet_id, m.topic, m.payload, 1, 1000, {}).value(), m.seq);
+  EXPECT_EQ(
+      journal_->FindRedelivered(m.packet_id, m.topic, written[51].payload, 1, 1000, {}).value(), 0);
+  EXPECT_EQ(
+      journal_->FindRedelivered(written[51].packet_id, m.topic, m.payload, 1, 1000, {}).value(), 0);
 }
 
-TEST_F(JournalTest, RecognisesARecentRedelivery) {
-  Append(0, 10, Millis(1));
-  EXPECT_TRUE(journal_->RecentlyAppended("s/d/t", "{\"value\":9}", 100).value());
-  EXPECT_FALSE(journal_->RecentlyAppended("s/d/t", "{\"value\":10}", 100).value());
-  EXPECT_FALSE(journal_->RecentlyAppended("s/other", "{\"value\":9}", 100).value());
-  EXPECT_FALSE(journal_->RecentlyAppended("s/d/t", "{\"value\":0}", 5).value())
-      << "outside the window";
+// Sensors repeat payloads (a plain number, JSON without a time): only the packet id tells a
+// redelivery from a new message with the same topic and payload.
+TEST_F(JournalTest, ARedeliveryMatchesPacketIdTopicAndPayloadOnce) {
+  std::vector<JournalMessage> ms;
+  for (int i = 0; i < 10; ++i) ms.push_back({0, Millis(1), "s/d/t", "21.5", i + 1});
+  ms.push_back({0, Millis(1), "s/d/t", "21.5", 3});  // packet ids come round again
+  std::vector<JournalMessage*> ptrs;
+  for (auto& m : ms) ptrs.push_back(&m);
+  ASSERT_TRUE(journal_->Append(ptrs).ok());
+
+  EXPECT_EQ(journal_->FindRedelivered(12, "s/d/t", "21.5", 1, 11, {}).value(), 0)
+      << "same topic and payload, another packet id: a new reading";
+  EXPECT_EQ(journal_->FindRedelivered(7, "s/d/t", "21.5", 1, 11, {}).value(), 7);
+  EXPECT_EQ(journal_->FindRedelivered(7, "s/d/t", "21.6", 1, 11, {}).value(), 0);
+  EXPECT_EQ(journal_->FindRedelivered(7, "s/e/t", "21.5", 1, 11, {}).value(), 0);
+  EXPECT_EQ(journal_->FindRedelivered(7, "s/d/t", "21.5", 8, 11, {}).value(), 0)
+      << "outside the range";
+  EXPECT_EQ(journal_->FindRedelivered(7, "s/d/t", "21.5", 1, 11, {7}).value(), 0)
+      << "each journaled message matches one redelivery";
+  EXPECT_EQ(journal_->FindRedelivered(3, "s/d/t", "21.5", 1, 11, {}).value(), 11) << "newest";
+  EXPECT_EQ(journal_->FindRedelivered(3, "s/d/t", "21.5", 1, 11, {11}).value(), 3);
 }
 
 TEST_F(JournalTest, TrimsOnlyWhatTheCheckpointCovers) {
