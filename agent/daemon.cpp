@@ -285,11 +285,18 @@ int RunDaemon(const config::Config& config) {
   table_watcher.Stop();
 
   endpoint.reset();
-  intake.Stop();    // a message the journal cannot take is let go unacknowledged
-  ingest.Stop();    // take no more messages
+  // Take no more messages. A message the journal could not take is held unacknowledged: then
+  // the connection is left open until the process ends (the broker delivers it again).
+  const bool held = intake.Stop();
+  if (held) {
+    ingest.Abandon();
+  } else {
+    ingest.Stop();
+  }
   pipeline.Stop();  // process what is queued, final commit
   for (auto& d : dispatchers) d->Stop(kDrainTime);
   log::Info("stopped");
+  if (held) std::_Exit(kExitOk);  // ends Paho's threads with the message unacknowledged
   return kExitOk;
 }
 

@@ -78,6 +78,15 @@ void Ingest::Stop() {
   }
 }
 
+void Ingest::Abandon() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    cv_.notify_all();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
 bool Ingest::ConnectOnce(std::string* error) {
   auto builder = mqtt::connect_options_builder()
                      .clean_session(false)

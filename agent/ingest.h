@@ -48,6 +48,11 @@ class Ingest {
   void Start();
   // Disconnects and joins the connector thread. Blocks up to a few seconds.
   void Stop();
+  // Instead of Stop, when a message handler holds a message that must not be acknowledged
+  // (MessageIntake::Stop): joins the connector thread and leaves the connection and the Paho
+  // client as they are (a disconnect would wait for the handler, and the handler's return
+  // would send the acknowledgement). REQUIRES: the process ends next, without destroying this.
+  void Abandon();
 
  private:
   void ConnectLoop();

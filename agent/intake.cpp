@@ -12,9 +12,11 @@ namespace {
 
 constexpr std::size_t kTopicShown = 200;  // bytes of a rejected message's topic in the log
 constexpr auto kJournalRetry = std::chrono::seconds(1);
-// How long a held message waits, once the agent stops, for the connection to close (Ingest::Stop
-// disconnects within a few seconds).
-constexpr auto kCloseWait = std::chrono::seconds(15);
+// How long Stop waits for an append under way (SQLite's busy timeout is 5 s).
+constexpr auto kStopWait = std::chrono::seconds(10);
+// How long a message held on the way out waits for the connection to be lost; the process
+// ends long before unless the journal failed after Stop (the disconnect then waits for it).
+constexpr auto kHeldWait = std::chrono::seconds(60);
 
 }  // namespace
 
@@ -43,10 +45,12 @@ void MessageIntake::OnConnectionClosed() {
   cv_.notify_all();
 }
 
-void MessageIntake::Stop() {
-  std::lock_guard lock(mu_);
+bool MessageIntake::Stop() {
+  std::unique_lock lock(mu_);
   stopping_ = true;
   cv_.notify_all();
+  cv_.wait_for(lock, kStopWait, [this] { return !journaling_ || held_; });
+  return held_;
 }
 
 bool MessageIntake::IsRedelivery(const std::string& topic, const std::string& payload,
@@ -75,6 +79,7 @@ bool MessageIntake::Journal(store::JournalMessage* message) {
   {
     std::lock_guard lock(mu_);
     connection = connection_;
+    journaling_ = true;
   }
   while (true) {
     Status s = journal_->Append({message});
@@ -83,25 +88,35 @@ bool MessageIntake::Journal(store::JournalMessage* message) {
     log::WriteLimited(log::Level::kError, "journal-append",
                       "journal: cannot append, holding the message: " + s.message());
     std::unique_lock lock(mu_);
-    if (cv_.wait_for(lock, kJournalRetry, [this] { return stopping_ || closed_; })) {
-      // Let go only on a closed connection: Paho's acknowledgement then cannot reach the
-      // broker, which delivers the message again (to this agent's next connection or run).
-      const bool closed = cv_.wait_for(lock, kCloseWait, [this] { return closed_; });
-      if (closed) {
-        log::Warning(
-            "journal: a message that could not be journaled is left unacknowledged; "
-            "the broker delivers it again");
-      } else {
+    if (!cv_.wait_for(lock, kJournalRetry, [this] { return stopping_ || closed_; })) continue;
+    journaling_ = false;
+    if (!closed_) {
+      // Stopping with the connection up: returning would let Paho acknowledge the message.
+      // Held until the connection is lost, or the process ends (RunDaemon abandons the
+      // connection); either way the broker delivers the message again.
+      held_ = true;
+      cv_.notify_all();
+      log::Warning(
+          "journal: stopping with a message that could not be journaled: it is left "
+          "unacknowledged and the broker delivers it again");
+      if (!cv_.wait_for(lock, kHeldWait, [this] { return closed_; })) {
+        // Only when the journal fails after Stop returned and the disconnect waits for this.
         metrics_->dropped_unjournaled.fetch_add(1, std::memory_order_relaxed);
         log::Error(
-            "journal: stopping with a message that could not be journaled and a "
-            "connection still open: it may be acknowledged unjournaled "
+            "journal: a message that could not be journaled is let go with the "
+            "connection open: it may be acknowledged "
             "(vigil_dropped_total{what=\"unjournaled\"})");
+        return false;
       }
-      return false;
     }
+    log::Warning(
+        "journal: a message that could not be journaled is left unacknowledged; the "
+        "broker delivers it again");
+    return false;
   }
   std::lock_guard lock(mu_);
+  journaling_ = false;
+  cv_.notify_all();
   // Journaled after a new connection began: it came on the one before, so a redelivery on
   // the new one may repeat it.
   if (connection != connection_) window_last_ = std::max(window_last_, message->seq);

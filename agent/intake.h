@@ -24,9 +24,11 @@ namespace vigil::agent {
 // - mqtt.ack = after_commit: the message is appended to the journal before OnMessage returns,
 //   so only a durable message is acknowledged. While the journal cannot be written (a full
 //   disk, a locked file) OnMessage holds the message and tries again each second; Paho reads
-//   nothing more meanwhile and the broker keeps the rest. When the agent stops, or the
-//   connection is lost, while a message is held, it is let go only once the connection is
-//   closed: unacknowledged, so the broker delivers it again.
+//   nothing more meanwhile and the broker keeps the rest. When the connection is lost while a
+//   message is held, it is let go (its acknowledgement cannot reach the broker, which
+//   delivers it again). When the agent stops while a message is held, OnMessage does not
+//   return until the connection is lost: the agent then ends without closing the connection
+//   (Stop says so), and the broker delivers the message again to its next run.
 // - A redelivery (the DUP flag) of a message journaled on an earlier connection, whose
 //   acknowledgement did not reach the broker, is skipped: it matches by packet id, topic and
 //   payload a journaled message among the last kRedeliveryWindow journaled before the
@@ -61,10 +63,13 @@ class MessageIntake {
   // Before each connection attempt: what is journaled up to now is what a redelivery on the
   // new connection may repeat.
   void OnConnecting();
-  // The connection is closed (lost, or closed by Ingest::Stop): a held message may be let go.
+  // The connection is lost (or closed): a held message may be let go.
   void OnConnectionClosed();
-  // The agent is stopping: a message the journal cannot take is no longer waited for.
-  void Stop();
+  // The agent is stopping: the journal is tried no more. Waits (up to about 10 s) for an
+  // append under way to end; returns true when a message is held unjournaled, so the
+  // connection must be abandoned (Ingest::Abandon), not closed: closing it would let Paho
+  // acknowledge the message.
+  bool Stop();
   // Test failpoint (VIGIL_FAILPOINT=crash-after-journal=N): SIGKILL after the N-th journaled
   // message, before its acknowledgement.
   void CrashAfterJournal(long n) { crash_after_journal_ = n; }
@@ -88,6 +93,8 @@ class MessageIntake {
   std::condition_variable cv_;
   bool stopping_ = false;
   bool closed_ = false;
+  bool journaling_ = false;       // OnMessage is appending to the journal
+  bool held_ = false;             // OnMessage holds a message it will not journal (stopping)
   std::uint64_t connection_ = 0;  // counts OnConnecting calls
   // The journaled messages a redelivery may repeat: seqs [window_first_, window_last_].
   std::int64_t window_first_ = 1;

@@ -28,7 +28,7 @@ struct Metrics {
   std::atomic<std::uint64_t> dropped_aggregates{0};  // undelivered aggregate rows (quota)
   std::atomic<std::uint64_t> dropped_alerts{0};      // undelivered alert rows (quota)
   std::atomic<std::uint64_t> dropped_ttl{0};         // undelivered rows older than store.ttl
-  // A message that could not be journaled while the agent stopped with its connection open.
+  // A message the journal refused after Stop, let go with the connection open (see intake.h).
   std::atomic<std::uint64_t> dropped_unjournaled{0};
   // Redeliveries (DUP) of messages journaled on an earlier connection: skipped, not processed
   // twice (vigil_duplicate_messages_total).
