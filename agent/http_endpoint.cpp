@@ -175,6 +175,9 @@ std::string HttpEndpoint::MetricsText(const EndpointSources& s) {
   Header(o, "vigil_redelivered_new_total", "counter",
          "Redeliveries that match no journaled message: processed as new readings.");
   o << "vigil_redelivered_new_total " << m.redelivered_new.load() << '\n';
+  Header(o, "vigil_clock_steps_total", "counter",
+         "Steps of the system clock, forward or back, of more than a second.");
+  o << "vigil_clock_steps_total " << m.clock_steps.load() << '\n';
   Header(o, "vigil_reload_failures_total", "counter",
          "Reloads refused: a rule file invalid or beyond a limit; the previous rules stay.");
   o << "vigil_reload_failures_total " << m.reload_failures.load() << '\n';

@@ -39,6 +39,8 @@ struct Metrics {
   // Reloads refused because a rule file was invalid or broke a limit (rules.max_*).
   std::atomic<std::uint64_t> reload_failures{0};
   std::atomic<bool> last_commit_failed{false};
+  // Steps of the system clock seen (agent/clock.h), forward or back.
+  std::atomic<std::uint64_t> clock_steps{0};
 
   // vigil_table_rows{table} and vigil_table_reloads_total{table,outcome}: one entry per
   // configured table, in config order, added before any thread starts (the deque then stays as

@@ -6,6 +6,7 @@
 #include <set>
 #include <thread>
 
+#include "agent/clock.h"
 #include "config/log.h"
 #include "uplink/sink.h"
 
@@ -38,9 +39,7 @@ std::string DescribeKey(const rules::Tags& key) {
 
 }  // namespace
 
-Millis Now() {
-  return std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch());
-}
+Millis Now() { return AgentClock().Now(); }
 
 Pipeline::Pipeline(const config::Config& config, std::shared_ptr<const rules::RuleSet> rules,
                    std::shared_ptr<const rules::Tables> tables, store::Store* store,
@@ -282,6 +281,23 @@ void Pipeline::ApplyReload(std::shared_ptr<const rules::RuleSet> rules, Millis n
 }
 
 void Pipeline::Retire(Millis now) {
+  // A step forward of the clock makes nothing older: the outbox's ages move with it before the
+  // TTL is applied (a gateway that boots in the past until NTP steps its clock keeps its
+  // events).
+  const ProcessingClock::Steps steps = AgentClock().TakeSteps();
+  if (steps.forward > Millis(0)) {
+    metrics_->clock_steps.fetch_add(1, std::memory_order_relaxed);
+    Status s = store_->ShiftCreated(steps.forward);
+    log::Warning("clock: the system clock stepped forward by " +
+                 std::to_string(steps.forward.count()) + " ms; outbox ages kept" +
+                 (s.ok() ? "" : " (failed: " + s.message() + ")"));
+  }
+  if (steps.back > Millis(1000)) {
+    metrics_->clock_steps.fetch_add(1, std::memory_order_relaxed);
+    log::Warning("clock: the system clock stepped back by " + std::to_string(steps.back.count()) +
+                 " ms; processing time goes on from where it was (ahead of the system clock "
+                 "until the agent restarts)");
+  }
   // Journal retention: only what the committed state already covers may go.
   auto trimmed = journal_->TrimBefore(now - config_.store.journal_retention, checkpoint_position_);
   if (!trimmed.ok())

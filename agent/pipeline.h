@@ -136,7 +136,8 @@ class Pipeline {
   std::atomic<std::int64_t> heartbeat_{0};  // ms; written by the engine thread each round
 };
 
-// Processing time: the agent's clock, in ms since the epoch.
+// Processing time: the agent's clock (agent/clock.h: the system clock, never going back), in
+// ms since the epoch.
 Millis Now();
 
 }  // namespace vigil::agent

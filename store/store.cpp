@@ -70,6 +70,7 @@ constexpr const char* kInsertTick = "INSERT INTO ticks (after, now) VALUES (?1, 
 constexpr const char* kClearTicks = "DELETE FROM ticks";
 constexpr const char* kSelectTicks = "SELECT after, now FROM ticks ORDER BY seq";
 constexpr const char* kDropExpired = "DELETE FROM outbox WHERE created < ?1";
+constexpr const char* kShiftCreated = "UPDATE outbox SET created = created + ?1";
 constexpr const char* kDropOldest =
     "DELETE FROM outbox WHERE event_id IN (SELECT event_id FROM outbox WHERE kind = ?1 "
     "AND dead = 0 GROUP BY event_id ORDER BY MIN(seq) LIMIT ?2)";
@@ -290,6 +291,12 @@ Result<std::vector<Tick>> Store::Ticks() {
   while (st.Step()) ticks.push_back({st.Int(0), Millis(st.Int(1))});
   if (!st.ok()) return Result<std::vector<Tick>>::Error(st.error());
   return ticks;
+}
+
+Status Store::ShiftCreated(Millis by) {
+  auto changed =
+      impl_->Change(kShiftCreated, [&](Statement& st) { st.Bind(1, std::int64_t{by.count()}); });
+  return changed.ok() ? Status::Ok() : Status::Error(changed.error());
 }
 
 Result<std::int64_t> Store::DropExpired(Millis before) {

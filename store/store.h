@@ -131,6 +131,9 @@ class Store {
   Result<std::vector<Tick>> Ticks();
   // TTL: deletes outbox rows (pending or dead) committed before `before`; returns how many.
   Result<std::int64_t> DropExpired(Millis before);
+  // The processing clock stepped forward by `by`: every outbox row's commit time moves with it,
+  // so its age (the TTL's measure) stays what it was.
+  Status ShiftCreated(Millis by);
   // Quota: deletes the `events` oldest undelivered events of `kind` (every uplink's row);
   // returns the rows deleted.
   Result<std::int64_t> DropOldest(const std::string& kind, std::int64_t events);

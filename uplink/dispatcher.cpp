@@ -115,7 +115,9 @@ void Dispatcher::Run() {
       stopping = stopping_;
     }
     if (rows.size() < config_.batch_max_events && !stopping) {
-      Millis age = WallNow() - rows.front().created;
+      // Never more than batch_max_delay, also when the system clock stepped back after the
+      // row was committed (its time would then look to be in the future).
+      Millis age = std::max(WallNow() - rows.front().created, Millis(0));
       if (age < config_.batch_max_delay) {
         if (!wait(SteadyNow() + (config_.batch_max_delay - age), false)) return;
         continue;
