@@ -18,7 +18,7 @@ DEPS := build-essential cmake ninja-build pkg-config python3 \
 	libpaho-mqttpp-dev libpaho-mqtt-dev libsqlite3-dev nlohmann-json3-dev \
 	libcurl4-openssl-dev zlib1g-dev libcpp-httplib-dev libgtest-dev libgmock-dev libbenchmark-dev \
 	mosquitto mosquitto-clients openssl prometheus-alertmanager influxdb \
-	dpkg-dev lintian prometheus
+	dpkg-dev lintian prometheus faketime
 # What `make fuzz` needs besides: clang and its sanitizer and libFuzzer runtimes.
 FUZZ_DEPS := clang libclang-rt-dev
 
