@@ -318,3 +318,74 @@ TEST(EngineState, FiringListFollowsTheAlertEvents) {
 
 }  // namespace
 }  // namespace vigil::rules
+
+namespace vigil::rules {
+namespace {
+
+constexpr const char* kAbsentRule = R"json({
+  "id": "gone", "source": { "metric": "t" }, "group_by": ["device"],
+  "detector": { "method": "absent", "for": "1500ms" },
+  "alert": { "repeat": "2s" }
+})json";
+
+Reading At(const char* device, std::int64_t ms) {
+  return {"t", {{"device", device}, {"metric", "t"}}, Millis(ms), 1.0};
+}
+
+// Advance's timers are not part of any key's state: a restart restores them beside the keys
+// (SaveTimers), so the restored engine looks at its keys at the same moments as the one
+// that went on. Without them a firing `absent` key is looked at again too early.
+TEST(EngineTimers, RestoredTimersMakeAdvanceLookAtTheSameMoments) {
+  auto rules = Load(kAbsentRule);
+  Engine live("gw", rules);
+  std::vector<Event> events;
+  live.Process(At("a", 0), Millis(0), &events);
+  EXPECT_FALSE(live.Advance(Millis(1000), &events)) << "nothing due yet";
+  EXPECT_TRUE(live.Advance(Millis(2000), &events)) << "a is silent for 1.5 s: fires";
+  ASSERT_EQ(events.size(), 1u);
+  std::vector<StateChange> state;
+  live.TakeChanges(&state);
+  const std::string timers = live.SaveTimers();
+
+  auto restore = [&](bool with_timers) {
+    auto e = std::make_unique<Engine>("gw", rules);
+    for (const auto& c : state) EXPECT_TRUE(e->Restore(c.rule, c.key, *c.bytes));
+    if (with_timers) e->RestoreTimers(timers);
+    return e;
+  };
+  auto restored = restore(true);
+  auto without = restore(false);
+  std::vector<Event> a, b, c;
+  // The firing key is looked at again a second after the last look: not at 2.5 s.
+  EXPECT_FALSE(live.Advance(Millis(2500), &a));
+  EXPECT_FALSE(restored->Advance(Millis(2500), &b));
+  EXPECT_TRUE(without->Advance(Millis(2500), &c)) << "timers from the keys alone: too early";
+  for (std::int64_t t = 3000; t <= 9000; t += 700) {
+    EXPECT_EQ(live.Advance(Millis(t), &a), restored->Advance(Millis(t), &b)) << t;
+  }
+  EXPECT_FALSE(a.empty()) << "repeats";
+  EXPECT_EQ(Ids(a), Ids(b));
+}
+
+TEST(EngineTimers, TimersOfAChangedRuleOrUnreadableLinesAreIgnored) {
+  auto rules = Load(kAbsentRule);
+  Engine live("gw", rules);
+  std::vector<Event> events;
+  live.Process(At("a", 0), Millis(0), &events);
+  live.Advance(Millis(2000), &events);
+  std::string timers = live.SaveTimers();
+  ASSERT_NE(timers.find("gone "), std::string::npos);
+
+  auto changed =
+      Load(std::string(kAbsentRule).replace(std::string(kAbsentRule).find("1500ms"), 6, "1600ms"));
+  for (const std::string& saved :
+       {timers, std::string("gone x 1\n"), std::string("\n\n"), std::string("gone fp one two\n")}) {
+    Engine other("gw", changed);
+    other.Process(At("a", 0), Millis(0), &events);
+    other.RestoreTimers(saved);  // the rule's fingerprint differs, or the line is unreadable
+    EXPECT_TRUE(other.Advance(Millis(1600), &events)) << saved;
+  }
+}
+
+}  // namespace
+}  // namespace vigil::rules
