@@ -162,6 +162,13 @@ std::string HttpEndpoint::MetricsText(const EndpointSources& s) {
     o << "vigil_deliveries_total{uplink=\"" << u << "\",outcome=\"retry\"} " << st.retried << '\n';
     o << "vigil_deliveries_total{uplink=\"" << u << "\",outcome=\"dead\"} " << st.dead << '\n';
   }
+  Header(o, "vigil_outbox_ack_failures_total", "counter",
+         "Delivered batches the outbox could not delete (deleted again after a backoff), by "
+         "uplink.");
+  for (const auto* d : s.dispatchers) {
+    o << "vigil_outbox_ack_failures_total{uplink=\"" << Label(d->name()) << "\"} "
+      << d->Stats().ack_failures << '\n';
+  }
   Header(o, "vigil_dropped_total", "counter", "Data dropped, by what.");
   o << "vigil_dropped_total{what=\"max_keys\"} " << dropped_keys << '\n';
   o << "vigil_dropped_total{what=\"journal\"} " << m.dropped_journal.load() << '\n';
