@@ -285,6 +285,7 @@ std::string HttpEndpoint::StatusJson(const EndpointSources& s) {
                             {"pending", c.pending},
                             {"dead", c.dead},
                             {"delivered", st.delivered},
+                            {"skipped", st.skipped},
                             {"retried", st.retried},
                             {"last_error", log::Redact(st.last_error)}});
   }
