@@ -38,6 +38,33 @@ nlohmann::json KeyJson(const rules::Tags& key) {
   return k;
 }
 
+// The endpoint serves GETs: a request body beyond this is refused (413) before it is read.
+constexpr std::size_t kMaxRequestBody = 64 * 1024;
+
+// Refuses, before cpp-httplib reads it into memory, a body that is chunked (of unknown size)
+// or declared longer than kMaxRequestBody (or whose length cannot be read), and closes the
+// connection so the unread body is never taken for the next request.
+httplib::Server::HandlerResponse RefuseLargeBodies(const httplib::Request& req,
+                                                   httplib::Response& res) {
+  bool too_large = false;
+  const std::string encoding = req.get_header_value("Transfer-Encoding");
+  if (!encoding.empty() && encoding != "identity") {
+    too_large = true;
+  } else if (req.has_header("Content-Length")) {
+    const std::string length = req.get_header_value("Content-Length");
+    too_large = length.empty() || length.size() > 18 ||
+                length.find_first_not_of("0123456789") != std::string::npos ||
+                std::stoull(length) > kMaxRequestBody;
+  }
+  if (!too_large) return httplib::Server::HandlerResponse::Unhandled;
+  res.status = 413;
+  res.set_header("Connection", "close");
+  res.set_content("request body too large: the endpoint takes at most " +
+                      std::to_string(kMaxRequestBody / 1024) + " KiB\n",
+                  "text/plain");
+  return httplib::Server::HandlerResponse::Handled;
+}
+
 bool SplitListen(const std::string& listen, std::string* host, int* port) {
   auto colon = listen.rfind(':');
   if (colon == std::string::npos) return false;
@@ -72,6 +99,8 @@ Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(const std::string& lis
   ep->server_ = std::make_unique<httplib::Server>();
   httplib::Server& srv = *ep->server_;
   const EndpointSources* s = &ep->sources_;
+  srv.set_pre_routing_handler(RefuseLargeBodies);
+  srv.set_payload_max_length(kMaxRequestBody);  // a second guard (413 too)
   srv.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
   });
