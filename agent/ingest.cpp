@@ -77,10 +77,10 @@ bool Ingest::ConnectOnce(std::string* error) {
                      .automatic_reconnect(false);
   if (!mqtt_.username.empty()) builder.user_name(mqtt_.username);
   if (!mqtt_.password.empty()) builder.password(mqtt_.password);
-  // TLS for an ssl:// or mqtts:// broker, or whenever `tls` is given; the broker's
-  // certificate is verified (against ca_file, else the system's CAs) unless
-  // tls.insecure_skip_verify says otherwise.
-  if (mqtt_.tls || uplink::IsTlsUri(mqtt_.uri)) {
+  // TLS for an ssl://, mqtts:// or wss:// broker (a `tls` block with any other URI is a
+  // config error); the broker's certificate is verified (against ca_file, else the system's
+  // CAs) unless tls.insecure_skip_verify says otherwise.
+  if (uplink::IsTlsUri(mqtt_.uri)) {
     builder.ssl(uplink::SslOptions(mqtt_.tls.value_or(config::TlsConfig{})));
   }
   try {
