@@ -242,7 +242,7 @@ int RunDaemon(const config::Config& config) {
         m.readings = std::move(decoded.readings);
         pipeline.Push(std::move(m));
       },
-      [&metrics](bool connected) { metrics.mqtt_connected = connected; });
+      [&metrics](bool connected) { metrics.mqtt_connected = connected; }, &metrics);
   ingest.Start();
 
   std::unique_ptr<HttpEndpoint> endpoint;

@@ -251,6 +251,18 @@ std::string HttpEndpoint::MetricsText(const EndpointSources& s) {
   o << "vigil_commit_rows_count " << cumulative << '\n';
   Header(o, "vigil_mqtt_connected", "gauge", "1 while connected to the broker.");
   o << "vigil_mqtt_connected " << (m.mqtt_connected ? 1 : 0) << '\n';
+  Header(o, "vigil_mqtt_subscribed", "gauge",
+         "1 while the broker grants the topic filter's subscription on the current connection.");
+  for (const auto& sub : m.subscriptions) {
+    o << "vigil_mqtt_subscribed{topic=\"" << Label(sub.filter) << "\"} " << (sub.subscribed ? 1 : 0)
+      << '\n';
+  }
+  Header(o, "vigil_mqtt_subscription_failures_total", "counter",
+         "Subscriptions the broker refused (SUBACK 0x80), by topic filter.");
+  for (const auto& sub : m.subscriptions) {
+    o << "vigil_mqtt_subscription_failures_total{topic=\"" << Label(sub.filter) << "\"} "
+      << sub.failures.load() << '\n';
+  }
   return o.str();
 }
 
