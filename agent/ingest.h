@@ -58,7 +58,9 @@ class Ingest {
   void Stop();
 
  private:
-  // One distinct topic filter; touched by the connector thread only (after Start).
+  // One distinct topic filter. filters_ is made by the constructor and never resized; after
+  // Start `refused` is the connector thread's, and the counters (atomics) are also reset by
+  // Paho's connection-lost callback.
   struct Filter {
     std::string filter;
     int qos = 1;         // what is asked of the broker
