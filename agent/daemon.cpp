@@ -193,7 +193,7 @@ int RunDaemon(const config::Config& config) {
         metrics.mqtt_connected = connected;
         if (!connected) intake.OnConnectionClosed();
       },
-      [&intake] { intake.OnConnecting(); });
+      &metrics, [&intake] { intake.OnConnecting(); });
   ingest.Start();
 
   std::unique_ptr<HttpEndpoint> endpoint;

@@ -38,6 +38,33 @@ nlohmann::json KeyJson(const rules::Tags& key) {
   return k;
 }
 
+// The endpoint serves GETs: a request body beyond this is refused (413) before it is read.
+constexpr std::size_t kMaxRequestBody = 64 * 1024;
+
+// Refuses, before cpp-httplib reads it into memory, a body that is chunked (of unknown size)
+// or declared longer than kMaxRequestBody (or whose length cannot be read), and closes the
+// connection so the unread body is never taken for the next request.
+httplib::Server::HandlerResponse RefuseLargeBodies(const httplib::Request& req,
+                                                   httplib::Response& res) {
+  bool too_large = false;
+  const std::string encoding = req.get_header_value("Transfer-Encoding");
+  if (!encoding.empty() && encoding != "identity") {
+    too_large = true;
+  } else if (req.has_header("Content-Length")) {
+    const std::string length = req.get_header_value("Content-Length");
+    too_large = length.empty() || length.size() > 18 ||
+                length.find_first_not_of("0123456789") != std::string::npos ||
+                std::stoull(length) > kMaxRequestBody;
+  }
+  if (!too_large) return httplib::Server::HandlerResponse::Unhandled;
+  res.status = 413;
+  res.set_header("Connection", "close");
+  res.set_content("request body too large: the endpoint takes at most " +
+                      std::to_string(kMaxRequestBody / 1024) + " KiB\n",
+                  "text/plain");
+  return httplib::Server::HandlerResponse::Handled;
+}
+
 bool SplitListen(const std::string& listen, std::string* host, int* port) {
   auto colon = listen.rfind(':');
   if (colon == std::string::npos) return false;
@@ -72,6 +99,8 @@ Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(const std::string& lis
   ep->server_ = std::make_unique<httplib::Server>();
   httplib::Server& srv = *ep->server_;
   const EndpointSources* s = &ep->sources_;
+  srv.set_pre_routing_handler(RefuseLargeBodies);
+  srv.set_payload_max_length(kMaxRequestBody);  // a second guard (413 too)
   srv.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
   });
@@ -162,6 +191,13 @@ std::string HttpEndpoint::MetricsText(const EndpointSources& s) {
     o << "vigil_deliveries_total{uplink=\"" << u << "\",outcome=\"retry\"} " << st.retried << '\n';
     o << "vigil_deliveries_total{uplink=\"" << u << "\",outcome=\"dead\"} " << st.dead << '\n';
   }
+  Header(o, "vigil_outbox_ack_failures_total", "counter",
+         "Delivered batches the outbox could not delete (deleted again after a backoff), by "
+         "uplink.");
+  for (const auto* d : s.dispatchers) {
+    o << "vigil_outbox_ack_failures_total{uplink=\"" << Label(d->name()) << "\"} "
+      << d->Stats().ack_failures << '\n';
+  }
   Header(o, "vigil_dropped_total", "counter", "Data dropped, by what.");
   o << "vigil_dropped_total{what=\"max_keys\"} " << dropped_keys << '\n';
   o << "vigil_dropped_total{what=\"journal\"} " << m.dropped_journal.load() << '\n';
@@ -222,6 +258,18 @@ std::string HttpEndpoint::MetricsText(const EndpointSources& s) {
   o << "vigil_commit_rows_count " << cumulative << '\n';
   Header(o, "vigil_mqtt_connected", "gauge", "1 while connected to the broker.");
   o << "vigil_mqtt_connected " << (m.mqtt_connected ? 1 : 0) << '\n';
+  Header(o, "vigil_mqtt_subscribed", "gauge",
+         "1 while the broker grants the topic filter's subscription on the current connection.");
+  for (const auto& sub : m.subscriptions) {
+    o << "vigil_mqtt_subscribed{topic=\"" << Label(sub.filter) << "\"} " << (sub.subscribed ? 1 : 0)
+      << '\n';
+  }
+  Header(o, "vigil_mqtt_subscription_failures_total", "counter",
+         "Subscriptions the broker refused (SUBACK 0x80), by topic filter.");
+  for (const auto& sub : m.subscriptions) {
+    o << "vigil_mqtt_subscription_failures_total{topic=\"" << Label(sub.filter) << "\"} "
+      << sub.failures.load() << '\n';
+  }
   return o.str();
 }
 
@@ -285,6 +333,7 @@ std::string HttpEndpoint::StatusJson(const EndpointSources& s) {
                             {"pending", c.pending},
                             {"dead", c.dead},
                             {"delivered", st.delivered},
+                            {"skipped", st.skipped},
                             {"retried", st.retried},
                             {"last_error", log::Redact(st.last_error)}});
   }

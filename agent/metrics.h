@@ -54,6 +54,17 @@ struct Metrics {
   };
   std::deque<TableCounters> tables;
 
+  // vigil_mqtt_subscribed{topic} and vigil_mqtt_subscription_failures_total{topic}: one entry
+  // per distinct topic filter, in config order, added by Ingest's constructor (before any
+  // thread starts); the connector thread updates them.
+  struct SubscriptionCounters {
+    explicit SubscriptionCounters(std::string topic_filter) : filter(std::move(topic_filter)) {}
+    const std::string filter;
+    std::atomic<bool> subscribed{false};     // the broker granted it on this connection
+    std::atomic<std::uint64_t> failures{0};  // SUBACKs that refused it (0x80)
+  };
+  std::deque<SubscriptionCounters> subscriptions;
+
   // vigil_commit_duration_seconds: cumulative-by-export histogram of group commit latency.
   static constexpr std::array<double, 8> kCommitBuckets = {0.001, 0.0025, 0.005, 0.01,
                                                            0.025, 0.05,   0.1,   0.5};

@@ -60,6 +60,23 @@ void ReadTls(JsonReader& r, const json& o, const std::string& p, const std::stri
   tls->key_file = Resolve(dir, tls->key_file);
 }
 
+// Whether an MQTT URI asks for TLS (ssl://, mqtts://, wss://). Paho connects in plaintext to
+// every other one (tcp://, mqtt://, ws://, or none), whatever TLS options it is given.
+bool TlsUri(std::string_view uri) {
+  return uri.rfind("ssl://", 0) == 0 || uri.rfind("mqtts://", 0) == 0 ||
+         uri.rfind("wss://", 0) == 0;
+}
+
+// A `tls` block with a plaintext MQTT URI would silently stay plaintext: an error at `pointer`.
+void CheckMqttTls(JsonReader& r, const std::string& pointer, const std::string& uri) {
+  if (TlsUri(uri)) return;
+  const std::size_t colon = uri.find("://");
+  const std::string scheme = colon == std::string::npos ? "tcp" : uri.substr(0, colon);
+  r.Error(pointer, "given for a plaintext " + scheme +
+                       ":// broker, which would not use it: use an ssl:// or mqtts:// URI "
+                       "for TLS (e.g. ssl://host:8883), or remove tls");
+}
+
 std::vector<std::string> ReadStrings(JsonReader& r, const json& o, std::string_view key,
                                      const std::string& p) {
   std::vector<std::string> out;
@@ -141,6 +158,7 @@ void ReadMqtt(JsonReader& r, const json& o, const std::string& p, const std::str
   if (o.contains("tls")) {
     m->tls.emplace();
     ReadTls(r, o["tls"], p + "/tls", dir, &*m->tls);
+    CheckMqttTls(r, p + "/tls", m->uri);
   }
   r.Duration(o, "max_clock_skew", p, &m->max_clock_skew);
   r.Size(o, "max_payload_bytes", p, &m->max_payload_bytes);
@@ -280,7 +298,10 @@ void ReadUplink(JsonReader& r, const json& o, const std::string& p, const std::s
   }
   r.Duration(o, "timeout", p, &u->timeout);
   r.Bool(o, "gzip", p, &u->gzip);
-  if (o.contains("tls")) ReadTls(r, o["tls"], p + "/tls", dir, &u->tls);
+  if (o.contains("tls")) {
+    ReadTls(r, o["tls"], p + "/tls", dir, &u->tls);
+    if (u->type == "mqtt" && !u->uri.empty()) CheckMqttTls(r, p + "/tls", u->uri);
+  }
   r.String(o, "topic", p, &u->topic);
   std::int64_t qos = u->qos;
   r.Int(o, "qos", p, 0, 2, &qos);

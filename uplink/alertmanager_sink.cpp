@@ -47,9 +47,13 @@ Verdict AlertmanagerSink::Post(const std::string& body) {
 
 Verdict AlertmanagerSink::Send(const std::vector<store::OutboxRow>& batch) {
   json alerts = json::array();
+  std::size_t skipped = 0;  // aggregates: Alertmanager takes alerts only
   for (const auto& row : batch) {
     json e = json::parse(row.json, nullptr, false);
-    if (!e.is_object() || e.value("kind", "") != "alert") continue;
+    if (!e.is_object() || e.value("kind", "") != "alert") {
+      ++skipped;
+      continue;
+    }
     const std::string rule = e.value("rule", "");
     auto desc = context_.rule_descriptions.find(rule);
     // An episode starts at its alert_id's firing event; a resolved event without a firing
@@ -73,8 +77,14 @@ Verdict AlertmanagerSink::Send(const std::vector<store::OutboxRow>& batch) {
     }
     alerts.push_back(std::move(a));
   }
-  if (alerts.empty()) return {Verdict::Outcome::kDelivered, std::nullopt, ""};
-  return Post(alerts.dump());
+  Verdict v;
+  if (alerts.empty()) {
+    v.outcome = Verdict::Outcome::kDelivered;
+  } else {
+    v = Post(alerts.dump());
+  }
+  if (v.outcome == Verdict::Outcome::kDelivered) v.skipped = skipped;
+  return v;
 }
 
 void AlertmanagerSink::Seed(const std::vector<rules::FiringAlert>& firing) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <random>
 
 #include "config/log.h"
@@ -85,11 +86,55 @@ void Dispatcher::Run() {
     return true;
   };
 
+  // Full jitter between retry_initial and the doubling cap (retry_max at most), or
+  // Retry-After; counts the failure.
+  auto backoff = [&](std::optional<Millis> retry_after) {
+    ++failures;
+    const double initial = static_cast<double>(config_.retry_initial.count());
+    const double cap = std::min<double>(static_cast<double>(config_.retry_max.count()),
+                                        initial * std::pow(2.0, std::min(failures - 1, 30)));
+    std::uniform_real_distribution<double> jitter(initial, std::max(cap, initial));
+    Millis delay(static_cast<std::int64_t>(jitter(rng)));
+    if (retry_after) delay = std::min(std::max(*retry_after, delay), config_.retry_max);
+    return delay;
+  };
+
+  // Delivered rows whose delete from the outbox failed: deleted again, after a backoff,
+  // before anything else is sent (a failing store must not make the dispatcher spin, nor
+  // send them again and again).
+  std::vector<std::int64_t> unacked;
+  // Tries to delete `unacked`; on failure logs, counts and backs off. False: stop.
+  auto ack = [&]() {
+    Status s = store_->Ack(name, unacked);
+    if (s.ok()) {
+      unacked.clear();
+      return true;
+    }
+    const Millis delay = backoff(std::nullopt);
+    log::WriteLimited(log::Level::kError, "uplink-ack-" + name,
+                      "uplink " + name + ": " + std::to_string(unacked.size()) +
+                          " event(s) delivered but not removed from the outbox: " + s.message() +
+                          "; trying again in " + std::to_string(delay.count()) +
+                          "ms (they are sent again if the agent stops first)");
+    {
+      std::lock_guard lock(mu_);
+      ++stats_.ack_failures;
+      stats_.last_error = "cannot remove delivered events from the outbox: " + s.message();
+    }
+    return wait(SteadyNow() + delay, false);
+  };
+
   while (true) {
     {
       std::lock_guard lock(mu_);
       if (stopping_ && SteadyNow() >= drain_until_) return;
       notified_ = false;
+    }
+    if (!unacked.empty()) {
+      if (!ack()) return;
+      if (!unacked.empty()) continue;
+      log::Info("uplink " + name + ": delivered events removed from the outbox");
+      failures = 0;
     }
     sink_->Tick(WallNow());
     auto pending = store_->Pending(name, config_.batch_max_events);
@@ -130,20 +175,16 @@ void Dispatcher::Run() {
     for (const auto& r : rows) seqs.push_back(r.seq);
 
     if (v.outcome == Verdict::Outcome::kDelivered) {
-      Status s = store_->Ack(name, seqs);
-      if (!s.ok()) {
-        log::WriteLimited(log::Level::kError, "uplink-ack-" + name,
-                          "uplink " + name +
-                              ": cannot ack delivered rows (they will be sent "
-                              "again): " +
-                              s.message());
-      }
       if (failures > 0) log::Info("uplink " + name + ": delivering again");
       failures = 0;
-      const std::size_t skipped = std::min(v.skipped, rows.size());
-      std::lock_guard lock(mu_);
-      stats_.delivered += rows.size() - skipped;
-      stats_.skipped += skipped;
+      {
+        const std::size_t skipped = std::min(v.skipped, rows.size());
+        std::lock_guard lock(mu_);
+        stats_.delivered += rows.size() - skipped;
+        stats_.skipped += skipped;
+      }
+      unacked = std::move(seqs);
+      if (!ack()) return;
       continue;
     }
     if (v.outcome == Verdict::Outcome::kReject) {
@@ -158,15 +199,7 @@ void Dispatcher::Run() {
     }
     // Retry: full jitter between retry_initial and the doubling cap, or Retry-After.
     (void)store_->RecordFailure(name, seqs, v.error);
-    ++failures;
-    const double cap = std::min<double>(static_cast<double>(config_.retry_max.count()),
-                                        static_cast<double>(config_.retry_initial.count()) *
-                                            std::pow(2.0, std::min(failures - 1, 30)));
-    std::uniform_real_distribution<double> jitter(
-        static_cast<double>(config_.retry_initial.count()),
-        std::max(cap, static_cast<double>(config_.retry_initial.count())));
-    Millis delay(static_cast<std::int64_t>(jitter(rng)));
-    if (v.retry_after) delay = std::min(std::max(*v.retry_after, delay), config_.retry_max);
+    const Millis delay = backoff(v.retry_after);
     log::WriteLimited(
         log::Level::kWarning, "uplink-retry-" + name,
         "uplink " + name + ": " + v.error + ", retry in " + std::to_string(delay.count()) + "ms");

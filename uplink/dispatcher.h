@@ -20,6 +20,9 @@ struct DispatcherStats {
   std::uint64_t skipped = 0;    // events acked with nothing sent (Verdict::skipped)
   std::uint64_t retried = 0;    // failed attempts that will be retried (batches)
   std::uint64_t dead = 0;       // events moved to dead letters
+  // Delivered batches whose rows could not be deleted from the outbox (Store::Ack failed):
+  // the dispatcher backs off and deletes them again before sending anything else.
+  std::uint64_t ack_failures = 0;
   std::string last_error;
 };
 
@@ -27,6 +30,9 @@ struct DispatcherStats {
 // sends them in batches (batch_max_events; waits up to batch_max_delay for a batch to fill),
 // acks delivered rows, backs off with full jitter between retry_initial and retry_max
 // (honouring Retry-After) on Retry, and moves a rejected batch to dead letters.
+// When the ack of a delivered batch fails (the store cannot delete the rows), it backs off
+// the same way and retries the ack before sending anything else: the rows are never lost,
+// and are sent again only if the agent stops before the ack succeeds (at least once).
 // Owns one thread. Never blocks the caller of Notify.
 class Dispatcher {
  public:

@@ -1,27 +1,38 @@
 #include "uplink/influx_sink.h"
 
 #include <cstdio>
-#include <cstring>
 #include <nlohmann/json.hpp>
+#include <string_view>
 
 namespace vigil::uplink {
 namespace {
 
 using nlohmann::json;
 
-// Line protocol escaping: `chars` get a backslash.
-std::string Escape(const std::string& s, const char* chars) {
+// Line protocol escaping as InfluxDB 1.x reads it: each of `specials` gets a backslash. A
+// backslash is otherwise read literally, but one right before a special would be taken for an
+// escape, and one at the end would escape the separator after it (the line is then refused,
+// and with it the whole batch). Neither can be written exactly: before a special the backslash
+// is doubled (InfluxDB 1.x keeps both), at the end it is dropped.
+std::string Escape(std::string_view s, std::string_view specials) {
+  while (!s.empty() && s.back() == '\\') s.remove_suffix(1);
   std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    if (std::strchr(chars, c) != nullptr) out.push_back('\\');
+  out.reserve(s.size() + 8);
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (specials.find(c) != std::string_view::npos) {
+      out.push_back('\\');
+    } else if (c == '\\' && i + 1 < s.size() && specials.find(s[i + 1]) != std::string_view::npos) {
+      out.push_back('\\');
+    }
     out.push_back(c);
   }
   return out;
 }
 
-std::string Measurement(const std::string& s) { return Escape(s, ", "); }
-std::string Key(const std::string& s) { return Escape(s, ",= "); }
+// Measurements escape commas and spaces; tag keys, tag values and field keys also `=`.
+std::string Measurement(std::string_view s) { return Escape(s, ", "); }
+std::string Key(std::string_view s) { return Escape(s, ",= "); }
 
 }  // namespace
 
@@ -29,18 +40,24 @@ std::string LineProtocol(const std::string& event_json, long long units_per_ms) 
   json e = json::parse(event_json, nullptr, false);
   if (!e.is_object() || e.value("kind", "") != "aggregate") return "";
   std::string line = Measurement(e.value("rule", ""));
+  if (line.empty()) return "";
   json tags = e.value("key", json::object());
   tags["agent"] = e.value("agent", "");
   for (const auto& [name, value] : tags.items()) {  // nlohmann objects iterate sorted by key
-    if (!value.is_string() || value.get<std::string>().empty()) continue;
-    line += "," + Key(name) + "=" + Key(value.get<std::string>());
+    if (!value.is_string()) continue;
+    const std::string tag_key = Key(name);
+    const std::string tag_value = Key(value.get_ref<const std::string&>());
+    if (tag_key.empty() || tag_value.empty()) continue;  // the line protocol has no empty tags
+    line += "," + tag_key + "=" + tag_value;
   }
   std::string fields;
   const json values = e.value("values", json::object());
   for (const auto& [name, value] : values.items()) {
     if (!value.is_number()) continue;  // null: left out
+    const std::string field_key = Key(name);
+    if (field_key.empty()) continue;
     if (!fields.empty()) fields += ",";
-    fields += Key(name) + "=";
+    fields += field_key + "=";
     if (value.is_number_integer()) {
       fields += std::to_string(value.get<long long>()) + "i";
     } else {
@@ -78,19 +95,29 @@ Result<std::unique_ptr<Sink>> InfluxSink::Create(const config::UplinkConfig& con
 
 Verdict InfluxSink::Send(const std::vector<store::OutboxRow>& batch) {
   std::string body;
+  std::size_t skipped = 0;  // alerts, and aggregates without a numeric value
   for (const auto& row : batch) {
     std::string line = LineProtocol(row.json, per_ms_);
-    if (line.empty()) continue;
+    if (line.empty()) {
+      ++skipped;
+      continue;
+    }
     body += line;
     body += '\n';
   }
-  if (body.empty()) return {Verdict::Outcome::kDelivered, std::nullopt, ""};
-  std::vector<std::string> headers = {"Content-Type: text/plain; charset=utf-8"};
-  if (config_.gzip) {
-    body = Gzip(body);
-    headers.push_back("Content-Encoding: gzip");
+  Verdict v;
+  if (body.empty()) {
+    v.outcome = Verdict::Outcome::kDelivered;
+  } else {
+    std::vector<std::string> headers = {"Content-Type: text/plain; charset=utf-8"};
+    if (config_.gzip) {
+      body = Gzip(body);
+      headers.push_back("Content-Encoding: gzip");
+    }
+    v = client_->Post(config_.url, body, headers);
   }
-  return client_->Post(config_.url, body, headers);
+  if (v.outcome == Verdict::Outcome::kDelivered) v.skipped = skipped;
+  return v;
 }
 
 }  // namespace vigil::uplink

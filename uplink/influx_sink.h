@@ -13,7 +13,9 @@ namespace vigil::uplink {
 // tags = the key's tags + `agent`, fields = the aggregate values (count() and distinct() as
 // integers `5i`, the rest as floats; null values left out), timestamp = window end, in the
 // precision the URL asks for (`precision=s|ms|u|ns`, default ns). Names and tag values are
-// escaped as the line protocol requires. Alert events are not sent.
+// escaped as InfluxDB 1.x parses the line protocol (a backslash it cannot store exactly is
+// dropped at the end of a value and doubled before a comma, space or `=`; uplink/README.md).
+// Alert events, and aggregates without a numeric value, are not sent: they are `skipped`.
 class InfluxSink final : public Sink {
  public:
   static Result<std::unique_ptr<Sink>> Create(const config::UplinkConfig& config);

@@ -12,7 +12,8 @@
 namespace vigil::uplink {
 
 bool IsTlsUri(const std::string& uri) {
-  return uri.rfind("ssl://", 0) == 0 || uri.rfind("mqtts://", 0) == 0;
+  return uri.rfind("ssl://", 0) == 0 || uri.rfind("mqtts://", 0) == 0 ||
+         uri.rfind("wss://", 0) == 0;
 }
 
 mqtt::ssl_options SslOptions(const config::TlsConfig& tls) {

@@ -13,7 +13,8 @@ class async_client;
 
 namespace vigil::uplink {
 
-// True for `ssl://` and `mqtts://` broker URIs.
+// True for `ssl://`, `mqtts://` and `wss://` broker URIs (config/ also refuses a `tls` block
+// with any other).
 bool IsTlsUri(const std::string& uri);
 // Paho's TLS options from a `tls` block: the server certificate is verified (against
 // ca_file, else the system's CAs) unless insecure_skip_verify; cert_file/key_file for a

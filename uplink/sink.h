@@ -22,8 +22,9 @@ struct Verdict {
   std::optional<Millis> retry_after;  // from a Retry-After header
   std::string error;                  // for logs, metrics and dead letters; no secrets
   // kDelivered: how many rows of the batch the sink had nothing to send for (an mqtt
-  // uplink's payload template without an entry for the event). They are acked like the
-  // rest and counted as `skipped`, not `delivered`.
+  // uplink's payload template without an entry for the event, an aggregate to Alertmanager,
+  // an alert to InfluxDB). They are acked like the rest and counted as `skipped`, not
+  // `delivered`.
   std::size_t skipped = 0;
 };
 

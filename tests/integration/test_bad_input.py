@@ -103,6 +103,37 @@ class BadStartup(IntegrationTest):
                       proc.stderr)
         self.assertIn("bad.json: /store/commit_interval: must be a duration", proc.stderr)
 
+    def test_tls_block_with_a_plaintext_broker_uri_is_refused(self):
+        """A `tls` block with tcp:// would connect in plaintext: check and run refuse it,
+        naming the pointer, for the broker and for an mqtt uplink."""
+        agent = self.agent()
+        with open(agent.config_path) as f:
+            config = json.load(f)
+        config["mqtt"]["tls"] = {"ca_file": "ca.pem"}  # uri stays tcp://127.0.0.1:port
+        config["uplinks"] = [{"name": "cloud", "type": "mqtt", "uri": "mqtt://127.0.0.1:1",
+                              "tls": {"ca_file": "ca.pem"}}]
+        with open(agent.config_path, "w") as f:
+            json.dump(config, f)
+        check = agent.run_command("check")
+        self.assertEqual(check.returncode, 1)
+        self.assertEqual(check.stdout, "")
+        self.assertIn(f"{agent.config_path}: /mqtt/tls: given for a plaintext tcp:// broker, "
+                      "which would not use it: use an ssl:// or mqtts:// URI for TLS",
+                      check.stderr)
+        self.assertIn(f"{agent.config_path}: /uplinks/0/tls: given for a plaintext mqtt:// "
+                      "broker", check.stderr)
+        proc = subprocess.run([VIGIL, "run", "--config", agent.config_path],
+                              capture_output=True, text=True, timeout=30)
+        self.assertEqual(proc.returncode, 78)
+        self.assertIn("/mqtt/tls: given for a plaintext tcp:// broker", proc.stderr)
+        # Without the uplink's block, and with the broker's URI made ssl://, the config is valid.
+        config["mqtt"]["uri"] = config["mqtt"]["uri"].replace("tcp://", "ssl://")
+        del config["uplinks"][0]["tls"]
+        with open(agent.config_path, "w") as f:
+            json.dump(config, f)
+        check = agent.run_command("check")
+        self.assertEqual(check.returncode, 0, check.stderr)
+
     def test_check_accepts_a_valid_config(self):
         agent = self.agent()
         check = agent.run_command("check")

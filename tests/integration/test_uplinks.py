@@ -104,7 +104,8 @@ class Uplinks(IntegrationTest):
                                       'uplink="am",outcome="delivered"'), 2)
         self.assertEqual(agent.stop(), 0)
 
-    def test_influxdb_stores_aggregates_with_escaped_tag_values(self):
+    def influxdb(self):
+        """A fresh influxd with database `iot`; returns its base URL and a query function."""
         port, rpc = free_port(), free_port()
         conf = os.path.join(self.workdir, "influxdb.conf")
         with open(conf, "w") as f:
@@ -122,6 +123,10 @@ class Uplinks(IntegrationTest):
         urllib.request.urlopen(urllib.request.Request(
             base + "/query?" + urllib.parse.urlencode({"q": "CREATE DATABASE iot"}),
             method="POST"), timeout=5).read()
+        return base, query
+
+    def test_influxdb_stores_aggregates_with_escaped_tag_values(self):
+        base, query = self.influxdb()
         rule = dict(HOT_RULE, id="boiler.temp", emit=["aggregate"])
         rule["aggregates"] = {"avg": "avg(value)", "n": "count()", "spread": "delta(value)"}
         agent = self.uplink_agent(
@@ -141,6 +146,39 @@ class Uplinks(IntegrationTest):
         point = dict(zip(series["columns"], series["values"][0]))
         self.assertEqual(point, {"time": "2026-11-22T10:01:00Z", "agent": "gw-test",
                                  "device": device, "avg": 51.5, "n": 2, "spread": 3})
+        self.assertEqual(agent.stop(), 0)
+
+    def test_influxdb_reads_back_tag_values_with_backslashes(self):
+        """Tag values with backslashes, commas, spaces, equals signs and quotes, written by the
+        influxdb uplink and read back from a real influxd (1.x). A backslash InfluxDB 1.x
+        cannot store as such (at the end of a value, or right before a comma, space or equals
+        sign) must not make it refuse the batch: it is dropped, or doubled (uplink/README.md)."""
+        base, query = self.influxdb()
+        rule = {"id": "boiler", "source": {"metric": "temperature"}, "group_by": ["device"],
+                "window": {"type": "tumbling", "size": "1m"},
+                "aggregates": {"n": "count()"}, "emit": ["aggregate"]}
+        agent = self.uplink_agent(
+            [{"name": "influx", "type": "influxdb", "url": base + "/write?db=iot&precision=ms",
+              "batch": {"max_delay": "100ms"}, "retry": {"initial": "100ms", "max": "1s"}}],
+            routes=[{"kinds": ["aggregate"], "to": ["influx"]}], rules=[rule]).start()
+        # device as published → as InfluxDB 1.x keeps it
+        devices = {'C:\\temp\\boiler 3,"x"=1': 'C:\\temp\\boiler 3,"x"=1',
+                   '\\\\srv\\share=a b': '\\\\srv\\share=a b',
+                   'tail\\': "tail",
+                   'a\\ b\\,c': 'a\\\\ b\\\\,c'}
+        for n, device in enumerate(devices):
+            self.broker.publish(f"sensors/{device}/temperature",
+                                [reading(20, T0 + n * MINUTE + 1000),
+                                 reading(20, T0 + (n + 1) * MINUTE + 1000)])
+
+        def stored():
+            r = query('SELECT "n", "device" FROM "boiler"')["results"][0]
+            return [dict(zip(s["columns"], v)) for s in r.get("series", []) for v in s["values"]]
+        points = wait_for(lambda: len(stored()) >= len(devices) and stored(), 30,
+                          "a point for every device")
+        self.assertEqual(sorted(p["device"] for p in points), sorted(devices.values()))
+        self.assertEqual(agent.metric("vigil_deliveries_total", 'uplink="influx",outcome="dead"'),
+                         0)
         self.assertEqual(agent.stop(), 0)
 
     def make_certs(self, name):
