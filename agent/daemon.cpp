@@ -123,16 +123,20 @@ int RunDaemon(const config::Config& config) {
     }
   }
   const std::string db_path = (state_dir / "vigil.db").string();
+  // Only a damaged file is moved aside (and reported below); anything else (locked, disk full,
+  // read-only, a newer schema) stops the start with the files left as they are.
   auto opened = store::Store::Open(db_path, config.store);
   if (!opened.ok()) {
-    log::Error("cannot open state database " + db_path + ": " + opened.error());
+    log::Error("cannot open state database " + db_path + ": " + opened.error() +
+               "; not starting, the file is left as it is");
     return kExitFatal;
   }
   std::unique_ptr<store::Store> store = std::move(opened).value();
   const std::string journal_path = (state_dir / "journal.db").string();
   auto opened_journal = store::Journal::Open(journal_path, config.store);
   if (!opened_journal.ok()) {
-    log::Error("cannot open journal " + journal_path + ": " + opened_journal.error());
+    log::Error("cannot open journal " + journal_path + ": " + opened_journal.error() +
+               "; not starting, the file is left as it is");
     return kExitFatal;
   }
   std::unique_ptr<store::Journal> journal = std::move(opened_journal).value();

@@ -205,6 +205,7 @@ std::string HttpEndpoint::MetricsText(const EndpointSources& s) {
   o << "vigil_dropped_total{what=\"alerts\"} " << m.dropped_alerts.load() << '\n';
   o << "vigil_dropped_total{what=\"ttl\"} " << m.dropped_ttl.load() << '\n';
   o << "vigil_dropped_total{what=\"unjournaled\"} " << m.dropped_unjournaled.load() << '\n';
+  o << "vigil_dropped_total{what=\"dead_letters\"} " << m.dropped_dead_letters.load() << '\n';
   Header(o, "vigil_duplicate_messages_total", "counter",
          "Redeliveries of messages already journaled, skipped (not processed twice).");
   o << "vigil_duplicate_messages_total " << m.duplicates.load() << '\n';
@@ -233,6 +234,12 @@ std::string HttpEndpoint::MetricsText(const EndpointSources& s) {
   Header(o, "vigil_store_bytes", "gauge", "Bytes on disk of the state database and journal.");
   o << "vigil_store_bytes " << s.store->SizeBytes() + (s.journal ? s.journal->SizeBytes() : 0)
     << '\n';
+  Header(o, "vigil_state_bytes", "gauge",
+         "Bytes of rule state in the state database, as last measured.");
+  o << "vigil_state_bytes " << m.state_bytes.load() << '\n';
+  Header(o, "vigil_quota_exceeded_by_state", "gauge",
+         "1 while rule state leaves the outbox only its floor of store.max_bytes.");
+  o << "vigil_quota_exceeded_by_state " << (m.quota_exceeded_by_state ? 1 : 0) << '\n';
   Header(o, "vigil_commit_duration_seconds", "histogram", "Group commit latency.");
   std::uint64_t cumulative = 0;
   for (std::size_t i = 0; i < Metrics::kCommitBuckets.size(); ++i) {
@@ -304,6 +311,26 @@ std::string HttpEndpoint::StatusJson(const EndpointSources& s) {
   j["rejected_total"] = rejected;
   j["ready"] = NotReadyReason(s).empty();
   j["warnings"] = s.warnings;
+  const std::uint64_t max_bytes = s.config->store.max_bytes;
+  j["store"] = {{"bytes", s.store->SizeBytes() + (s.journal ? s.journal->SizeBytes() : 0)},
+                {"max_bytes", max_bytes},
+                {"state_bytes", m.state_bytes.load()},
+                {"outbox_floor_bytes", max_bytes / Pipeline::kOutboxFloorShare},
+                {"quota_exceeded_by_state", m.quota_exceeded_by_state.load()},
+                {"dropped",
+                 {{"journal", m.dropped_journal.load()},
+                  {"dead_letters", m.dropped_dead_letters.load()},
+                  {"aggregates", m.dropped_aggregates.load()},
+                  {"alerts", m.dropped_alerts.load()},
+                  {"ttl", m.dropped_ttl.load()}}}};
+  if (m.quota_exceeded_by_state) {
+    j["warnings"].push_back(
+        "rule state (" + std::to_string(m.state_bytes.load()) +
+        " bytes) leaves the outbox only its floor of store.max_bytes (" +
+        std::to_string(max_bytes) +
+        " bytes): older undelivered events are dropped; raise store.max_bytes or lower the "
+        "rules' keys");
+  }
   const Pipeline::Snapshot snap = s.pipeline->LastSnapshot();
   j["rules"] = nlohmann::json::array();
   for (const auto& r : snap.rules) {

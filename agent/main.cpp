@@ -87,7 +87,8 @@ const std::map<std::string, std::string>& CommandHelp() {
       {"outbox",
        "usage: vigil outbox [--config FILE] list|retry|purge [--dead]\n\nlist: pending "
        "deliveries per uplink (with --dead: dead letters).\nretry: move dead letters back "
-       "to pending.\npurge: delete pending deliveries (with --dead: dead letters).\n"},
+       "to pending.\npurge: delete pending deliveries (with --dead: dead letters).\nlist "
+       "opens the state database read-only; none of them creates, migrates or moves it.\n"},
   };
   return help;
 }

@@ -24,10 +24,17 @@ struct Metrics {
   std::atomic<std::uint64_t> commit_failures{0};
   std::atomic<bool> mqtt_connected{false};
   // vigil_dropped_total{what}: every path that drops anything (SPEC §8).
-  std::atomic<std::uint64_t> dropped_journal{0};     // journal rows trimmed by the quota
-  std::atomic<std::uint64_t> dropped_aggregates{0};  // undelivered aggregate rows (quota)
-  std::atomic<std::uint64_t> dropped_alerts{0};      // undelivered alert rows (quota)
-  std::atomic<std::uint64_t> dropped_ttl{0};         // undelivered rows older than store.ttl
+  std::atomic<std::uint64_t> dropped_journal{0};       // journal rows trimmed by the quota
+  std::atomic<std::uint64_t> dropped_aggregates{0};    // undelivered aggregate rows (quota)
+  std::atomic<std::uint64_t> dropped_alerts{0};        // undelivered alert rows (quota)
+  std::atomic<std::uint64_t> dropped_ttl{0};           // undelivered rows older than store.ttl
+  std::atomic<std::uint64_t> dropped_dead_letters{0};  // dead letters (quota, before events)
+  // vigil_state_bytes: rule state in vigil.db (rule, key and state bytes of every row), as
+  // measured at start and at checkpoints while the files are past the quota's trim threshold.
+  std::atomic<std::uint64_t> state_bytes{0};
+  // vigil_quota_exceeded_by_state: what the quota may not drop (rule state, WAL) keeps the
+  // files above the trim target even with the outbox at its floor (agent/README.md, quota).
+  std::atomic<bool> quota_exceeded_by_state{false};
   // A message the journal refused after Stop, let go with the connection open (see intake.h).
   std::atomic<std::uint64_t> dropped_unjournaled{0};
   // Redeliveries (DUP) of messages journaled on an earlier connection: skipped, not processed

@@ -13,7 +13,15 @@ int Outbox(const config::Config& config, const std::string& action, bool dead) {
     std::cerr << "outbox: no state database at " << db_path << '\n';
     return kExitInvalid;
   }
-  auto opened = store::Store::Open(db_path, config.store);
+  // `list` only reads (SQLITE_OPEN_READONLY); `retry` and `purge` write rows. Neither creates,
+  // migrates or moves a file aside: a running agent's state is only read or changed row by row.
+  const bool reads_only = action == "list";
+  if (!reads_only && action != "retry" && action != "purge") {
+    std::cerr << "outbox: unknown action \"" << action << "\" (list, retry, purge)\n";
+    return kExitUsage;
+  }
+  auto opened = store::Store::Open(
+      db_path, config.store, reads_only ? store::Access::kReadOnly : store::Access::kReadWrite);
   if (!opened.ok()) {
     std::cerr << "outbox: cannot open " << db_path << ": " << opened.error() << '\n';
     return kExitInvalid;

@@ -8,6 +8,7 @@
 
 #include "agent/clock.h"
 #include "config/log.h"
+#include "store/quota.h"
 #include "uplink/sink.h"
 
 namespace vigil::agent {
@@ -27,6 +28,9 @@ constexpr std::size_t kRestoreBatch = 4096;   // checkpoint rows read before dec
 constexpr std::size_t kJournalRowBytes = 40;  // a journal row besides topic and payload
 // Journal retention and the outbox TTL are enforced this often (the quota at every commit).
 constexpr Millis kMaintenanceInterval{1000};
+// Rule state is measured (a read of every state row) at most this often, at checkpoints while
+// the files are past the quota's threshold.
+constexpr Millis kStateMeasureInterval{10'000};
 
 std::string DescribeKey(const rules::Tags& key) {
   std::string out;
@@ -78,8 +82,10 @@ Status Pipeline::Restore() {
     }
     batch.clear();
   };
+  std::uint64_t state_bytes = 0;
   Status s = store_->LoadState(
       [&](const std::string& rule, const std::string& key, const std::string& bytes) {
+        state_bytes += rule.size() + key.size() + bytes.size();
         batch.push_back({rule, key, bytes});
         if (batch.size() == kRestoreBatch) restore();
       });
@@ -90,6 +96,7 @@ Status Pipeline::Restore() {
   if (!timers.ok()) return Status::Error(timers.error());
   if (!ticks.ok()) return Status::Error(ticks.error());
   engine_->RestoreTimers(timers.value());
+  metrics_->state_bytes = state_bytes;
   const auto took = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started);
   log::Info("restored state of " + std::to_string(restored) + " key(s) in " +
             std::to_string(took.count()) + " ms" +
@@ -313,40 +320,83 @@ void Pipeline::Retire(Millis now) {
 
 std::uint64_t Pipeline::UsedBytes() const { return store_->SizeBytes() + journal_->SizeBytes(); }
 
-void Pipeline::EnforceQuota(std::uint64_t incoming) {
-  // Quota: the journal first, then the oldest undelivered aggregates, then alerts. Trimming
-  // starts when what is on disk plus what is about to be written passes 75% of the limit and
-  // goes down to 60%, leaving room for the journal's appends until the next commit.
+void Pipeline::EnforceQuota(std::uint64_t incoming, bool after_checkpoint) {
+  // Quota (agent/README.md): when what is on disk plus what is about to be written passes 75%
+  // of store.max_bytes, trim down to 60% (room for the journal's appends until the next
+  // commit): the journal the checkpoint covers, then dead letters, oldest first, then the
+  // oldest undelivered aggregates, then alerts, but never the outbox's newest eighth of the
+  // quota of undelivered events: the last commits' events still go out to the uplinks that
+  // keep up, whatever else (rule state) fills the quota.
   const std::uint64_t limit = config_.store.max_bytes;
+  const std::uint64_t high = limit / 100 * 75;
+  const std::uint64_t low = limit / 100 * 60;
+  const std::uint64_t keep = limit / kOutboxFloorShare;  // the outbox's floor
   auto used = [&] { return UsedBytes() + incoming; };
-  if (used() <= limit / 100 * 75) return;
-  journal_->Vacuum();
-  store_->Vacuum();
-  for (int round = 0; round < 256 && used() > limit / 100 * 60; ++round) {
-    auto j = journal_->TrimOldest(500, checkpoint_position_);
-    if (j.ok() && j.value() > 0) {
-      metrics_->dropped_journal.fetch_add(static_cast<std::uint64_t>(j.value()));
-      journal_->Vacuum();
-      continue;
+  if (used() > high) {
+    journal_->Vacuum();
+    store_->Vacuum();
+    const store::QuotaDrops drops =
+        store::TrimToQuota(*store_, *journal_, {low, keep, checkpoint_position_}, used);
+    for (const auto& e : drops.errors) {
+      log::WriteLimited(log::Level::kError, "quota-error", "store: quota: cannot drop " + e);
     }
-    auto a = store_->DropOldest("aggregate", 250);
-    if (a.ok() && a.value() > 0) {
-      metrics_->dropped_aggregates.fetch_add(static_cast<std::uint64_t>(a.value()));
-      store_->Vacuum();
-      continue;
-    }
-    auto al = store_->DropOldest("alert", 50);
-    if (al.ok() && al.value() > 0) {
-      metrics_->dropped_alerts.fetch_add(static_cast<std::uint64_t>(al.value()));
-      store_->Vacuum();
-      continue;
-    }
-    break;  // nothing left to drop: state alone fills the quota
+    const std::string now = "; now " + std::to_string(used() - incoming) + " of store.max_bytes " +
+                            std::to_string(limit) + " bytes";
+    auto report = [&](const char* key, std::uint64_t n, std::atomic<std::uint64_t>& counter,
+                      const std::string& what, const char* label) {
+      if (n == 0) return;
+      const std::uint64_t total = counter.fetch_add(n) + n;
+      log::WriteLimited(log::Level::kWarning, key,
+                        "store: quota: dropped " + std::to_string(n) + " " + what + " (" +
+                            std::to_string(total) + " so far, vigil_dropped_total{what=\"" + label +
+                            "\"})" + now);
+    };
+    report("quota-journal", drops.journal, metrics_->dropped_journal,
+           "journal message(s) the state already covers", "journal");
+    report("quota-dead-letters", drops.dead_letters, metrics_->dropped_dead_letters,
+           "dead letter(s), the oldest", "dead_letters");
+    report("quota-aggregates", drops.aggregates, metrics_->dropped_aggregates,
+           "undelivered aggregate row(s), the oldest", "aggregates");
+    report("quota-alerts", drops.alerts, metrics_->dropped_alerts,
+           "undelivered alert row(s), the oldest", "alerts");
   }
-  log::WriteLimited(log::Level::kWarning, "quota",
-                    "store: near store.max_bytes (" + std::to_string(limit) +
-                        " bytes): trimmed the journal and the oldest undelivered events; now " +
-                        std::to_string(used() - incoming) + " bytes (see vigil_dropped_total)");
+  if (after_checkpoint) CheckStateShare(low, keep);
+}
+
+void Pipeline::CheckStateShare(std::uint64_t low, std::uint64_t keep) {
+  // Right after a checkpoint the whole journal may be trimmed: what vigil.db holds besides its
+  // outbox is rule state (and free pages, WAL), which the quota never drops. When it leaves
+  // less than the outbox's floor under the trim target, every trim cuts the outbox to its floor.
+  if (UsedBytes() <= low) {
+    metrics_->quota_exceeded_by_state = false;
+    return;
+  }
+  store_->Vacuum();  // the WAL and free pages out of the measure
+  auto outbox = store_->MeasureOutbox();
+  if (!outbox.ok()) return;
+  const std::uint64_t db = store_->SizeBytes();
+  const std::uint64_t rows = outbox.value().pending_bytes + outbox.value().dead_bytes;  // outbox
+  const std::uint64_t fixed = db > rows ? db - rows : 0;
+  const Millis clock = Now();
+  if (clock - state_measured_ >= kStateMeasureInterval) {
+    state_measured_ = clock;
+    if (auto bytes = store_->StateBytes(); bytes.ok()) metrics_->state_bytes = bytes.value();
+  }
+  const bool over = fixed + keep > low;
+  metrics_->quota_exceeded_by_state = over;
+  if (!over) return;
+  const std::uint64_t limit = config_.store.max_bytes;
+  log::WriteLimited(
+      log::Level::kError, "quota-state",
+      "store: the rule state takes more of store.max_bytes (" + std::to_string(limit) +
+          " bytes) than the quota allows: vigil.db without its outbox is " + std::to_string(fixed) +
+          " bytes (rule state " + std::to_string(metrics_->state_bytes.load()) +
+          " bytes as stored), over the " + std::to_string(low > keep ? low - keep : 0) +
+          " bytes the trim target leaves beside the outbox's floor" +
+          (fixed > limit ? "; the files exceed store.max_bytes" : "") +
+          ". The outbox keeps only its newest " + std::to_string(keep) +
+          " bytes of undelivered events; older ones are dropped (vigil_dropped_total). Raise "
+          "store.max_bytes or lower the rules' keys (group_by, max_keys)");
 }
 
 void Pipeline::Commit(Millis now, bool checkpoint) {
@@ -428,7 +478,7 @@ void Pipeline::Commit(Millis now, bool checkpoint) {
   std::uint64_t incoming = 0;
   for (const auto& e : batch.events) incoming += (e.json.size() + 64) * e.uplinks.size();
   for (const auto& st : batch.state) incoming += st.bytes ? st.bytes->size() + 64 : 0;
-  EnforceQuota(incoming);
+  EnforceQuota(incoming, false);
 
   auto started = std::chrono::steady_clock::now();
   Status s = store_->Commit(batch, now);
@@ -481,7 +531,7 @@ void Pipeline::Commit(Millis now, bool checkpoint) {
   for (const auto& name : touched) {
     if (name != kLogUplink) notify_(name);
   }
-  EnforceQuota(0);  // two stat() calls unless near the limit: cheap enough per commit
+  EnforceQuota(0, checkpoint);  // two stat() calls unless near the limit: cheap per commit
 }
 
 }  // namespace vigil::agent

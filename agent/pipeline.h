@@ -51,6 +51,9 @@ class Pipeline {
   using Notify = std::function<void(const std::string& uplink)>;
   // The pseudo-uplink that keeps events when no uplink is configured (SPEC §2 defaults).
   static constexpr const char* kLogUplink = "log";
+  // The quota never drops the outbox's newest store.max_bytes / kOutboxFloorShare bytes of
+  // undelivered events (agent/README.md).
+  static constexpr std::uint64_t kOutboxFloorShare = 8;
 
   // `tables`: the reference tables the rules read (rules/table.h); null for none.
   Pipeline(const config::Config& config, std::shared_ptr<const rules::RuleSet> rules,
@@ -97,9 +100,14 @@ class Pipeline {
   // too (SPEC §8, store.checkpoint_interval).
   void Commit(Millis now, bool checkpoint);
   void ApplyReload(std::shared_ptr<const rules::RuleSet> rules, Millis now);
-  void Retire(Millis now);                    // journal retention and outbox TTL
-  void EnforceQuota(std::uint64_t incoming);  // bytes about to be written
-  std::uint64_t UsedBytes() const;            // the state database and the journal, on disk
+  void Retire(Millis now);  // journal retention and outbox TTL
+  // `incoming`: bytes about to be written; `after_checkpoint`: right after a checkpoint
+  // commit, when the journal may all be trimmed and what cannot be dropped is rule state.
+  void EnforceQuota(std::uint64_t incoming, bool after_checkpoint);
+  // After a checkpoint: whether rule state leaves the outbox less than its floor under the
+  // trim target `low` (vigil_quota_exceeded_by_state, vigil_state_bytes, an error log).
+  void CheckStateShare(std::uint64_t low, std::uint64_t keep);
+  std::uint64_t UsedBytes() const;  // the state database and the journal, on disk
 
   const config::Config& config_;  // not owned; outlives this
   std::shared_ptr<const rules::RuleSet> rules_;
@@ -133,6 +141,7 @@ class Pipeline {
   std::int64_t checkpoint_position_ = 0;  // ... whose state is committed
   std::uint64_t journal_tail_bytes_ = 0;  // journaled since the checkpoint: not trimmable
   Millis next_maintenance_{0};
+  Millis state_measured_{0};                // when StateBytes last ran (engine thread only)
   std::atomic<std::int64_t> heartbeat_{0};  // ms; written by the engine thread each round
 };
 

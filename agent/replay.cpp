@@ -169,7 +169,8 @@ int ReplayJournal(const config::Config& config, std::optional<Millis> since, std
     std::cerr << "replay: no journal at " << path << '\n';
     return kExitInvalid;
   }
-  auto journal = store::Journal::Open(path, config.store);
+  // Read-only: the journal of a running agent is read, never written, migrated or moved.
+  auto journal = store::Journal::Open(path, config.store, store::Access::kReadOnly);
   if (!journal.ok()) {
     std::cerr << "replay: cannot open " << path << ": " << journal.error() << '\n';
     return kExitInvalid;

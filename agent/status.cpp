@@ -77,6 +77,27 @@ int ShowStatus(const config::Config& config) {
     std::cout << "  " << Str(a, "rule") << " " << a["key"].dump() << " " << Str(a, "severity")
               << ": " << Str(a, "summary") << '\n';
   }
+  if (s.contains("store") && s["store"].is_object()) {
+    const auto& st = s["store"];
+    std::cout << "store      " << Str(st, "bytes") << " of " << Str(st, "max_bytes")
+              << " bytes, rule state " << Str(st, "state_bytes") << " bytes";
+    if (st.contains("dropped") && st["dropped"].is_object()) {
+      std::cout << "; dropped:";
+      for (const auto& [what, n] : st["dropped"].items()) std::cout << " " << what << " " << n;
+    }
+    std::cout << '\n';
+    if (st.value("quota_exceeded_by_state", false)) {
+      std::cout << "  QUOTA EXCEEDED BY RULE STATE: the outbox keeps only its newest "
+                << Str(st, "outbox_floor_bytes")
+                << " bytes of undelivered events; raise store.max_bytes or lower the rules' "
+                   "keys\n";
+    }
+  }
+  if (s.contains("warnings") && s["warnings"].is_array()) {
+    for (const auto& w : s["warnings"]) {
+      if (w.is_string()) std::cout << "warning: " << w.get<std::string>() << '\n';
+    }
+  }
   std::cout << "uplinks\n";
   for (const auto& u : s["uplinks"]) {
     std::cout << "  " << Str(u, "name") << ": " << Str(u, "pending") << " pending, "

@@ -106,9 +106,9 @@ Journal::Journal(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Journal::~Journal() = default;
 
 Result<std::unique_ptr<Journal>> Journal::Open(const std::string& path,
-                                               const config::StoreConfig& options) {
+                                               const config::StoreConfig& options, Access access) {
   using R = Result<std::unique_ptr<Journal>>;
-  auto opened = OpenDatabase(path, options, kSchema, kSchemaVersion, kMigrations);
+  auto opened = OpenDatabase(path, options, kSchema, kSchemaVersion, kMigrations, access);
   if (!opened.ok()) return R::Error(opened.error());
   auto impl = std::make_unique<Impl>();
   impl->Adopt(path, std::move(opened.value()));

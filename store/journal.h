@@ -10,6 +10,7 @@
 #include "config/config.h"
 #include "config/result.h"
 #include "config/values.h"
+#include "store/access.h"
 
 namespace vigil::store {
 
@@ -29,8 +30,12 @@ struct JournalMessage {
 // Thread-safe (one connection behind a mutex).
 class Journal {
  public:
+  // Opens as `access` says (store/access.h): vigil run's Access::kAgent creates, migrates
+  // and moves only a damaged file aside; Access::kReadOnly (`vigil replay --journal`) opens an
+  // existing journal of this schema version read-only and writes nothing.
   static Result<std::unique_ptr<Journal>> Open(const std::string& path,
-                                               const config::StoreConfig& options);
+                                               const config::StoreConfig& options,
+                                               Access access = Access::kAgent);
   ~Journal();
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;

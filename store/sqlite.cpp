@@ -1,9 +1,12 @@
 #include "store/sqlite.h"
 
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 
@@ -60,27 +63,179 @@ Status Exec(sqlite3* db, const char* sql) {
 
 namespace {
 
-// Opens and checks one file; on any problem closes it and says why.
-Status TryOpen(const std::string& path, const config::StoreConfig& options, const char* schema,
-               int version, const Migrations& migrations, sqlite3** out) {
+bool IsDamage(int rc) {
+  const int primary = rc & 0xff;
+  return primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB;
+}
+
+// Why an SQLite call failed, in an operator's words, with SQLite's own message (and the
+// system's, for the calls that touch the disk).
+std::string Describe(sqlite3* db, int rc, std::chrono::milliseconds busy_timeout) {
+  const std::string detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  const int os_error = db != nullptr ? sqlite3_system_errno(db) : 0;
+  std::string what;
+  bool system = true;  // whether the system's error says more
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      what = "database is locked by another process (still locked after " +
+             std::to_string(busy_timeout.count()) + " ms)";
+      system = false;
+      break;
+    case SQLITE_FULL:
+      what = "disk full";
+      break;
+    case SQLITE_READONLY:
+      what = "read-only: the file or its file system cannot be written";
+      break;
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+      what = "permission denied";
+      break;
+    case SQLITE_CANTOPEN:
+      what = "cannot open the file (or its -wal/-shm next to it)";
+      break;
+    case SQLITE_IOERR:
+      what = "I/O error";
+      break;
+    case SQLITE_NOMEM:
+      what = "out of memory";
+      system = false;
+      break;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      what = "damaged";
+      system = false;
+      break;
+    default:
+      return detail;
+  }
+  std::string out = what + " (" + detail;
+  if (system && os_error != 0) out += ": " + std::string(std::strerror(os_error));
+  return out + ")";
+}
+
+bool OnReadOnlyFileSystem(const std::string& path) {
+  struct statvfs fs {};
+  return statvfs(path.c_str(), &fs) == 0 && (fs.f_flag & ST_RDONLY) != 0;
+}
+
+// A file path as the path of a file: URI (RFC 3986 escapes for what is not unreserved or '/').
+std::string UriPath(const std::string& path) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : std::filesystem::absolute(path).string()) {
+    if (std::isalnum(c) != 0 || c == '/' || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+// What one attempt to open a file gave: the connection, or why not.
+struct Attempt {
   sqlite3* db = nullptr;
-  mode_t old_mask = umask(077);  // the database and its -wal/-shm files: mode 0600
-  int rc =
-      sqlite3_open_v2(path.c_str(), &db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
-  umask(old_mask);
-  auto fail = [&](std::string why) {
-    // _v2: the handle closes once the statements still in scope are finalized.
+  bool damaged = false;  // only the file's bytes are to blame: it may be moved aside
+  std::string why;
+};
+
+// Runs SQL without results; returns SQLite's result code.
+int Run(sqlite3* db, const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr); }
+
+// Opens and checks one file as `access` says; on any problem closes it and says why.
+Attempt TryOpen(const std::string& path, const config::StoreConfig& options, const char* schema,
+                int version, const Migrations& migrations, Access access,
+                std::chrono::milliseconds busy_timeout) {
+  sqlite3* db = nullptr;
+  // _v2: the handle closes once the statements still in scope are finalized; with no
+  // checkpoint, so a file that is refused is left exactly as it was.
+  auto refuse = [&](std::string why, bool damaged = false) {
+    if (db != nullptr) sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
     sqlite3_close_v2(db);
-    return Status::Error(std::move(why));
+    return Attempt{nullptr, damaged, std::move(why)};
   };
-  if (rc != SQLITE_OK) return fail(db != nullptr ? sqlite3_errmsg(db) : "cannot open");
-  chmod(path.c_str(), 0600);
-  sqlite3_busy_timeout(db, 5000);
-  {
+  auto fail = [&](int rc, const std::string& context = "") {
+    std::string why = Describe(db, rc, busy_timeout);
+    return refuse(context.empty() ? why : context + ": " + why, IsDamage(rc));
+  };
+  int flags = SQLITE_OPEN_FULLMUTEX;
+  if (access == Access::kReadOnly) {
+    flags |= SQLITE_OPEN_READONLY;
+  } else {
+    flags |= SQLITE_OPEN_READWRITE;
+    if (access == Access::kAgent) flags |= SQLITE_OPEN_CREATE;
+  }
+  std::string name = path;
+  std::error_code ec;
+  if (access == Access::kReadOnly && OnReadOnlyFileSystem(path) &&
+      !std::filesystem::exists(path + "-wal", ec)) {
+    // Nothing can change the file, no WAL holds rows it lacks, and SQLite cannot make the -wal
+    // and -shm a reader of a WAL database needs there: read it as immutable (no locks, no
+    // -wal, no -shm).
+    flags |= SQLITE_OPEN_URI;
+    name = "file:" + UriPath(path) + "?immutable=1";
+  }
+  mode_t old_mask = umask(077);  // the database and its -wal/-shm files: mode 0600
+  int rc = sqlite3_open_v2(name.c_str(), &db, flags, nullptr);
+  umask(old_mask);
+  if (rc != SQLITE_OK) return fail(rc);
+  sqlite3_extended_result_codes(db, 1);
+  if (access == Access::kReadOnly) {
+    // A reader never checkpoints, so it never writes the database file or its WAL.
+    sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+  } else if (sqlite3_db_readonly(db, "main") == 1) {
+    // SQLite opens a file it cannot write read-only instead (a read-only file system).
+    return refuse("read-only: the file or its file system cannot be written");
+  }
+  sqlite3_busy_timeout(db, static_cast<int>(busy_timeout.count()));
+  if (access == Access::kAgent) {
+    chmod(path.c_str(), 0600);
     Statement check(db, "PRAGMA quick_check");
-    if (!check.Step()) return fail(check.error());
-    if (check.Text(0) != "ok") return fail("quick_check: " + check.Text(0));
+    if (!check.Step()) return fail(check.ok() ? SQLITE_ERROR : check.code(), "quick_check");
+    if (check.Text(0) != "ok") return refuse("quick_check: " + check.Text(0), /*damaged=*/true);
+  }
+  // The stored schema version: 0 for a file with no meta table yet (a new one).
+  int found = 0;
+  {
+    Statement meta(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'");
+    if (!meta.Step()) return fail(meta.ok() ? SQLITE_ERROR : meta.code());
+    if (meta.Int(0) > 0) {
+      Statement v(db, "SELECT value FROM meta WHERE name = 'schema_version'");
+      if (v.Step()) {
+        found = std::atoi(v.Text(0).c_str());
+      } else if (!v.ok()) {
+        return fail(v.code());
+      }
+    }
+  }
+  const std::string have = std::to_string(found);
+  const std::string want = std::to_string(version);
+  if (found > version) {
+    return refuse("schema version " + have + " is newer than this vigil's (" + want +
+                  "): upgrade vigil or move the file away");
+  }
+  if (access != Access::kAgent) {
+    if (found == 0) return refuse("no schema version: not a vigil database");
+    if (found < version) {
+      return refuse("schema version " + have + " is older than this vigil's (" + want +
+                    "): `vigil run` migrates it");
+    }
+    if (access == Access::kReadWrite) {
+      // Settings of this connection only: nothing is written to the file.
+      const char* sync = options.sync == config::StoreConfig::Sync::kFull
+                             ? "PRAGMA synchronous = FULL"
+                             : "PRAGMA synchronous = NORMAL";
+      if (int r = Run(db, sync); r != SQLITE_OK) return fail(r);
+    }
+    return Attempt{db, false, ""};
+  }
+  if (found > 0 && static_cast<std::size_t>(version - 1) > migrations.size()) {
+    return refuse("no migration from schema version " + have + " to " + want +
+                  " in this vigil: use the vigil that wrote it, or move the file away");
   }
   const char* sync = options.sync == config::StoreConfig::Sync::kFull
                          ? "PRAGMA synchronous = FULL"
@@ -90,44 +245,47 @@ Status TryOpen(const std::string& path, const config::StoreConfig& options, cons
       std::clamp<std::uint64_t>(options.max_bytes / 16, 64 * 1024, 4 * 1024 * 1024);
   const std::string wal_limit = "PRAGMA journal_size_limit = " + std::to_string(wal_bytes);
   const std::string wal_pages = "PRAGMA wal_autocheckpoint = " + std::to_string(wal_bytes / 4096);
+  // On an existing file in WAL mode none of these writes (nor waits for a lock).
   for (const char* sql : {"PRAGMA auto_vacuum = INCREMENTAL", "PRAGMA journal_mode = WAL", sync,
-                          wal_limit.c_str(), wal_pages.c_str(),
-                          "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, "
-                          "value TEXT NOT NULL) WITHOUT ROWID"}) {
-    if (Status s = Exec(db, sql); !s.ok()) return fail(s.message());
+                          wal_limit.c_str(), wal_pages.c_str()}) {
+    if (int r = Run(db, sql); r != SQLITE_OK) return fail(r);
   }
-  int found = 0;  // 0: a new file
-  {
-    Statement v(db, "SELECT value FROM meta WHERE name = 'schema_version'");
-    if (v.Step()) {
-      found = std::atoi(v.Text(0).c_str());
-    } else if (!v.ok()) {
-      return fail(v.error());
-    }
-  }
-  if (found > version) {
-    return fail("schema version " + std::to_string(found) + " is newer than this vigil's (" +
-                std::to_string(version) + ")");
-  }
-  if (found > 0 && static_cast<std::size_t>(version - 1) > migrations.size()) {
-    return fail("no migration from schema version " + std::to_string(found));
-  }
-  // Forward migrations from the stored version; a new file gets the current schema.
+  // Forward migrations from the stored version, each in its own transaction.
   for (int v = found; v < version && found > 0; ++v) {
     const std::string step = "BEGIN IMMEDIATE; " + migrations[static_cast<std::size_t>(v - 1)] +
                              "; UPDATE meta SET value = '" + std::to_string(v + 1) +
                              "' WHERE name = 'schema_version'; COMMIT;";
-    if (Status s = Exec(db, step.c_str()); !s.ok()) {
-      (void)Exec(db, "ROLLBACK");
-      return fail("migration to schema version " + std::to_string(v + 1) + ": " + s.message());
+    if (int r = Run(db, step.c_str()); r != SQLITE_OK) {
+      std::string why = Describe(db, r, busy_timeout);
+      (void)Run(db, "ROLLBACK");
+      return refuse("migration to schema version " + std::to_string(v + 1) +
+                        " failed, the file is left at version " + std::to_string(v) + ": " + why,
+                    IsDamage(r));
     }
   }
-  if (Status s = Exec(db, schema); !s.ok()) return fail(s.message());
-  Statement set(db, "INSERT OR REPLACE INTO meta (name, value) VALUES ('schema_version', ?1)");
-  set.Bind(1, std::to_string(version)).Step();
-  if (!set.ok()) return fail(set.error());
-  *out = db;
-  return Status::Ok();
+  // The schema (a no-op on a file that has it) and its version, in one transaction that takes
+  // the write lock even when it writes nothing: a file another process keeps locked is an
+  // error here, at start, not at the first commit.
+  if (int r = Run(db, "BEGIN IMMEDIATE"); r != SQLITE_OK) return fail(r);
+  auto abort = [&](int r) {
+    std::string why = Describe(db, r, busy_timeout);
+    (void)Run(db, "ROLLBACK");
+    return refuse(std::move(why), IsDamage(r));
+  };
+  if (int r = Run(db,
+                  "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) "
+                  "WITHOUT ROWID");
+      r != SQLITE_OK) {
+    return abort(r);
+  }
+  if (int r = Run(db, schema); r != SQLITE_OK) return abort(r);
+  if (found != version) {
+    Statement set(db, "INSERT OR REPLACE INTO meta (name, value) VALUES ('schema_version', ?1)");
+    set.Bind(1, want).Step();
+    if (!set.ok()) return abort(set.code());
+  }
+  if (int r = Run(db, "COMMIT"); r != SQLITE_OK) return abort(r);
+  return Attempt{db, false, ""};
 }
 
 std::string Timestamp() {
@@ -142,18 +300,33 @@ std::string Timestamp() {
 }  // namespace
 
 Result<OpenedDatabase> OpenDatabase(const std::string& path, const config::StoreConfig& options,
-                                    const char* schema, int version, const Migrations& migrations) {
+                                    const char* schema, int version, const Migrations& migrations,
+                                    Access access, std::chrono::milliseconds busy_timeout) {
   using R = Result<OpenedDatabase>;
   std::error_code ec;
+  OpenedDatabase opened;
+  if (access != Access::kAgent) {
+    if (!std::filesystem::exists(path, ec)) return R::Error("no such file");
+    Attempt a = TryOpen(path, options, schema, version, migrations, access, busy_timeout);
+    if (a.db == nullptr) {
+      return R::Error(a.damaged ? a.why + "; left as it is (`vigil run` moves a damaged file aside)"
+                                : a.why);
+    }
+    opened.db = a.db;
+    return opened;
+  }
   auto dir = std::filesystem::path(path).parent_path();
   if (!dir.empty()) std::filesystem::create_directories(dir, ec);
   if (ec) return R::Error("cannot create " + dir.string() + ": " + ec.message());
-  OpenedDatabase opened;
-  Status first = TryOpen(path, options, schema, version, migrations, &opened.db);
-  if (first.ok()) return opened;
-  if (!std::filesystem::exists(path)) return R::Error(first.message());
+  Attempt first = TryOpen(path, options, schema, version, migrations, access, busy_timeout);
+  if (first.db != nullptr) {
+    opened.db = first.db;
+    return opened;
+  }
+  // Anything but damage leaves the files as they are.
+  if (!first.damaged || !std::filesystem::exists(path, ec)) return R::Error(first.why);
   // Damaged: keep it for inspection, start afresh.
-  opened.damage = first.message();
+  opened.damage = first.why;
   opened.moved_aside = path + ".damaged-" + Timestamp();
   for (const char* suffix : {"", "-wal", "-shm"}) {
     std::filesystem::path from = path + suffix;
@@ -162,8 +335,12 @@ Result<OpenedDatabase> OpenDatabase(const std::string& path, const config::Store
       if (ec) return R::Error("cannot move damaged " + from.string() + " aside: " + ec.message());
     }
   }
-  Status fresh = TryOpen(path, options, schema, version, migrations, &opened.db);
-  if (!fresh.ok()) return R::Error(fresh.message());
+  Attempt fresh = TryOpen(path, options, schema, version, migrations, access, busy_timeout);
+  if (fresh.db == nullptr) {
+    return R::Error(first.why + "; moved aside to " + opened.moved_aside +
+                    ", but a fresh file cannot be made: " + fresh.why);
+  }
+  opened.db = fresh.db;
   return opened;
 }
 

@@ -4,6 +4,7 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -12,6 +13,7 @@
 
 #include "config/config.h"
 #include "config/result.h"
+#include "store/access.h"
 
 namespace vigil::store {
 
@@ -39,6 +41,8 @@ class Statement {
   std::string Text(int col) const;
   std::int64_t Int(int col) const;
   std::string error() const { return sqlite3_errmsg(db_); }
+  // The SQLite result code of the failure ok() reports (SQLITE_OK when none).
+  int code() const { return ok() ? SQLITE_OK : rc_; }
 
  private:
   Statement& BindBytes(int i, const std::string& s, bool blob, bool copy);
@@ -61,17 +65,32 @@ struct OpenedDatabase {
 // Forward migrations: migrations[i] is the SQL that takes a file from version i+1 to i+2.
 using Migrations = std::vector<std::string>;
 
-// Opens or creates a database file (and its folder) with mode 0600 in WAL mode, with
-// `synchronous` from options.sync, incremental auto-vacuum (new files) and a bounded WAL.
-// A new file gets `schema` (the current schema, idempotent SQL) at `version`; an existing
-// one is brought from its stored version to `version` by `migrations`, each step in its own
-// transaction. A file that cannot be opened, fails
-// `PRAGMA quick_check` or has a newer schema version is moved aside (renamed with a
-// timestamp, never deleted) and a fresh one is created: vigil never refuses to run because
-// of its own state file. Fails only when even a fresh file cannot be made.
+// How long a statement waits for another connection's lock before it fails (SQLITE_BUSY).
+constexpr std::chrono::milliseconds kBusyTimeout{5000};
+
+// Opens a database file as `access` says (store/access.h).
+//
+// Access::kAgent opens or creates the file (and its folder) with mode 0600 in WAL mode, with
+// `synchronous` from options.sync, incremental auto-vacuum (new files) and a bounded WAL. A
+// new file gets `schema` (the current schema, idempotent SQL) at `version`; an existing one
+// is brought from its stored version to `version` by `migrations`, each step in its own
+// transaction. Only a damaged file — SQLITE_CORRUPT or SQLITE_NOTADB from the open, a read, or
+// `PRAGMA quick_check`, or a quick_check answer other than "ok" — is moved aside (renamed with
+// its -wal and -shm and a timestamp, never deleted) and a fresh one created. Every other
+// failure is an error naming the cause, with the files left as they are: the file is locked by
+// another process past `busy_timeout`, the disk is full, the file or its file system is
+// read-only, permission denied, cannot open, an I/O error, a schema version newer than
+// `version`, a missing or failing migration.
+//
+// Access::kReadWrite and kReadOnly open an existing file whose schema version is `version`
+// (SQLITE_OPEN_READONLY for kReadOnly, with no checkpoint when it closes): no file or folder
+// is created, no pragma that writes is run, nothing is migrated or moved; a missing file,
+// another version, or damage is an error.
 Result<OpenedDatabase> OpenDatabase(const std::string& path, const config::StoreConfig& options,
                                     const char* schema, int version,
-                                    const Migrations& migrations = {});
+                                    const Migrations& migrations = {},
+                                    Access access = Access::kAgent,
+                                    std::chrono::milliseconds busy_timeout = kBusyTimeout);
 
 // Bytes on disk of a database: its file and WAL.
 std::uint64_t DatabaseBytes(const std::string& path);

@@ -1,6 +1,9 @@
 #include "store/store.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <filesystem>
+#include <limits>
 
 #include "store/sqlite.h"
 
@@ -71,9 +74,26 @@ constexpr const char* kClearTicks = "DELETE FROM ticks";
 constexpr const char* kSelectTicks = "SELECT after, now FROM ticks ORDER BY seq";
 constexpr const char* kDropExpired = "DELETE FROM outbox WHERE created < ?1";
 constexpr const char* kShiftCreated = "UPDATE outbox SET created = created + ?1";
+// The oldest pending events of kind ?1 (by their first row) while the bytes of the events
+// before them are below ?2; ?3 is kOutboxRowOverhead. Window functions: SQLite 3.25,
+// RETURNING: 3.35.
 constexpr const char* kDropOldest =
-    "DELETE FROM outbox WHERE event_id IN (SELECT event_id FROM outbox WHERE kind = ?1 "
-    "AND dead = 0 GROUP BY event_id ORDER BY MIN(seq) LIMIT ?2)";
+    "DELETE FROM outbox WHERE dead = 0 AND event_id IN (SELECT event_id FROM ("
+    "SELECT event_id, SUM(SUM(LENGTH(CAST(json AS BLOB)) + ?3)) OVER (ORDER BY MIN(seq) ROWS "
+    "UNBOUNDED PRECEDING) - SUM(LENGTH(CAST(json AS BLOB)) + ?3) AS before "
+    "FROM outbox WHERE kind = ?1 AND dead = 0 GROUP BY event_id) WHERE before < ?2) "
+    "RETURNING LENGTH(CAST(json AS BLOB)) + ?3";
+// The oldest dead letters (by seq) while the bytes of those before them are below ?1.
+constexpr const char* kDropOldestDead =
+    "DELETE FROM outbox WHERE seq IN (SELECT seq FROM (SELECT seq, SUM(LENGTH(CAST(json AS "
+    "BLOB)) + ?2) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) - (LENGTH(CAST(json AS BLOB)) + "
+    "?2) AS before FROM outbox WHERE dead = 1) WHERE before < ?1) "
+    "RETURNING LENGTH(CAST(json AS BLOB)) + ?2";
+constexpr const char* kMeasureOutbox =
+    "SELECT dead, COUNT(*), IFNULL(SUM(LENGTH(CAST(json AS BLOB))), 0) FROM outbox GROUP BY dead";
+constexpr const char* kStateBytes =
+    "SELECT IFNULL(SUM(LENGTH(CAST(rule AS BLOB)) + LENGTH(CAST(key AS BLOB)) + LENGTH(bytes)), 0) "
+    "FROM state";
 constexpr const char* kCounts =
     "SELECT uplink, SUM(dead = 0), SUM(dead = 1), MIN(CASE WHEN dead = 0 THEN created END) "
     "FROM outbox GROUP BY uplink ORDER BY uplink";
@@ -115,6 +135,20 @@ struct Store::Impl : Database {
     return Exec("COMMIT");
   }
 
+  // A DELETE ... RETURNING <row bytes>: the rows and bytes it removed.
+  Result<Dropped> Drop(const char* sql, const std::function<void(Statement&)>& bind) {
+    std::lock_guard lock(mu);
+    Statement st(db, sql);
+    bind(st);
+    Dropped dropped;
+    while (st.Step()) {
+      ++dropped.rows;
+      dropped.bytes += static_cast<std::uint64_t>(st.Int(0));
+    }
+    if (!st.ok()) return Result<Dropped>::Error(st.error());
+    return dropped;
+  }
+
   // A journal position kept in meta (0 before any).
   Result<std::int64_t> Position(const char* name) {
     std::lock_guard lock(mu);
@@ -130,9 +164,9 @@ Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
 
 Result<std::unique_ptr<Store>> Store::Open(const std::string& path,
-                                           const config::StoreConfig& options) {
+                                           const config::StoreConfig& options, Access access) {
   using R = Result<std::unique_ptr<Store>>;
-  auto opened = OpenDatabase(path, options, kSchema, kSchemaVersion);
+  auto opened = OpenDatabase(path, options, kSchema, kSchemaVersion, {}, access);
   if (!opened.ok()) return R::Error(opened.error());
   auto impl = std::make_unique<Impl>();
   impl->Adopt(path, std::move(opened.value()));
@@ -304,8 +338,47 @@ Result<std::int64_t> Store::DropExpired(Millis before) {
                        [&](Statement& st) { st.Bind(1, std::int64_t{before.count()}); });
 }
 
-Result<std::int64_t> Store::DropOldest(const std::string& kind, std::int64_t events) {
-  return impl_->Change(kDropOldest, [&](Statement& st) { st.Bind(1, kind).Bind(2, events); });
+Result<Dropped> Store::DropOldest(const std::string& kind, std::uint64_t bytes) {
+  const auto budget = static_cast<std::int64_t>(
+      std::min<std::uint64_t>(bytes, std::numeric_limits<std::int64_t>::max()));
+  return impl_->Drop(kDropOldest, [&](Statement& st) {
+    st.Bind(1, kind).Bind(2, budget).Bind(3, static_cast<std::int64_t>(kOutboxRowOverhead));
+  });
+}
+
+Result<Dropped> Store::DropOldestDead(std::uint64_t bytes) {
+  const auto budget = static_cast<std::int64_t>(
+      std::min<std::uint64_t>(bytes, std::numeric_limits<std::int64_t>::max()));
+  return impl_->Drop(kDropOldestDead, [&](Statement& st) {
+    st.Bind(1, budget).Bind(2, static_cast<std::int64_t>(kOutboxRowOverhead));
+  });
+}
+
+Result<OutboxSize> Store::MeasureOutbox() {
+  std::lock_guard lock(impl_->mu);
+  Statement st(impl_->db, kMeasureOutbox);
+  OutboxSize size;
+  while (st.Step()) {
+    const std::int64_t rows = st.Int(1);
+    const auto bytes = static_cast<std::uint64_t>(st.Int(2)) +
+                       static_cast<std::uint64_t>(rows) * kOutboxRowOverhead;
+    if (st.Int(0) != 0) {
+      size.dead_rows = rows;
+      size.dead_bytes = bytes;
+    } else {
+      size.pending_rows = rows;
+      size.pending_bytes = bytes;
+    }
+  }
+  if (!st.ok()) return Result<OutboxSize>::Error(st.error());
+  return size;
+}
+
+Result<std::uint64_t> Store::StateBytes() {
+  std::lock_guard lock(impl_->mu);
+  Statement st(impl_->db, kStateBytes);
+  if (st.Step()) return static_cast<std::uint64_t>(st.Int(0));
+  return Result<std::uint64_t>::Error(st.ok() ? "no answer" : st.error());
 }
 
 int Store::SynchronousLevel() { return impl_->SynchronousLevel(); }

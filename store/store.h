@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "config/result.h"
 #include "config/values.h"
+#include "store/access.h"
 
 namespace vigil::store {
 
@@ -72,6 +73,23 @@ struct OutboxRow {
   std::string last_error;  // dead letters: why
 };
 
+// What a quota drop removed: outbox rows, and their bytes as Store::MeasureOutbox counts them.
+struct Dropped {
+  std::int64_t rows = 0;
+  std::uint64_t bytes = 0;
+};
+
+// The outbox's rows and their bytes (each row's JSON plus kOutboxRowOverhead), pending and
+// dead: an estimate of the space they take, for the quota.
+struct OutboxSize {
+  std::int64_t pending_rows = 0;
+  std::uint64_t pending_bytes = 0;
+  std::int64_t dead_rows = 0;
+  std::uint64_t dead_bytes = 0;
+};
+// Bytes counted for an outbox row besides its JSON (its other columns, index entry, page share).
+constexpr std::uint64_t kOutboxRowOverhead = 64;
+
 struct OutboxCounts {
   std::string uplink;
   std::int64_t pending = 0;
@@ -87,11 +105,14 @@ struct OutboxCounts {
 // connection (SQLite has one writer), guarded by mu_. Methods return errors, never throw.
 class Store {
  public:
-  // Opens or creates the database (and its folder), applies the schema, sets WAL and
-  // `synchronous` from `options.sync`. A damaged file is moved aside and a fresh one made
-  // (see moved_aside()); fails only when no database can be made at all.
+  // Access::kAgent (vigil run) opens or creates the database (and its folder), applies the
+  // schema, sets WAL and `synchronous` from `options.sync`. Only a damaged file is moved aside
+  // and a fresh one made (see moved_aside()); any other problem (locked, disk full, read-only,
+  // a newer schema, ...) is an error that leaves the files as they are. kReadWrite and
+  // kReadOnly open an existing file of this schema version and nothing else (store/access.h).
   static Result<std::unique_ptr<Store>> Open(const std::string& path,
-                                             const config::StoreConfig& options);
+                                             const config::StoreConfig& options,
+                                             Access access = Access::kAgent);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -134,9 +155,17 @@ class Store {
   // The processing clock stepped forward by `by`: every outbox row's commit time moves with it,
   // so its age (the TTL's measure) stays what it was.
   Status ShiftCreated(Millis by);
-  // Quota: deletes the `events` oldest undelivered events of `kind` (every uplink's row);
-  // returns the rows deleted.
-  Result<std::int64_t> DropOldest(const std::string& kind, std::int64_t events);
+  // Quota: deletes the oldest undelivered events of `kind` (every uplink's pending row), oldest
+  // first, until at least `bytes` are freed (as MeasureOutbox counts them) or none is left; one
+  // event more than needed at most.
+  Result<Dropped> DropOldest(const std::string& kind, std::uint64_t bytes);
+  // Quota: deletes dead letters (any uplink), oldest (by seq) first, until at least `bytes`
+  // are freed (as MeasureOutbox counts them) or none is left; one row more than needed at most.
+  Result<Dropped> DropOldestDead(std::uint64_t bytes);
+  // The outbox's pending and dead rows and bytes (reads every row: for the quota only).
+  Result<OutboxSize> MeasureOutbox();
+  // Bytes of rule state (rule, key and state bytes of every row; reads every row).
+  Result<std::uint64_t> StateBytes();
   // Bytes on disk (file and WAL); Vacuum returns free pages and truncates the WAL.
   std::uint64_t SizeBytes() const;
   void Vacuum();

@@ -35,13 +35,16 @@ TEST(Migrations, AnOlderFileIsMigratedForwardStepByStep) {
   EXPECT_EQ(Query(v3.value().db, "SELECT value FROM meta WHERE name = 'schema_version'"), "3");
   sqlite3_close_v2(v3.value().db);
 
-  // A failing migration keeps the data: the file is moved aside, not half-migrated.
+  // A failing migration is an error: the file stays where it is, at its version.
   auto bad = OpenDatabase(path, options, "SELECT 1", 4, {"", "", "THIS IS NOT SQL"});
-  ASSERT_TRUE(bad.ok());
-  EXPECT_NE(bad.value().damage.find("migration to schema version 4"), std::string::npos)
-      << bad.value().damage;
-  EXPECT_TRUE(std::filesystem::exists(bad.value().moved_aside));
-  sqlite3_close_v2(bad.value().db);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().find("migration to schema version 4 failed, the file is left at version 3"),
+            std::string::npos)
+      << bad.error();
+  auto kept = OpenDatabase(path, options, "SELECT 1", 3, migrations, Access::kReadOnly);
+  ASSERT_TRUE(kept.ok()) << kept.error();
+  EXPECT_EQ(Query(kept.value().db, "SELECT a || ':' || b FROM t"), "7:migrated");
+  sqlite3_close_v2(kept.value().db);
   std::filesystem::remove_all(dir);
 }
 

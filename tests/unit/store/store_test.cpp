@@ -159,7 +159,7 @@ TEST_F(StoreTest, ATruncatedFileIsMovedAside) {
   EXPECT_TRUE(store->Pending("u", 10).value().empty());
 }
 
-TEST_F(StoreTest, ANewerSchemaIsMovedAside) {
+TEST_F(StoreTest, ANewerSchemaIsAnErrorAndTheFileIsKept) {
   {
     auto store = Open();
     ASSERT_TRUE(store);
@@ -172,10 +172,14 @@ TEST_F(StoreTest, ANewerSchemaIsMovedAside) {
               SQLITE_OK);
     sqlite3_close(db);
   }
-  auto store = Open();
-  ASSERT_TRUE(store);
-  EXPECT_NE(store->damage().find("schema version 99 is newer"), std::string::npos)
-      << store->damage();
+  auto store = Store::Open(path_, config::StoreConfig{});
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.error(),
+            "schema version 99 is newer than this vigil's (1): upgrade vigil or move the file "
+            "away");
+  for (const auto& e : std::filesystem::directory_iterator(dir_ / "sub")) {
+    EXPECT_EQ(e.path().filename().string().find(".damaged-"), std::string::npos) << e.path();
+  }
 }
 
 TEST_F(StoreTest, JournalPositionTtlAndQuotaDrops) {
@@ -193,7 +197,7 @@ TEST_F(StoreTest, JournalPositionTtlAndQuotaDrops) {
   EXPECT_EQ(store->JournalPosition().value(), 42) << "unset position leaves it";
 
   // Quota: the oldest aggregate event goes first, from every uplink.
-  EXPECT_EQ(store->DropOldest("aggregate", 1).value(), 2);
+  EXPECT_EQ(store->DropOldest("aggregate", 1).value().rows, 2);
   auto left = store->Pending("u", 10).value();
   ASSERT_EQ(left.size(), 3u);
   EXPECT_EQ(left[0].event_id, "a2");
