@@ -39,9 +39,15 @@ namespace {
 constexpr Millis kDrainTime{5000};
 
 // Logs (at most once a minute per rule) the rules whose max_keys dropped readings since the
-// last call; `seen` keeps the counts already reported.
-void LogDroppedKeys(const Pipeline& pipeline, std::map<std::string, std::uint64_t>* seen) {
+// last call, (at most once a minute) the readings the key budget dropped, and (at most once a
+// minute, at info) the keys evicted; `seen` keeps the counts already reported.
+void LogDroppedKeys(const config::Config& config, const Pipeline& pipeline,
+                    std::map<std::string, std::uint64_t>* seen) {
+  std::uint64_t budget = 0, evicted = 0, keys = 0;
   for (const auto& r : pipeline.LastSnapshot().rules) {
+    budget += r.budget_dropped;
+    evicted += r.evicted;
+    keys += r.keys;
     std::uint64_t& before = (*seen)[r.rule];
     if (r.dropped_keys <= before) continue;
     log::WriteLimited(
@@ -50,6 +56,25 @@ void LogDroppedKeys(const Pipeline& pipeline, std::map<std::string, std::uint64_
             std::to_string(r.dropped_keys - before) +
             " reading(s) of new keys dropped (vigil_dropped_total{what=\"max_keys\"})");
     before = r.dropped_keys;
+  }
+  // Rule ids never hold a space: these names are apart from theirs.
+  std::uint64_t& budget_before = (*seen)["key budget"];
+  if (budget > budget_before) {
+    log::WriteLimited(log::Level::kWarning, "key-budget",
+                      "rules.max_keys_total reached (" + std::to_string(keys) + " of " +
+                          std::to_string(config.rule_limits.max_keys_total) + " keys); " +
+                          std::to_string(budget - budget_before) +
+                          " reading(s) of new keys dropped "
+                          "(vigil_dropped_total{what=\"key_budget\"})");
+    budget_before = budget;
+  }
+  std::uint64_t& evicted_before = (*seen)["evicted keys"];
+  if (evicted > evicted_before) {
+    log::WriteLimited(log::Level::kInfo, "keys-evicted",
+                      "rules: evicted " + std::to_string(evicted - evicted_before) +
+                          " quiet key(s) (vigil_keys_evicted_total); " + std::to_string(keys) +
+                          " key(s) now");
+    evicted_before = evicted;
   }
 }
 
@@ -268,7 +293,7 @@ int RunDaemon(const config::Config& config) {
                              : std::chrono::milliseconds(1000);
   std::map<std::string, std::uint64_t> dropped_keys_seen;
   while (true) {
-    LogDroppedKeys(pipeline, &dropped_keys_seen);
+    LogDroppedKeys(config, pipeline, &dropped_keys_seen);
     timespec timeout{static_cast<time_t>(tick.count() / 1000),
                      static_cast<long>(tick.count() % 1000) * 1'000'000};
     const int sig = sigtimedwait(&signals, nullptr, &timeout);

@@ -145,10 +145,21 @@ std::string HttpEndpoint::MetricsText(const EndpointSources& s) {
   }
   const Pipeline::Snapshot snap = s.pipeline->LastSnapshot();
   std::uint64_t dropped_keys = 0;
+  std::uint64_t budget_dropped = 0;
   Header(o, "vigil_late_readings_total", "counter", "Readings dropped as late, by rule.");
   for (const auto& r : snap.rules) {
     o << "vigil_late_readings_total{rule=\"" << Label(r.rule) << "\"} " << r.late_readings << '\n';
     dropped_keys += r.dropped_keys;
+    budget_dropped += r.budget_dropped;
+  }
+  Header(o, "vigil_rule_keys", "gauge", "Keys (series) with state, by rule.");
+  for (const auto& r : snap.rules) {
+    o << "vigil_rule_keys{rule=\"" << Label(r.rule) << "\"} " << r.keys << '\n';
+  }
+  Header(o, "vigil_keys_evicted_total", "counter",
+         "Keys evicted from memory and state (idle, or early under a key limit), by rule.");
+  for (const auto& r : snap.rules) {
+    o << "vigil_keys_evicted_total{rule=\"" << Label(r.rule) << "\"} " << r.evicted << '\n';
   }
   Header(o, "vigil_join_dropped_total", "counter",
          "Join inputs lacking an `on` tag or pushed out of a full buffer, by rule.");
@@ -200,6 +211,7 @@ std::string HttpEndpoint::MetricsText(const EndpointSources& s) {
   }
   Header(o, "vigil_dropped_total", "counter", "Data dropped, by what.");
   o << "vigil_dropped_total{what=\"max_keys\"} " << dropped_keys << '\n';
+  o << "vigil_dropped_total{what=\"key_budget\"} " << budget_dropped << '\n';
   o << "vigil_dropped_total{what=\"journal\"} " << m.dropped_journal.load() << '\n';
   o << "vigil_dropped_total{what=\"aggregates\"} " << m.dropped_aggregates.load() << '\n';
   o << "vigil_dropped_total{what=\"alerts\"} " << m.dropped_alerts.load() << '\n';
@@ -338,7 +350,9 @@ std::string HttpEndpoint::StatusJson(const EndpointSources& s) {
                           {"keys", r.keys},
                           {"evaluations", r.evaluations},
                           {"late_readings", r.late_readings},
-                          {"dropped_keys", r.dropped_keys}});
+                          {"dropped_keys", r.dropped_keys},
+                          {"key_budget_dropped", r.budget_dropped},
+                          {"keys_evicted", r.evicted}});
   }
   j["tables"] = nlohmann::json::array();
   for (const auto& t : m.tables) {

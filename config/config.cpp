@@ -495,7 +495,8 @@ ConfigResult ParseConfig(std::string_view text, const std::string& path) {
   c.rule_paths = {c.dir + "/rules.d"};
   if (auto rules = o.find("rules"); rules != o.end()) {
     if (r.CheckObject(*rules, "/rules",
-                      {"paths", "max_files", "max_file_bytes", "max_expression_bytes"})) {
+                      {"paths", "max_files", "max_file_bytes", "max_expression_bytes",
+                       "max_keys_total", "key_idle_evict"})) {
       if (rules->contains("paths")) {
         c.rule_paths = ReadStrings(r, *rules, "paths", "/rules");
         for (auto& rp : c.rule_paths) rp = Resolve(c.dir, rp);
@@ -510,6 +511,11 @@ ConfigResult ParseConfig(std::string_view text, const std::string& path) {
       if (r.Int(*rules, "max_expression_bytes", "/rules", 16, 65'536, &n)) {
         limits.max_expression_bytes = static_cast<std::size_t>(n);
       }
+      n = static_cast<std::int64_t>(limits.max_keys_total);
+      if (r.Int(*rules, "max_keys_total", "/rules", 0, 1'000'000'000, &n)) {
+        limits.max_keys_total = static_cast<std::size_t>(n);
+      }
+      r.Duration(*rules, "key_idle_evict", "/rules", &limits.key_idle_evict);
     }
   }
 

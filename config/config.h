@@ -68,6 +68,11 @@ struct RuleLimits {
   std::size_t max_files = 1000;             // rule files in all `rules.paths`
   std::uint64_t max_file_bytes = 1 << 20;   // one rule file
   std::size_t max_expression_bytes = 4096;  // one expression (`where`, `when`, an aggregate)
+  // Not limits on the files but on what the rules keep (rules/README.md "Cardinality"): the
+  // (rule, key) states of all rules together (0: no budget), and how long an idle key with
+  // nothing left to emit is kept by default (a rule's `evict_after`; 0: not by idleness).
+  std::size_t max_keys_total = 1'000'000;
+  Millis key_idle_evict{24 * 3'600'000};
   // Not a limit but what rules may name besides their own: the configured `tables`, whose
   // columns expressions read as `<table>.<column>`.
   std::vector<std::string> tables;

@@ -138,6 +138,9 @@ class RollingDetector final : public Detector {
     return d;
   }
   void Prefetch() const override { rolling_.Prefetch(); }
+  bool Warm() const override {
+    return rolling_.size() >= std::max<std::uint64_t>(spec_.min_samples, 2);
+  }
   void Save(Packer& p) const override { rolling_.Save(p); }
   void Load(const Packed& j) override { rolling_.Load(j); }
 
@@ -171,6 +174,7 @@ class EwmaDetector final : public Detector {
     return d;
   }
   void Save(Packer& p) const override { p.Array(3).Uint(n_).Double(mean_).Double(var_); }
+  bool Warm() const override { return n_ >= std::max<std::uint64_t>(spec_.min_samples, 2); }
   void Load(const Packed& j) override {
     n_ = j.at(0).get<std::uint64_t>();
     mean_ = LoadDouble(j.at(1));
@@ -206,6 +210,7 @@ class SpikeDetector final : public Detector {
   void Save(Packer& p) const override {
     p.Array(4).Bool(has_last_).Int(last_t_).Double(last_x_).Uint(n_);
   }
+  bool Warm() const override { return n_ >= std::max<std::uint64_t>(spec_.min_samples, 2); }
   void Load(const Packed& j) override {
     has_last_ = j.at(0).get<bool>();
     last_t_ = j.at(1).get<std::int64_t>();
@@ -243,6 +248,7 @@ class FlatlineDetector final : public Detector {
   void Save(Packer& p) const override {
     p.Array(4).Bool(in_run_).Double(run_value_).Int(run_start_).Uint(n_);
   }
+  bool Warm() const override { return n_ >= std::max<std::uint64_t>(spec_.min_samples, 2); }
   void Load(const Packed& j) override {
     in_run_ = j.at(0).get<bool>();
     run_value_ = LoadDouble(j.at(1));
@@ -271,6 +277,7 @@ class RangeDetector final : public Detector {
     return d;
   }
   void Save(Packer& p) const override { p.Array(1).Uint(n_); }
+  bool Warm() const override { return n_ >= std::max<std::uint64_t>(spec_.min_samples, 2); }
   void Load(const Packed& j) override { n_ = j.at(0).get<std::uint64_t>(); }
 
  private:
@@ -297,6 +304,7 @@ class FiniteInput final : public Detector {
     return inner_->Observe(x, t);
   }
   void Save(Packer& p) const override { inner_->Save(p); }
+  bool Warm() const override { return inner_->Warm(); }
   void Load(const Packed& j) override { inner_->Load(j); }
 
  private:

@@ -48,6 +48,9 @@ class Detector {
   virtual Detection Observe(double x, std::int64_t t) = 0;
   // Fetches into the cache what the next Observe reads (a hint: it changes nothing).
   virtual void Prefetch() const {}
+  // True once it has seen enough values to judge (min_samples, and at least two): dropping
+  // it would cost a warm-up. A key limit never evicts such a key early (rules/README.md).
+  virtual bool Warm() const { return false; }
   virtual void Save(Packer& p) const = 0;
   // Throws nlohmann::json::exception on malformed input.
   virtual void Load(const Packed& j) = 0;

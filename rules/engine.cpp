@@ -22,6 +22,28 @@ namespace {
 using nlohmann::json;
 
 constexpr std::int64_t kNoTime = std::numeric_limits<std::int64_t>::min();
+constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
+// Key eviction (rules/README.md "Key eviction") happens at instants on grids aligned to the
+// epoch, so that keys going silent one after another are evicted in batches, one scan each:
+// under a key limit, a key becomes evictable at the first second past its quiet time.
+constexpr std::int64_t kPressureGrid = 1'000;
+
+// The first multiple of `step` at or after t.
+std::int64_t GridUp(std::int64_t t, std::int64_t step) {
+  const std::int64_t q = t / step, r = t % step;
+  return (r > 0 ? q + 1 : q) * step;
+}
+
+// A key limit's marks: past the high-water mark (a 32nd below the limit), one-off keys that
+// may go are evicted down to the low-water mark (a 16th below), so that a burst of new keys
+// is not refused, nor a scan made, one key at a time; at the limit, any key that may go.
+std::size_t LowWater(std::size_t limit) { return limit - std::max<std::size_t>(1, limit / 16); }
+std::size_t HighWater(std::size_t limit) { return limit - std::max<std::size_t>(1, limit / 32); }
+
+// The grid of idle eviction: a sixteenth of evict_after, from a second to a minute.
+std::int64_t IdleGrid(std::int64_t evict_after) {
+  return std::clamp<std::int64_t>(evict_after / 16, 1'000, 60'000);
+}
 
 // What an expression's tag names read: the reading's (or key's) tags, then the columns of
 // the reference tables (`<table>.<column>`) in the row those tags select.
@@ -64,9 +86,9 @@ struct KeyState {
   // The key's tags, shared by the keys of every rule with the same tags (Impl::InternKey): 100
   // rules grouping by device hold one copy per device.
   std::shared_ptr<const Tags> key;
-  std::int64_t max_time = kNoTime;       // largest event time accepted (watermark base)
-  std::int64_t last_seen = 0;            // processing time of the last accepted reading
-  std::uint64_t arrivals = 0;            // readings accepted: orders equal event times
+  std::int64_t max_time = kNoTime;  // largest event time accepted (watermark base)
+  std::int64_t last_seen = 0;       // processing time of the last accepted reading
+  std::uint64_t arrivals = 0;  // readings accepted: orders equal event times; > 1: not a one-off
   std::unique_ptr<WindowState> windows;  // null for a detector-only rule
   std::unique_ptr<Detector> detector;    // null without a detector
   std::unique_ptr<JoinBuffer> join;      // null without a join
@@ -96,19 +118,35 @@ struct RuleState {
   // output depends on it, so the engine stays deterministic across restores.
   std::unordered_map<std::string, KeyState> keys;
   // The rule's entry in `keys` by the slot of its group's key (Impl::group_slots); nullptr
-  // where not looked up yet. Entries of an unordered_map stay put, and none is erased.
+  // where not looked up yet. Entries of an unordered_map stay put; an evicted one is cleared
+  // here first (Impl::Evict).
   std::vector<std::pair<const std::string, KeyState>*> by_slot;
   std::vector<std::string> dirty;  // keys changed since TakeChanges (KeyState::dirty)
   bool dirty_descending = true;    // `dirty` sorted from the last key to the first
   std::size_t group = 0;           // rules with the same group_by share the key per reading
   std::int64_t next_idle_check = std::numeric_limits<std::int64_t>::max();
   std::int64_t next_absent_check = std::numeric_limits<std::int64_t>::max();
+  // Idle eviction: no key of the rule is due before (a lower bound: a scan then looks).
+  std::int64_t next_evict_check = kNever;
   std::size_t firing = 0;  // keys whose alert fires: Firing() walks no rule without any
   RuleStats stats;
   // Scratch for one reading: aggregate arguments and distinct() tags (no allocation per reading).
   std::vector<double> xs;
   std::vector<const std::string*> tags;
 };
+
+// Nothing of the key can still produce output but new readings: no open window, no pending
+// or firing alert. (What its windows, join buffers and detector remember beyond that matters
+// only to readings within the rule's quiet time: CompiledRule::quiet.)
+bool Quiescent(const KeyState& ks) {
+  return ks.state == AlertState::kInactive && !(ks.windows && ks.windows->HasOpen());
+}
+
+// After many evictions: hash tables sized for a flood give their buckets back.
+template <typename Map>
+void ShrinkIfSparse(Map& map) {
+  if (map.bucket_count() > 1024 && map.size() < map.bucket_count() / 8) map.rehash(0);
+}
 
 // A key as text: tags joined with unit/record separators (never in topic levels).
 void AppendKeyPart(std::string* out, const std::string& name, const std::string& value) {
@@ -275,6 +313,25 @@ struct Engine::Impl {
   // of a reading find their states with one hash lookup, not one each (RuleState::by_slot).
   std::vector<std::unordered_map<std::string, std::uint32_t>> group_slots;
   std::vector<std::uint32_t> group_slot;  // per reading: the slot of group_keys[i], or kNoSlot
+  // Per group: how many of its rules point at each slot (RuleState::by_slot), and the slots
+  // no rule points at any more, reused before new ones (evicted keys free theirs).
+  std::vector<std::vector<std::uint32_t>> group_refs;
+  std::vector<std::vector<std::uint32_t>> group_free;
+  // The key budget (RuleSet::max_keys_total; 0: none) and the keys of all rules now.
+  std::size_t max_keys_total = 0;
+  std::size_t total_keys = 0;
+  // Eviction under a key limit: nothing can be evicted before (a lower bound; EvictUnderPressure).
+  std::int64_t next_pressure_check = kNever;
+  // A reading (or join pair) was accepted for the key at `now`: the eviction schedules learn
+  // when it may be evicted at the earliest (exact lower bounds, so that no Advance that would
+  // evict skips its scan: what is evicted depends only on the keys' state and `now`).
+  void Touched(RuleState& rs, std::int64_t now) {
+    const CompiledRule& rule = *rs.rule;
+    if (!rule.evictable) return;
+    const std::int64_t after = rule.evict_after.count();
+    if (after > 0) rs.next_evict_check = std::min(rs.next_evict_check, now + after);
+    next_pressure_check = std::min(next_pressure_check, now + rule.quiet.count());
+  }
   static constexpr std::uint32_t kNoSlot = std::numeric_limits<std::uint32_t>::max();
   std::uint64_t reading_number = 0;
   // Scratch of Emit and EvaluateAlert: no allocation per closed window once grown.
@@ -298,10 +355,20 @@ struct Engine::Impl {
   std::vector<const KeyState*> prefetched;  // scratch of Prefetch
   // One reading into a join rule: pairs it with the other side's buffered readings.
   void ProcessJoin(RuleState& rs, const Reading& reading, Millis now, std::vector<Event>* out);
-  // The key's state, made when new; end() when it would be one key past max_keys (counted).
+  // The key's state, made when new (at `now`); end() when it would be one key past the
+  // rule's max_keys or the key budget (counted).
   std::unordered_map<std::string, KeyState>::iterator FindOrAddKey(RuleState& rs,
                                                                    const std::string& key_str,
-                                                                   const TagSource& source);
+                                                                   const TagSource& source,
+                                                                   Millis now);
+  // Key eviction (Engine::Advance): drops one key from memory, its checkpoint row at the next
+  // TakeChanges. Returns the entry after it.
+  std::unordered_map<std::string, KeyState>::iterator Evict(
+      RuleState& rs, std::unordered_map<std::string, KeyState>::iterator it);
+  // Evicts the keys of each rule idle past its evict_after (when its check is due).
+  bool EvictIdle(Millis now);
+  // Evicts the oldest silent keys past their quiet time while a key limit is (nearly) reached.
+  bool EvictUnderPressure(Millis now);
   // One accepted reading (or join pair) at `t` into the key's windows: the aggregates'
   // arguments evaluated once, the sample added.
   void AddSample(RuleState& rs, KeyState& ks, const EvalContext& ctx, const TagSource& tags,
@@ -510,6 +577,7 @@ std::string Engine::Impl::Serialize(const RuleState& rs, const KeyState& ks) con
 Engine::Engine(std::string agent_id, std::shared_ptr<const RuleSet> rules)
     : impl_(std::make_unique<Impl>()) {
   impl_->agent = std::move(agent_id);
+  impl_->max_keys_total = rules->max_keys_total;
   for (const auto& rule : rules->rules) {
     RuleState rs;
     rs.rule = rule;
@@ -590,21 +658,29 @@ void Engine::Impl::Process(const Reading& reading, Millis now, std::vector<Event
     std::pair<const std::string, KeyState>* it =
         slot < rs.by_slot.size() ? rs.by_slot[slot] : nullptr;
     if (it == nullptr) {
-      auto found = FindOrAddKey(rs, key_str, source);
+      auto found = FindOrAddKey(rs, key_str, source, now);
       if (found == rs.keys.end()) continue;
       it = &*found;
       if (slot == kNoSlot) {
-        slot = static_cast<std::uint32_t>(group_slots[g].size());
+        if (group_free[g].empty()) {
+          slot = static_cast<std::uint32_t>(group_refs[g].size());
+          group_refs[g].push_back(0);
+        } else {
+          slot = group_free[g].back();
+          group_free[g].pop_back();
+        }
         group_slots[g].emplace(key_str, slot);
         group_slot[g] = slot;
       }
       if (rs.by_slot.size() <= slot) rs.by_slot.resize(slot + 1, nullptr);
       rs.by_slot[slot] = it;
+      ++group_refs[g][slot];
     }
     KeyState& ks = it->second;
     if (!rule.has_window) {
       // A detector alone: each reading is scored and the alert evaluated at its time.
       ++rs.stats.evaluations;
+      ++ks.arrivals;
       ks.last_seen = now.count();
       ks.max_time = std::max(ks.max_time, t);
       std::vector<std::pair<std::string, Value>> values;
@@ -616,6 +692,7 @@ void Engine::Impl::Process(const Reading& reading, Millis now, std::vector<Event
       }
       EvaluateAlert(rs, it->first, ks, values, std::nullopt, t, out);
       MarkDirty(rs, it->first, ks);
+      Touched(rs, now.count());
       continue;
     }
     const WindowSpec& w = rule.window;
@@ -637,6 +714,8 @@ std::uint32_t Engine::Impl::GroupSlot(const RuleState& rs, const TagSource& sour
     group_key_reading.resize(rules.size(), 0);
     group_slots.resize(rules.size());
     group_slot.resize(rules.size(), kNoSlot);
+    group_refs.resize(rules.size());
+    group_free.resize(rules.size());
   }
   const std::size_t g = rs.group;
   if (group_key_reading[g] != number) {
@@ -688,7 +767,7 @@ void Engine::Impl::ProcessJoin(RuleState& rs, const Reading& reading, Millis now
     }
     AppendKeyPart(&join_key, name, *v);
   }
-  auto it = FindOrAddKey(rs, join_key, source);
+  auto it = FindOrAddKey(rs, join_key, source, now);
   if (it == rs.keys.end()) return;
   KeyState& ks = it->second;
   const std::int64_t t = reading.time.count();
@@ -731,7 +810,7 @@ void Engine::Impl::ProcessJoin(RuleState& rs, const Reading& reading, Millis now
 }
 
 std::unordered_map<std::string, KeyState>::iterator Engine::Impl::FindOrAddKey(
-    RuleState& rs, const std::string& key_str, const TagSource& source) {
+    RuleState& rs, const std::string& key_str, const TagSource& source, Millis now) {
   auto it = rs.keys.find(key_str);
   if (it != rs.keys.end()) return it;
   const CompiledRule& rule = *rs.rule;
@@ -739,7 +818,18 @@ std::unordered_map<std::string, KeyState>::iterator Engine::Impl::FindOrAddKey(
     ++rs.stats.dropped_keys;
     return rs.keys.end();
   }
+  if (max_keys_total > 0 && total_keys >= max_keys_total) {
+    ++rs.stats.budget_dropped;
+    return rs.keys.end();
+  }
   it = rs.keys.emplace(key_str, KeyState{}).first;
+  ++total_keys;
+  // Past a limit's high-water mark, or at the limit: keys already evictable may have to go.
+  if ((max_keys_total > 0 &&
+       (total_keys == HighWater(max_keys_total) + 1 || total_keys == max_keys_total)) ||
+      rs.keys.size() == HighWater(rule.max_keys) + 1 || rs.keys.size() == rule.max_keys) {
+    next_pressure_check = std::min(next_pressure_check, now.count());
+  }
   Tags tags = KeyTags(rule, source);
   it->second.key = InternKey(EncodeKey(tags), tags);
   if (rule.has_window) it->second.windows = MakeWindowState(rule);
@@ -770,6 +860,7 @@ void Engine::Impl::CloseReached(RuleState& rs, const std::string& key_str, KeySt
   if (w.idle_timeout.count() > 0) {
     rs.next_idle_check = std::min(rs.next_idle_check, now.count() + w.idle_timeout.count());
   }
+  Touched(rs, now.count());
   FlushDerived(now, out);
 }
 
@@ -824,7 +915,165 @@ bool Engine::Advance(Millis now, std::vector<Event>* out) {
       }
     }
   }
+  // After the timers: a window an idle timeout just closed no longer holds its key.
+  changed = impl_->EvictIdle(now) || changed;
+  changed = impl_->EvictUnderPressure(now) || changed;
   return changed;
+}
+
+std::unordered_map<std::string, KeyState>::iterator Engine::Impl::Evict(
+    RuleState& rs, std::unordered_map<std::string, KeyState>::iterator it) {
+  const std::string& key_str = it->first;
+  const KeyState& ks = it->second;
+  const std::size_t g = rs.group;
+  if (g < group_slots.size()) {
+    auto slot_it = group_slots[g].find(key_str);
+    if (slot_it != group_slots[g].end()) {
+      const std::uint32_t slot = slot_it->second;
+      if (slot < rs.by_slot.size() && rs.by_slot[slot] == &*it) {
+        rs.by_slot[slot] = nullptr;
+        if (--group_refs[g][slot] == 0) {  // no rule of the group points at it: reusable
+          group_slots[g].erase(slot_it);
+          group_free[g].push_back(slot);
+          group_key_reading[g] = 0;  // the per-reading cache may name the freed slot
+        }
+      }
+    }
+  }
+  if (!ks.dirty) {  // its row is deleted at the next TakeChanges
+    rs.dirty.push_back(key_str);
+    rs.dirty_descending = false;
+  }
+  if (ks.key.use_count() == 1) interned_keys.erase(key_str);
+  ++rs.stats.evicted;
+  --total_keys;
+  return rs.keys.erase(it);
+}
+
+bool Engine::Impl::EvictIdle(Millis now) {
+  bool evicted = false;
+  const std::int64_t t = now.count();
+  for (RuleState& rs : rules) {
+    const CompiledRule& rule = *rs.rule;
+    const std::int64_t after = rule.evict_after.count();
+    if (!rule.evictable || after <= 0 || t < rs.next_evict_check) continue;
+    // A key is due at the first grid instant at or after last_seen + evict_after; a due key
+    // that is not quiescent stays so until its next reading (Touched schedules it again).
+    const std::int64_t grid = IdleGrid(after);
+    std::int64_t next = kNever;
+    const std::size_t before = rs.keys.size();
+    for (auto it = rs.keys.begin(); it != rs.keys.end();) {
+      const KeyState& ks = it->second;
+      const std::int64_t due = GridUp(ks.last_seen + after, grid);
+      if (t < due) {
+        next = std::min(next, due);
+      } else if (Quiescent(ks)) {
+        it = Evict(rs, it);
+        continue;
+      }
+      ++it;
+    }
+    rs.next_evict_check = next;
+    if (rs.keys.size() != before) {
+      evicted = true;
+      ShrinkIfSparse(rs.keys);
+      if (rs.group < group_slots.size()) ShrinkIfSparse(group_slots[rs.group]);
+    }
+  }
+  if (evicted) ShrinkIfSparse(interned_keys);
+  return evicted;
+}
+
+bool Engine::Impl::EvictUnderPressure(Millis now) {
+  const std::int64_t t = now.count();
+  if (t < next_pressure_check) return false;
+  using Entry = std::unordered_map<std::string, KeyState>::iterator;
+  struct Candidate {
+    std::int64_t last_seen;
+    std::size_t rule;
+    Entry entry;
+  };
+  // Oldest silent first; ties by rule, then key: the same keys go whatever the map's order.
+  auto older = [](const Candidate& a, const Candidate& b) {
+    if (a.last_seen != b.last_seen) return a.last_seen < b.last_seen;
+    if (a.rule != b.rule) return a.rule < b.rule;
+    return a.entry->first < b.entry->first;
+  };
+  std::vector<Candidate> candidates;
+  std::int64_t next = kNever;  // when a key not evictable yet may become so without a reading
+  // The keys of rule `index` of one tier (0: at most one reading, the shape of a flood of fake
+  // ids; 1: the others) that may go now: nothing pending, no warm detector, silent past the
+  // rule's quiet time (rounded up to the second).
+  auto collect = [&](std::size_t index, int tier) {
+    RuleState& rs = rules[index];
+    const CompiledRule& rule = *rs.rule;
+    if (!rule.evictable) return;
+    for (auto it = rs.keys.begin(); it != rs.keys.end(); ++it) {
+      const KeyState& ks = it->second;
+      if ((ks.arrivals > 1 ? 1 : 0) != tier) continue;
+      // Until its next reading (Touched): a warm detector, an alert not inactive, a window
+      // that only the watermark closes.
+      if (ks.detector && ks.detector->Warm()) continue;
+      const bool open = ks.windows && ks.windows->HasOpen();
+      if (open ? rule.window.idle_timeout.count() <= 0 : ks.state != AlertState::kInactive) {
+        continue;
+      }
+      const std::int64_t eligible = GridUp(ks.last_seen + rule.quiet.count(), kPressureGrid);
+      if (t < eligible) {
+        next = std::min(next, eligible);  // also a window its idle timeout closes before
+      } else if (!open && ks.state == AlertState::kInactive) {
+        candidates.push_back({ks.last_seen, index, it});
+      }
+    }
+  };
+  // Past its high-water mark, brings `count()` of a limit down to its low-water mark with
+  // the oldest candidates of the rules `for_each_rule` names (one, or every rule): one-off
+  // keys first, then, if the limit is still reached, the others.
+  auto relieve = [&](auto count, std::size_t limit, auto for_each_rule) {
+    std::size_t evicted = 0;
+    const std::size_t low = LowWater(limit);
+    if (count() <= HighWater(limit)) return evicted;
+    for (int tier = 0; tier < 2 && count() > low; ++tier) {
+      if (tier == 1 && count() < limit) break;
+      candidates.clear();
+      for_each_rule([&](std::size_t index) { collect(index, tier); });
+      std::size_t need = std::min(count() - low, candidates.size());
+      if (need < candidates.size()) {
+        std::nth_element(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(need),
+                         candidates.end(), older);
+      }
+      for (std::size_t i = 0; i < need; ++i) Evict(rules[candidates[i].rule], candidates[i].entry);
+      evicted += need;
+    }
+    return evicted;
+  };
+
+  std::size_t evicted = 0;
+  for (std::size_t i = 0; i < rules.size(); ++i) {  // each rule's own max_keys
+    RuleState& rs = rules[i];
+    evicted +=
+        relieve([&rs] { return rs.keys.size(); }, rs.rule->max_keys, [i](auto each) { each(i); });
+  }
+  if (max_keys_total > 0) {
+    evicted += relieve([this] { return total_keys; }, max_keys_total,
+                       [this](auto each) {
+                         for (std::size_t i = 0; i < rules.size(); ++i) each(i);
+                       });
+  }
+  candidates.clear();
+  candidates.shrink_to_fit();
+  // Under every high-water mark: nothing to look at until a new key passes one (FindOrAddKey).
+  bool over = max_keys_total > 0 && total_keys > HighWater(max_keys_total);
+  for (const RuleState& rs : rules) over = over || rs.keys.size() > HighWater(rs.rule->max_keys);
+  next_pressure_check = over ? std::max(next, t + 1) : kNever;
+  if (evicted > 0) {
+    for (RuleState& rs : rules) {
+      ShrinkIfSparse(rs.keys);
+      if (rs.group < group_slots.size()) ShrinkIfSparse(group_slots[rs.group]);
+    }
+    ShrinkIfSparse(interned_keys);
+  }
+  return evicted > 0;
 }
 
 void Engine::Finish(std::vector<Event>* out) {
@@ -958,8 +1207,14 @@ void Engine::Impl::Adopt(std::size_t index, const std::string& key, KeyState ks)
   if (ks.windows && ks.windows->HasOpen() && r.window.idle_timeout.count() > 0) {
     rs.next_idle_check = std::min(rs.next_idle_check, ks.last_seen + r.window.idle_timeout.count());
   }
+  if (r.evictable && r.evict_after.count() > 0) {
+    rs.next_evict_check = std::min(rs.next_evict_check, ks.last_seen + r.evict_after.count());
+  }
+  next_pressure_check = kNoTime;  // the next Advance sees whether a limit is (nearly) reached
   ks.key = InternKey(key, *ks.key);
-  KeyState& slot = rs.keys[key];
+  auto [it, added] = rs.keys.try_emplace(key);
+  if (added) ++total_keys;
+  KeyState& slot = it->second;
   if (slot.state == AlertState::kFiring) --rs.firing;
   slot = std::move(ks);
   if (slot.state == AlertState::kFiring) ++rs.firing;

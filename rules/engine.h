@@ -19,6 +19,8 @@ struct Tables;        // table.h: reference data read as `<table>.<column>`
 // An immutable set of loaded rules; shared by the engine and whoever reloads.
 struct RuleSet {
   std::vector<std::shared_ptr<const CompiledRule>> rules;
+  // The (rule, key) states all rules may hold together (`rules.max_keys_total`); 0: no budget.
+  std::size_t max_keys_total = 0;
   std::vector<std::string> ids() const;
 };
 
@@ -49,6 +51,8 @@ struct RuleStats {
   std::uint64_t dropped_keys = 0;   // readings dropped by the max_keys guard
   std::uint64_t join_dropped = 0;  // join inputs lacking an `on` tag or pushed out of a full buffer
   std::uint64_t keys = 0;          // keys with state now
+  std::uint64_t budget_dropped = 0;  // readings of new keys dropped: rules.max_keys_total reached
+  std::uint64_t evicted = 0;         // keys evicted (idle, or early under a key limit)
 };
 
 struct FiringAlert {
@@ -76,11 +80,16 @@ class Engine {
   // Routes the reading to the rules whose source matches, updates their state and appends
   // the events produced, in order, to *out.
   void Process(const Reading& reading, Millis now, std::vector<Event>* out);
-  // Fires processing-time timers (idle_timeout flush, absent, repeat) due at `now`. Returns
-  // true when any rule's timer was due (its keys were looked at and the timer set again):
-  // the outcome then depends on `now`. A call that returns false changed nothing at all, so
-  // a caller that must reproduce a run (crash recovery) records the moments of the calls that
-  // returned true, and the timers (SaveTimers) with each checkpoint of the state.
+  // Fires processing-time timers (idle_timeout flush, absent, repeat) due at `now`, then
+  // evicts keys (rules/README.md "Key eviction"): those idle past their rule's `evict_after`,
+  // and, when a key limit (a rule's max_keys, the RuleSet's max_keys_total) refused new keys
+  // or is nearly reached, the oldest silent keys past their rule's quiet time. An evicted key
+  // leaves memory and its state row goes at the next TakeChanges (bytes = nullopt). Returns
+  // true when any rule's timer was due (its keys were looked at and the timer set again) or a
+  // key was evicted: the outcome then depends on `now`. A call that returns false changed
+  // nothing at all, so a caller that must reproduce a run (crash recovery) records the moments
+  // of the calls that returned true, and the timers (SaveTimers) with each checkpoint of the
+  // state. Deterministic: the same readings and Advance calls evict the same keys.
   bool Advance(Millis now, std::vector<Event>* out);
   // The rules' processing-time timers (when each next looks at its keys): not part of any
   // key's state, so a checkpoint keeps them beside it. Text, one rule a line.

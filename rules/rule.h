@@ -99,6 +99,15 @@ struct CompiledRule {
   bool emit_aggregate = false;
   std::optional<OutputSpec> output;
   std::size_t max_keys = 100'000;
+  // Key eviction (rules/README.md "Key eviction"). `quiet`: how long a key must have been
+  // silent (processing time) before dropping it can change no output: its windows, lateness,
+  // idle timeout, join bound and time-bounded detector history. A key with no open window and
+  // no pending or firing alert is evicted once silent for `evict_after` (0: never for
+  // idleness), and earlier, once silent for `quiet`, when a key limit refuses new keys.
+  // `evictable` false: never (an `absent` rule's keys, or `"evict_after": "0s"`).
+  Millis quiet{0};
+  Millis evict_after{0};
+  bool evictable = true;
 };
 
 }  // namespace vigil::rules

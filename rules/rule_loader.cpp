@@ -364,11 +364,77 @@ void ParseOutput(JsonReader& r, const json& o, const std::string& p, CompiledRul
   rule->output = std::move(out);
 }
 
+// How long a key of `rule` must have been silent before dropping it can change no output
+// (rules/README.md "Key eviction"): the longest of what its window, join and detector remember.
+Millis QuietTime(const CompiledRule& rule) {
+  Millis quiet{0};
+  if (rule.has_window) {
+    const WindowSpec& w = rule.window;
+    switch (w.type) {
+      case WindowSpec::Type::kTumbling:
+      case WindowSpec::Type::kHopping:
+      case WindowSpec::Type::kSliding:
+        quiet = w.size + w.lateness + w.idle_timeout;
+        break;
+      case WindowSpec::Type::kSession:
+        quiet = w.gap + w.lateness + w.idle_timeout;
+        break;
+      case WindowSpec::Type::kCount:
+        quiet = w.idle_timeout;
+        break;
+    }
+  }
+  if (rule.join) quiet = std::max(quiet, rule.join->within + rule.join->lateness);
+  if (rule.detector) {
+    using M = DetectorSpec::Method;
+    const DetectorSpec& d = *rule.detector;
+    if (d.method == M::kZscore || d.method == M::kMad) quiet = std::max(quiet, d.window_duration);
+    if (d.method == M::kFlatline) quiet = std::max(quiet, d.for_duration);
+  }
+  return quiet;
+}
+
+// `evict_after` and what it defaults to (`rules.key_idle_evict`, at least twice the quiet time).
+void SetEviction(JsonReader& r, const json& o, const std::string& p, const RuleLimits& limits,
+                 CompiledRule* rule) {
+  rule->quiet = QuietTime(*rule);
+  const bool absent = rule->detector && rule->detector->method == DetectorSpec::Method::kAbsent;
+  if (absent) {
+    // Silence is what it watches: an evicted key could never fire (or resolve) again.
+    rule->evictable = false;
+    if (o.contains("evict_after")) {
+      r.Error(p + "/evict_after",
+              "an absent rule's keys are never evicted (their silence is what it watches)");
+    }
+    return;
+  }
+  if (!o.contains("evict_after")) {
+    rule->evict_after = limits.key_idle_evict.count() > 0
+                            ? std::max(limits.key_idle_evict, 2 * rule->quiet)
+                            : Millis(0);
+    return;
+  }
+  Millis after{0};
+  if (!r.Duration(o, "evict_after", p, &after)) return;
+  if (after.count() == 0) {
+    rule->evictable = false;  // "0s": never, not even when a key limit is reached
+  } else if (after < rule->quiet) {
+    const std::int64_t ms = rule->quiet.count();
+    const std::string quiet =
+        ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
+    r.Error(p + "/evict_after", "must be 0s (never) or at least " + quiet +
+                                    ", what the rule's keys need (window size or gap + "
+                                    "lateness + idle_timeout, join, detector window)");
+  } else {
+    rule->evict_after = after;
+  }
+}
+
 void ParseRule(JsonReader& r, const json& o, const std::string& p, const RuleLimits& limits,
                RuleSet* set) {
   if (!r.CheckObject(o, p,
                      {"id", "description", "source", "group_by", "window", "aggregates", "alert",
-                      "detector", "emit", "output", "max_keys"})) {
+                      "detector", "emit", "output", "max_keys", "evict_after"})) {
     return;
   }
   const int errors_before = r.errors();
@@ -675,6 +741,7 @@ void ParseRule(JsonReader& r, const json& o, const std::string& p, const RuleLim
   std::int64_t max_keys = static_cast<std::int64_t>(rule.max_keys);
   r.Int(o, "max_keys", p, 1, 100'000'000, &max_keys);
   rule.max_keys = static_cast<std::size_t>(max_keys);
+  if (r.errors() == errors_before) SetEviction(r, o, p, limits, &rule);
 
   if (r.errors() == errors_before) {
     set->rules.push_back(std::make_shared<const CompiledRule>(std::move(rule)));
@@ -763,7 +830,8 @@ void OrderByDerivedStreams(RuleSet* set, config::Diagnostics* diagnostics) {
                           "rules read each other's output in a cycle: " + text});
 }
 
-LoadResult Finish(RuleSet set, config::Diagnostics diagnostics) {
+LoadResult Finish(RuleSet set, config::Diagnostics diagnostics, const RuleLimits& limits) {
+  set.max_keys_total = limits.max_keys_total;
   std::set<std::string> seen;
   for (const auto& rule : set.rules) {
     if (!seen.insert(rule->id).second) {
@@ -801,7 +869,7 @@ LoadResult ParseRules(std::string_view text, const std::string& file, const Rule
   } else {
     ParseInto(text, file, limits, &set, &diagnostics);
   }
-  return Finish(std::move(set), std::move(diagnostics));
+  return Finish(std::move(set), std::move(diagnostics), limits);
 }
 
 LoadResult LoadRules(const std::vector<std::string>& paths) {
@@ -834,7 +902,7 @@ LoadResult LoadRules(const std::vector<std::string>& paths, const RuleLimits& li
         diagnostics.push_back(
             {path, "",
              "more than " + std::to_string(limits.max_files) + " rule files (rules.max_files)"});
-        return Finish(std::move(set), std::move(diagnostics));
+        return Finish(std::move(set), std::move(diagnostics), limits);
       }
       // The size first: a huge file is refused without being read, and so is anything but
       // a regular file (a device or a pipe might never end).
@@ -866,7 +934,7 @@ LoadResult LoadRules(const std::vector<std::string>& paths, const RuleLimits& li
       ParseInto(*text, file, limits, &set, &diagnostics);
     }
   }
-  return Finish(std::move(set), std::move(diagnostics));
+  return Finish(std::move(set), std::move(diagnostics), limits);
 }
 
 }  // namespace vigil::rules

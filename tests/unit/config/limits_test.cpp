@@ -22,6 +22,8 @@ TEST(ConfigLimits, DefaultsApply) {
   EXPECT_EQ(r.config->rule_limits.max_files, 1000u);
   EXPECT_EQ(r.config->rule_limits.max_file_bytes, 1u << 20);
   EXPECT_EQ(r.config->rule_limits.max_expression_bytes, 4096u);
+  EXPECT_EQ(r.config->rule_limits.max_keys_total, 1'000'000u);
+  EXPECT_EQ(r.config->rule_limits.key_idle_evict, Millis(24 * 3'600'000));
 }
 
 TEST(ConfigLimits, CanBeSetWithinBounds) {
@@ -37,6 +39,28 @@ TEST(ConfigLimits, CanBeSetWithinBounds) {
   EXPECT_EQ(r.config->rule_limits.max_files, 3u);
   EXPECT_EQ(r.config->rule_limits.max_file_bytes, 64u * 1024);
   EXPECT_EQ(r.config->rule_limits.max_expression_bytes, 100u);
+
+  // The key budget and idle eviction; 0 turns either off.
+  r = ParseConfig(R"({ "mqtt": { "subscriptions": [ { "topic": "s/{metric}" } ] },
+                       "rules": { "max_keys_total": 0, "key_idle_evict": "0s" } })",
+                  "v.json");
+  ASSERT_TRUE(r.config) << Errors(r);
+  EXPECT_EQ(r.config->rule_limits.max_keys_total, 0u);
+  EXPECT_EQ(r.config->rule_limits.key_idle_evict, Millis(0));
+  r = ParseConfig(R"({ "mqtt": { "subscriptions": [ { "topic": "s/{metric}" } ] },
+                       "rules": { "max_keys_total": 20000, "key_idle_evict": "2h" } })",
+                  "v.json");
+  ASSERT_TRUE(r.config) << Errors(r);
+  EXPECT_EQ(r.config->rule_limits.max_keys_total, 20'000u);
+  EXPECT_EQ(r.config->rule_limits.key_idle_evict, Millis(2 * 3'600'000));
+  r = ParseConfig(R"({ "mqtt": { "subscriptions": [ { "topic": "s/{metric}" } ] },
+                       "rules": { "max_keys_total": -1, "key_idle_evict": "soon" } })",
+                  "v.json");
+  EXPECT_NE(Errors(r).find("/rules/max_keys_total: must be an integer from 0 to 1000000000"),
+            std::string::npos)
+      << Errors(r);
+  EXPECT_NE(Errors(r).find("/rules/key_idle_evict: must be a duration"), std::string::npos)
+      << Errors(r);
 
   // A tag is matched by std::regex, which recurses per byte: 1024 is as far as it goes.
   r = ParseConfig(R"({ "mqtt": { "subscriptions": [ { "topic": "s/{metric}" } ],
