@@ -303,7 +303,7 @@ void Pipeline::Retire(Millis now) {
     metrics_->clock_steps.fetch_add(1, std::memory_order_relaxed);
     log::Warning("clock: the system clock stepped back by " + std::to_string(steps.back.count()) +
                  " ms; processing time goes on from where it was (ahead of the system clock "
-                 "until the agent restarts)");
+                 "until a step forward or a restart)");
   }
   // Journal retention: only what the committed state already covers may go.
   auto trimmed = journal_->TrimBefore(now - config_.store.journal_retention, checkpoint_position_);
