@@ -232,7 +232,9 @@ class Locked(FaultTest):
         holder = self.hold_write_lock()
         try:
             # Held past the 5 s busy timeout: at least one commit fails and is retried.
-            wait_for(lambda: "commit failed, will retry" in agent.log(), 20,
+            # Each writer waits out the 5 s busy timeout in turn (retention, the dispatcher's
+            # deletes, the commit): under a sanitizer and a loaded machine that takes a while.
+            wait_for(lambda: "commit failed, will retry" in agent.log(), 90,
                      "a commit to give up on the lock")
             self.assertIn("database is locked", agent.log())
             self.assertIsNone(agent.proc.poll())
