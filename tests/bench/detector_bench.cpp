@@ -277,7 +277,6 @@ int main(int argc, char** argv) {
   };
   corpora.push_back(std::move(nab));
 
-
   std::printf("%-10s %-9s %8s %8s %7s %9s %7s %12s %13s %11s\n", "corpus", "detector", "readings",
               "windows", "recall", "precision", "alerts", "false/10k", "median delay",
               "readings/s");
