@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -16,10 +17,48 @@ namespace {
 
 using nlohmann::json;
 
-// A score when the baseline has no spread: 0 for the same value, else "very far".
+// A score when the baseline has no spread and no floor: 0 for the same value, else "very far".
 constexpr double kFar = 1e9;
+// The floor of a series that has never moved, relative to its magnitude.
+constexpr double kRelativeFloor = 1e-3;
 
-double Ratio(double distance, double spread) {
+// The signal's resolution: the smallest non-zero step between consecutive values so far. A
+// quantized sensor (integer steps, a value that holds still) has windows with no spread; the
+// spread a score divides by is never less than half this step (the standard deviation of a
+// value alternating between two adjacent steps), so one step scores 2, not 10⁹.
+class Resolution {
+ public:
+  void Add(double x) {
+    if (has_last_) {
+      const double step = std::fabs(x - last_);
+      if (step > 0 && (step_ == 0 || step < step_)) step_ = step;
+    }
+    has_last_ = true;
+    last_ = x;
+  }
+  // The least spread to score `x` against around `center`: half the resolution; for a series
+  // that has never moved, 0.1% of its magnitude (a stuck sensor's first move scores at most
+  // 2 000).
+  double Floor(double x, double center) const {
+    if (step_ > 0) return step_ / 2;
+    return kRelativeFloor * std::max(std::fabs(center), std::fabs(x));
+  }
+  void Save(Packer& p) const { p.Array(3).Bool(has_last_).Double(last_).Double(step_); }
+  void Load(const Packed& j) {
+    has_last_ = j.at(0).get<bool>();
+    last_ = LoadDouble(j.at(1));
+    step_ = LoadDouble(j.at(2));
+  }
+
+ private:
+  bool has_last_ = false;
+  double last_ = 0;
+  double step_ = 0;  // 0: no step seen yet
+};
+
+// distance / spread, the spread raised to `floor` where it is smaller (Resolution).
+double Ratio(double distance, double spread, double floor) {
+  spread = std::max(spread, floor);
   if (spread > 0) return distance / spread;
   return distance == 0 ? 0 : kFar;
 }
@@ -31,6 +70,7 @@ class Rolling {
   explicit Rolling(const DetectorSpec& spec) : spec_(spec) {}
 
   void Add(double x, std::int64_t t) {
+    resolution_.Add(x);
     values_.push_back(x);
     if (timed()) times_.push_back(t);
     if (sorted()) sorted_.insert(x);
@@ -48,6 +88,7 @@ class Rolling {
     __builtin_prefetch(&values_.front());
   }
   double mean() const { return mean_; }
+  const Resolution& resolution() const { return resolution_; }
   double stddev() const {
     return n_ == 0 ? 0 : std::sqrt(std::max(0.0, m2_ / static_cast<double>(n_)));
   }
@@ -63,11 +104,12 @@ class Rolling {
   // The running sums are saved as they are, so a restored detector scores bit-for-bit alike.
   void Save(Packer& p) const {
     // [time, value] pairs; the time is 0 for a window by count, which keeps none.
-    p.Map(4).Str("values").Array(values_.size());
+    p.Map(5).Str("values").Array(values_.size());
     for (std::size_t i = 0; i < values_.size(); ++i) {
       p.Array(2).Int(timed() ? times_[i] : 0).Double(values_[i]);
     }
-    p.Str("n").Uint(n_).Str("mean").Double(mean_).Str("m2").Double(m2_);
+    p.Str("n").Uint(n_).Str("mean").Double(mean_).Str("m2").Double(m2_).Str("res");
+    resolution_.Save(p);
   }
   void Load(const Packed& j) {
     for (Packed v : j.at("values")) {
@@ -79,6 +121,7 @@ class Rolling {
     n_ = j.at("n").get<std::uint64_t>();
     mean_ = LoadDouble(j.at("mean"));
     m2_ = LoadDouble(j.at("m2"));
+    if (j.contains("res")) resolution_.Load(j.at("res"));  // absent in older checkpoints
   }
 
  private:
@@ -116,6 +159,7 @@ class Rolling {
   RingDeque<double> values_;
   RingDeque<std::int64_t> times_;  // beside values_ for a window by duration; else empty
   std::multiset<double> sorted_;
+  Resolution resolution_;
   std::uint64_t n_ = 0;
   double mean_ = 0;
   double m2_ = 0;
@@ -129,9 +173,14 @@ class RollingDetector final : public Detector {
     Detection d;
     if (rolling_.size() >= std::max<std::uint64_t>(spec_.min_samples, 2)) {
       d.ready = true;
-      d.score = spec_.method == DetectorSpec::Method::kMad
-                    ? 0.6745 * Ratio(std::fabs(x - rolling_.Median()), rolling_.Mad())
-                    : Ratio(std::fabs(x - rolling_.mean()), rolling_.stddev());
+      if (spec_.method == DetectorSpec::Method::kMad) {
+        const double median = rolling_.Median();
+        d.score = 0.6745 * Ratio(std::fabs(x - median), rolling_.Mad(),
+                                 rolling_.resolution().Floor(x, median));
+      } else {
+        d.score = Ratio(std::fabs(x - rolling_.mean()), rolling_.stddev(),
+                        rolling_.resolution().Floor(x, rolling_.mean()));
+      }
       d.anomaly = d.score > spec_.threshold;
     }
     rolling_.Add(x, t);
@@ -157,9 +206,10 @@ class EwmaDetector final : public Detector {
     Detection d;
     if (n_ >= std::max<std::uint64_t>(spec_.min_samples, 2)) {
       d.ready = true;
-      d.score = Ratio(std::fabs(x - mean_), std::sqrt(var_));
+      d.score = Ratio(std::fabs(x - mean_), std::sqrt(var_), resolution_.Floor(x, mean_));
       d.anomaly = d.score > spec_.threshold;
     }
+    resolution_.Add(x);
     if (n_ == 0) {
       mean_ = x;
     } else {
@@ -173,12 +223,16 @@ class EwmaDetector final : public Detector {
     ++n_;
     return d;
   }
-  void Save(Packer& p) const override { p.Array(3).Uint(n_).Double(mean_).Double(var_); }
+  void Save(Packer& p) const override {
+    p.Array(4).Uint(n_).Double(mean_).Double(var_);
+    resolution_.Save(p);
+  }
   bool Warm() const override { return n_ >= std::max<std::uint64_t>(spec_.min_samples, 2); }
   void Load(const Packed& j) override {
     n_ = j.at(0).get<std::uint64_t>();
     mean_ = LoadDouble(j.at(1));
     var_ = LoadDouble(j.at(2));
+    if (j.size() > 3) resolution_.Load(j.at(3));  // absent in older checkpoints
   }
 
  private:
@@ -186,6 +240,7 @@ class EwmaDetector final : public Detector {
   std::uint64_t n_ = 0;
   double mean_ = 0;
   double var_ = 0;
+  Resolution resolution_;
 };
 
 // |Δvalue / Δt| between consecutive readings, in units per second.
@@ -285,6 +340,151 @@ class RangeDetector final : public Detector {
   std::uint64_t n_ = 0;
 };
 
+// adaptive (rules/README.md, "adaptive"): scores each value against a level that follows the
+// series (an EWMA), in units of the series' own typical deviation from it (an EWMA of the
+// absolute deviation, never below the resolution), capped at kCap; then smooths those raw
+// scores (an EWMA over about ten readings) and compares that recent score level with its own
+// long-run mean and variance (an EWMA over about kLongRun readings). `score` is how many
+// long-run standard deviations the recent level is above the long-run mean; it fires above
+// `threshold`. What the series does all the time, its daily cycle included, is in the long-run
+// distribution and does not fire; a level shift fires once, and the level follows it within
+// some 20 readings. O(1) a reading, 10 numbers a key.
+class AdaptiveDetector final : public Detector {
+ public:
+  static constexpr double kLevelAlpha = 0.1;    // the level: about 10 readings
+  static constexpr double kTrendBeta = 0.02;    // its slope: about 50 readings
+  static constexpr double kDevAlpha = 0.01;     // the typical deviation: about 100 readings
+  static constexpr double kShortAlpha = 0.2;    // the recent score level: about 10 readings
+  static constexpr double kLongRun = 2000;      // the long-run distribution of that level
+  static constexpr double kCap = 20;            // a raw score's cap: one wild value is bounded
+  static constexpr double kClamp = 3;           // what one value adds to the typical deviation
+  static constexpr double kMinSigma = 0.05;     // the long-run deviation's floor
+  static constexpr std::uint64_t kSettle = 30;  // readings before the long run is learned
+
+  explicit AdaptiveDetector(const DetectorSpec& spec) : spec_(spec) {}
+  Detection Observe(double x, std::int64_t) override {
+    Detection d;
+    if (n_ == 0) {
+      level_ = x;
+      resolution_.Add(x);
+      n_ = 1;
+      return d;
+    }
+    const double expected = level_ + trend_;
+    const double distance = std::fabs(x - expected);
+    const double spread = std::max(dev_, resolution_.Floor(x, expected));
+    const double raw = spread > 0 ? std::min(distance / spread, kCap) : (distance > 0 ? kCap : 0);
+    recent_ += kShortAlpha * (raw - recent_);
+    const double z = (recent_ - mean_) / std::max(std::sqrt(var_), kMinSigma);
+    if (Warm()) {
+      d.ready = true;
+      d.score = std::max(0.0, z);
+      d.anomaly = z > (in_episode_ ? spec_.threshold / 2 : spec_.threshold);
+      in_episode_ = d.anomaly;
+    }
+    // Learn, this value included (it is scored first: not part of its own baseline). The long
+    // run learns no anomalous stretch (above threshold, warm or not), so frequent episodes do
+    // not widen what counts as usual.
+    if (n_ >= kSettle && !(m_ >= 2 && z > spec_.threshold)) {
+      ++m_;
+      const double a = std::max(1.0 / static_cast<double>(m_), 1.0 / kLongRun);
+      const double diff = recent_ - mean_;
+      mean_ += a * diff;
+      var_ = (1 - a) * (var_ + a * diff * diff);
+    }
+    const double b = std::max(1.0 / static_cast<double>(n_), kDevAlpha);
+    dev_ += b * (std::min(distance, kClamp * spread) - dev_);
+    const double level = expected + kLevelAlpha * (x - expected);  // Holt's linear trend
+    trend_ += kTrendBeta * (level - level_ - trend_);
+    level_ = level;
+    resolution_.Add(x);
+    ++n_;
+    return d;
+  }
+  bool Warm() const override {
+    return n_ >= std::max<std::uint64_t>(spec_.min_samples, 2) && m_ >= 2;
+  }
+  void Save(Packer& p) const override {
+    p.Array(10).Uint(n_).Uint(m_).Double(level_).Double(dev_).Double(recent_).Double(mean_);
+    p.Double(var_).Double(trend_).Bool(in_episode_);
+    resolution_.Save(p);
+  }
+  void Load(const Packed& j) override {
+    n_ = j.at(0).get<std::uint64_t>();
+    m_ = j.at(1).get<std::uint64_t>();
+    level_ = LoadDouble(j.at(2));
+    dev_ = LoadDouble(j.at(3));
+    recent_ = LoadDouble(j.at(4));
+    mean_ = LoadDouble(j.at(5));
+    var_ = LoadDouble(j.at(6));
+    trend_ = LoadDouble(j.at(7));
+    in_episode_ = j.at(8).get<bool>();
+    resolution_.Load(j.at(9));
+  }
+
+ private:
+  const DetectorSpec& spec_;  // the rule's, which outlives its detectors
+  std::uint64_t n_ = 0;       // values seen
+  std::uint64_t m_ = 0;       // values in the long run (after kSettle)
+  double level_ = 0;
+  double trend_ = 0;
+  bool in_episode_ = false;  // the last value was flagged: it goes on above half the threshold
+  double dev_ = 0;
+  double recent_ = 0;
+  double mean_ = 0;
+  double var_ = 0;
+  Resolution resolution_;
+};
+
+// `suppress`: an episode is a run of flagged values; after one ends, a new one is not flagged
+// until `suppress` has passed since the episode's last flagged value (a count of readings, or
+// a duration of event time), so a key that keeps tripping pages once, not once a reading. A
+// flagged value inside the quiet time is muted (its score stays) and does not extend it. An
+// episode in progress is never cut.
+class Suppressed final : public Detector {
+ public:
+  Suppressed(std::unique_ptr<Detector> inner, const DetectorSpec& spec)
+      : inner_(std::move(inner)), count_(spec.suppress_count), duration_(spec.suppress.count()) {}
+  Detection Observe(double x, std::int64_t t) override {
+    Detection d = inner_->Observe(x, t);
+    if (since_ < std::numeric_limits<std::uint64_t>::max()) ++since_;
+    const bool quiet = count_ > 0 ? since_ <= count_ : t - last_ < duration_;
+    if (!d.anomaly) {
+      in_episode_ = false;
+    } else if (!in_episode_ && active_ && quiet) {
+      d.anomaly = false;  // muted: inside the quiet time after the last episode
+    } else {
+      active_ = in_episode_ = true;
+      last_ = t;
+      since_ = 0;
+    }
+    return d;
+  }
+  void Prefetch() const override { inner_->Prefetch(); }
+  bool Warm() const override { return inner_->Warm(); }
+  void Save(Packer& p) const override {
+    p.Array(5);
+    inner_->Save(p);
+    p.Bool(active_).Bool(in_episode_).Int(last_).Uint(since_);
+  }
+  void Load(const Packed& j) override {
+    inner_->Load(j.at(0));
+    active_ = j.at(1).get<bool>();
+    in_episode_ = j.at(2).get<bool>();
+    last_ = j.at(3).get<std::int64_t>();
+    since_ = j.at(4).get<std::uint64_t>();
+  }
+
+ private:
+  std::unique_ptr<Detector> inner_;
+  std::uint64_t count_;      // quiet time in readings, or 0…
+  std::int64_t duration_;    // …in event time (ms)
+  bool active_ = false;      // an episode has been flagged
+  bool in_episode_ = false;  // the last value was flagged (and not muted)
+  std::int64_t last_ = 0;    // event time of the last flagged value
+  std::uint64_t since_ = 0;  // readings since then
+};
+
 // Readings are what `absent` waits for; the engine decides by processing time.
 class AbsentDetector final : public Detector {
  public:
@@ -303,6 +503,7 @@ class FiniteInput final : public Detector {
     if (!std::isfinite(x)) return {false, std::nan(""), false};
     return inner_->Observe(x, t);
   }
+  void Prefetch() const override { inner_->Prefetch(); }
   void Save(Packer& p) const override { inner_->Save(p); }
   bool Warm() const override { return inner_->Warm(); }
   void Load(const Packed& j) override { inner_->Load(j); }
@@ -324,6 +525,8 @@ std::unique_ptr<Detector> MakeValueDetector(const DetectorSpec& spec) {
       return std::make_unique<FlatlineDetector>(spec);
     case DetectorSpec::Method::kRange:
       return std::make_unique<RangeDetector>(spec);
+    case DetectorSpec::Method::kAdaptive:
+      return std::make_unique<AdaptiveDetector>(spec);
     case DetectorSpec::Method::kAbsent:
       break;
   }
@@ -334,7 +537,11 @@ std::unique_ptr<Detector> MakeValueDetector(const DetectorSpec& spec) {
 
 std::unique_ptr<Detector> MakeDetector(const DetectorSpec& spec) {
   if (spec.method == DetectorSpec::Method::kAbsent) return std::make_unique<AbsentDetector>();
-  return std::make_unique<FiniteInput>(MakeValueDetector(spec));
+  std::unique_ptr<Detector> d = MakeValueDetector(spec);
+  if (spec.suppress_count > 0 || spec.suppress.count() > 0) {
+    d = std::make_unique<Suppressed>(std::move(d), spec);
+  }
+  return std::make_unique<FiniteInput>(std::move(d));
 }
 
 }  // namespace vigil::rules

@@ -14,19 +14,21 @@ namespace vigil::rules {
 
 // A rule's `detector` (SPEC §4, §12.18–12.20), parsed.
 struct DetectorSpec {
-  enum class Method { kZscore, kEwma, kMad, kSpike, kFlatline, kAbsent, kRange };
+  enum class Method { kZscore, kEwma, kMad, kSpike, kFlatline, kAbsent, kRange, kAdaptive };
   Method method = Method::kZscore;
-  std::string name;                // as written: "zscore", …
-  std::uint64_t window_count = 0;  // zscore/mad: a count window (`"window": 120`)…
-  Millis window_duration{0};       // …or a duration window (`"window": "10m"`)
-  double threshold = 3;            // zscore 3, mad 3.5, ewma 3 (sigmas)
-  double alpha = 0.1;              // ewma
-  double max_rate = 0;             // spike: units per second
-  Millis for_duration{0};          // flatline, absent
-  double tolerance = 0;            // flatline
-  std::optional<double> min, max;  // range
-  std::uint64_t min_samples = 0;   // warm-up
-  std::string input;               // with a window: the aggregate it watches
+  std::string name;                  // as written: "zscore", …
+  std::uint64_t window_count = 0;    // zscore/mad: a count window (`"window": 120`)…
+  Millis window_duration{0};         // …or a duration window (`"window": "10m"`)
+  double threshold = 3;              // zscore 3, mad 3.5, ewma 3, adaptive 5 (sigmas)
+  double alpha = 0.1;                // ewma
+  double max_rate = 0;               // spike: units per second
+  Millis for_duration{0};            // flatline, absent
+  double tolerance = 0;              // flatline
+  std::optional<double> min, max;    // range
+  std::uint64_t min_samples = 0;     // warm-up
+  std::uint64_t suppress_count = 0;  // after an episode, no new one for this many readings…
+  Millis suppress{0};                // …or this long (event time); both 0: no suppression
+  std::string input;                 // with a window: the aggregate it watches
 };
 
 // What a detector says of one value: `ready` is false during warm-up (it never fires then);

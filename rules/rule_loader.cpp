@@ -242,17 +242,23 @@ void CheckSummary(JsonReader& r, const std::string& summary, const std::string& 
   }
 }
 
+// `adaptive`'s defaults, chosen from detector_bench's table (README, Performance).
+constexpr std::uint64_t kAdaptiveMinSamples = 200;
+constexpr double kAdaptiveThreshold = 5;
+constexpr std::uint64_t kAdaptiveSuppress = 10;  // readings
+
 // SPEC §4 and §12.19–12.20: methods, parameters and defaults.
 void ParseDetector(JsonReader& r, const json& o, const std::string& p, CompiledRule* rule) {
   if (!r.CheckObject(o, p,
                      {"method", "window", "threshold", "alpha", "max_rate", "for", "tolerance",
-                      "min", "max", "min_samples", "input"})) {
+                      "min", "max", "min_samples", "input", "suppress"})) {
     return;
   }
   using M = DetectorSpec::Method;
   static const std::pair<const char*, M> kMethods[] = {
-      {"zscore", M::kZscore},     {"ewma", M::kEwma},     {"mad", M::kMad},    {"spike", M::kSpike},
-      {"flatline", M::kFlatline}, {"absent", M::kAbsent}, {"range", M::kRange}};
+      {"zscore", M::kZscore}, {"ewma", M::kEwma},         {"mad", M::kMad},
+      {"spike", M::kSpike},   {"flatline", M::kFlatline}, {"absent", M::kAbsent},
+      {"range", M::kRange},   {"adaptive", M::kAdaptive}};
   DetectorSpec d;
   r.String(o, "method", p, &d.name);
   bool known = false;
@@ -265,7 +271,7 @@ void ParseDetector(JsonReader& r, const json& o, const std::string& p, CompiledR
   if (!known) {
     r.Error(p + "/method",
             (d.name.empty() ? std::string("missing") : "unknown method \"" + d.name + "\"") +
-                " (zscore, ewma, mad, spike, flatline, absent, range)");
+                " (adaptive, zscore, ewma, mad, spike, flatline, absent, range)");
     return;
   }
   auto number = [&](const char* key, double* out) {
@@ -283,6 +289,26 @@ void ParseDetector(JsonReader& r, const json& o, const std::string& p, CompiledR
   };
   d.min_samples = (d.method == M::kZscore || d.method == M::kEwma || d.method == M::kMad) ? 30 : 0;
   d.threshold = d.method == M::kMad ? 3.5 : 3;
+  if (d.method == M::kAdaptive) {
+    // Chosen from detector_bench (rules/README.md, "adaptive"); not SPEC defaults.
+    d.min_samples = kAdaptiveMinSamples;
+    d.threshold = kAdaptiveThreshold;
+    d.suppress_count = kAdaptiveSuppress;
+  }
+  if (auto it = o.find("suppress"); it != o.end()) {
+    d.suppress_count = 0;
+    d.suppress = Millis(0);
+    if (d.method == M::kAbsent) {
+      r.Error(p + "/suppress",
+              "absent has no suppress (its alert lasts while readings are missing)");
+    } else if (it->is_number_integer() && it->get<std::int64_t>() >= 0) {
+      d.suppress_count = it->get<std::uint64_t>();
+    } else if (it->is_string() && config::ParseDuration(it->get<std::string>())) {
+      d.suppress = *config::ParseDuration(it->get<std::string>());
+    } else {
+      r.Error(p + "/suppress", "must be a count of readings (an integer ≥ 0) or a duration");
+    }
+  }
   std::int64_t min_samples = static_cast<std::int64_t>(d.min_samples);
   r.Int(o, "min_samples", p, 0, 100'000'000, &min_samples);
   d.min_samples = static_cast<std::uint64_t>(min_samples);

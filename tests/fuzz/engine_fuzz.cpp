@@ -141,7 +141,7 @@ json RandomRule(Bytes& in, int index) {
   }
   if (detector) {
     json d;
-    switch (in.Pick(7)) {
+    switch (in.Pick(8)) {
       case 0:
         d = {{"method", "zscore"}, {"window", in.Bool() ? json(2 + in.Pick(8)) : json("1s")}};
         break;
@@ -162,10 +162,15 @@ json RandomRule(Bytes& in, int index) {
       case 5:
         d = {{"method", "absent"}, {"for", kDurations[1 + in.Pick(std::size(kDurations) - 1)]}};
         break;
+      case 6:
+        d = {{"method", "adaptive"}, {"threshold", 0.5 + in.PickInt(8)}};
+        if (in.Bool()) d["suppress"] = in.Bool() ? json(in.Pick(5)) : json("2s");
+        break;
       default:
         d = {{"method", "range"}, {"min", -10.0 * in.PickInt(3)}, {"max", 10.0 * in.PickInt(5)}};
     }
-    if (d["method"] == "zscore" || d["method"] == "ewma" || d["method"] == "mad") {
+    if (d["method"] == "zscore" || d["method"] == "ewma" || d["method"] == "mad" ||
+        d["method"] == "adaptive") {
       d["min_samples"] = in.Pick(6);
     }
     if (window) d["input"] = "a0";

@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <vector>
 
 namespace vigil::rules {
 namespace {
@@ -36,6 +38,11 @@ DetectorSpec Spec(M method) {
     case M::kRange:
       s.min = -2;
       s.max = 2;
+      break;
+    case M::kAdaptive:
+      s.min_samples = 200;
+      s.threshold = 5;
+      s.suppress_count = 10;
       break;
     case M::kAbsent:
       break;
@@ -88,7 +95,7 @@ TEST_P(DetectorMethods, RestoredStateGivesIdenticalResults) {
 
 INSTANTIATE_TEST_SUITE_P(All, DetectorMethods,
                          ::testing::Values(M::kZscore, M::kEwma, M::kMad, M::kSpike, M::kFlatline,
-                                           M::kRange));
+                                           M::kRange, M::kAdaptive));
 
 TEST(Detectors, WarmUpNeverFires) {
   for (M m : {M::kZscore, M::kEwma, M::kMad}) {
@@ -160,6 +167,150 @@ TEST(Detectors, ZscoreOverADurationWindowForgetsOldValues) {
   // 30 s later the old level is out of the window: a new level is the baseline.
   for (int i = 40; i < 50; ++i) d->Observe(5 + (i % 2), i * 1000LL);
   EXPECT_FALSE(d->Observe(5.5, 50'000).anomaly);
+}
+
+}  // namespace
+}  // namespace vigil::rules
+
+namespace vigil::rules {
+namespace {
+
+// Counts the episodes (runs of anomalous values) of `d` over `n` values of `f(i)`, one a
+// second from `start`.
+template <typename F>
+int Episodes(Detector& d, int from, int to, F f, std::int64_t step_ms = 1000) {
+  int episodes = 0;
+  bool in = false;
+  for (int i = from; i < to; ++i) {
+    const bool a = d.Observe(f(i), i * step_ms).anomaly;
+    if (a && !in) ++episodes;
+    in = a;
+  }
+  return episodes;
+}
+
+TEST(Adaptive, WarmUpNeverFires) {
+  const DetectorSpec spec = Spec(M::kAdaptive);
+  auto d = MakeDetector(spec);
+  for (int i = 0; i < 199; ++i) {
+    Detection r = d->Observe(i % 2 == 0 ? 0 : 1000 * i, i * 1000LL);  // wild values
+    EXPECT_FALSE(r.ready) << i;
+    EXPECT_FALSE(r.anomaly) << i;
+  }
+  EXPECT_FALSE(d->Warm());
+  d->Observe(0, 199'000);
+  EXPECT_TRUE(d->Warm());
+  EXPECT_TRUE(d->Observe(0, 200'000).ready);
+}
+
+TEST(Adaptive, LevelShiftFiresOnceThenTheLevelIsTheNewNormal) {
+  const DetectorSpec spec = Spec(M::kAdaptive);
+  auto d = MakeDetector(spec);
+  Clean clean(11);
+  EXPECT_EQ(Episodes(*d, 0, 2000, [&](int) { return clean.Next(); }), 0);
+  // A shift of 10 (five times the noise's full range): caught within its first readings.
+  int first = -1;
+  for (int i = 2000; i < 2100; ++i) {
+    const bool a = d->Observe(10 + clean.Next(), i * 1000LL).anomaly;
+    if (a && first < 0) first = i;
+    if (!a && first >= 0) break;  // the episode is over
+  }
+  EXPECT_GE(first, 2000);
+  EXPECT_LE(first, 2002);
+  // The rest of the shifted series: no new episode (the level has followed).
+  EXPECT_EQ(Episodes(*d, 2100, 12'000, [&](int) { return 10 + clean.Next(); }), 0);
+}
+
+TEST(Adaptive, DailyCycleIsLearnedAndASpikeOnItIsCaught) {
+  const DetectorSpec spec = Spec(M::kAdaptive);
+  auto d = MakeDetector(spec);
+  Clean clean(5);
+  // Every 5 minutes, 288 a day: a daily swing of ±20 around 50 with noise in [-1, 1].
+  auto daily = [&](int i) { return 50 + 20 * std::sin(2 * M_PI * i / 288.0) + clean.Next(); };
+  constexpr std::int64_t kStep = 300'000;
+  EXPECT_EQ(Episodes(*d, 0, 288 * 30, daily, kStep), 0);  // thirty days, no alert
+  // Half an hour 15 above the cycle, at its steepest: caught. (A single reading's spike
+  // moves the recent score level by a fifth of its raw score: on a series that swings, one
+  // reading alone does not fire; `spike` and `range` are for single readings.)
+  EXPECT_EQ(Episodes(
+                *d, 288 * 30, 288 * 30 + 6, [&](int i) { return daily(i) + 15; }, kStep),
+            1);
+  for (int i = 288 * 30 + 6; i < 288 * 30 + 30; ++i) d->Observe(daily(i), i * kStep);  // its end
+  EXPECT_EQ(Episodes(*d, 288 * 30 + 30, 288 * 40, daily, kStep), 0);
+}
+
+TEST(Adaptive, SuppressMutesANewEpisodeButNeverCutsOne) {
+  DetectorSpec spec;
+  spec.method = M::kRange;
+  spec.max = 10;
+  spec.suppress_count = 5;
+  auto d = MakeDetector(spec);
+  std::vector<bool> got;
+  // 3 flagged (one episode, not cut), 1 normal, 1 flagged within 5 readings of the last
+  // flagged one (muted), 5 normal, 1 flagged after the quiet time (a new episode).
+  for (double x : {20, 20, 20, 0, 20, 0, 0, 0, 0, 0, 20}) {
+    got.push_back(d->Observe(x, 0).anomaly);
+  }
+  EXPECT_EQ(got, (std::vector<bool>{true, true, true, false, false, false, false, false, false,
+                                    false, true}));
+
+  // The same by event time: quiet for 60 s after the episode's last flagged value.
+  spec.suppress_count = 0;
+  spec.suppress = Millis(60'000);
+  auto t = MakeDetector(spec);
+  EXPECT_TRUE(t->Observe(20, 0).anomaly);
+  EXPECT_FALSE(t->Observe(0, 1'000).anomaly);
+  EXPECT_FALSE(t->Observe(20, 59'999).anomaly);  // muted; and it does not extend the quiet
+  EXPECT_FALSE(t->Observe(0, 60'000).anomaly);
+  EXPECT_TRUE(t->Observe(20, 60'001).anomaly);
+}
+
+TEST(Adaptive, RestoredSuppressedStateGivesIdenticalResults) {
+  const DetectorSpec spec = Spec(M::kAdaptive);
+  auto a = MakeDetector(spec);
+  Clean clean(9);
+  for (int i = 0; i < 600; ++i) a->Observe(i == 500 ? 30 : clean.Next(), i * 1000LL);
+  std::string bytes;
+  Packer packer(&bytes);
+  a->Save(packer);
+  auto b = MakeDetector(spec);
+  b->Load(Packed::Parse(bytes));
+  for (int i = 600; i < 3000; ++i) {
+    const double x = i % 250 == 0 ? 30 : clean.Next();
+    Detection da = a->Observe(x, i * 1000LL), db = b->Observe(x, i * 1000LL);
+    ASSERT_EQ(da.anomaly, db.anomaly) << i;
+    ASSERT_EQ(da.score, db.score) << i;
+  }
+}
+
+TEST(SpreadFloor, QuantizedSensorScoresInStepsNotInBillions) {
+  for (M m : {M::kZscore, M::kEwma, M::kMad, M::kAdaptive}) {
+    const DetectorSpec spec = Spec(m);
+    auto d = MakeDetector(spec);
+    // An integer sensor that holds 65 and now and then reads 66.
+    for (int i = 0; i < 1000; ++i) d->Observe(i % 50 == 0 ? 66 : 65, i * 1000LL);
+    for (int i = 1000; i < 1100; ++i) d->Observe(65, i * 1000LL);  // a window with no spread
+    Detection one = d->Observe(66, 1'100'000);
+    EXPECT_FALSE(one.anomaly) << static_cast<int>(m);
+    // One step scores 2 sigmas (half a step is the floor); adaptive scores its own scale.
+    if (m != M::kAdaptive) {
+      EXPECT_NEAR(one.score, m == M::kMad ? 0.6745 * 2 : 2.0, 0.01) << static_cast<int>(m);
+    }
+    Detection far = d->Observe(80, 1'101'000);
+    EXPECT_TRUE(far.anomaly) << static_cast<int>(m);
+    EXPECT_LE(far.score, 100) << static_cast<int>(m);
+  }
+}
+
+TEST(SpreadFloor, StuckThenMovingScoresAgainstItsMagnitude) {
+  for (M m : {M::kZscore, M::kEwma, M::kMad}) {
+    const DetectorSpec spec = Spec(m);
+    auto d = MakeDetector(spec);
+    for (int i = 0; i < 100; ++i) d->Observe(20, i * 1000LL);  // never moved
+    Detection r = d->Observe(20.5, 100'000);
+    EXPECT_TRUE(r.anomaly) << static_cast<int>(m);
+    EXPECT_LE(r.score, 2000) << static_cast<int>(m);  // 0.5 / (0.1% of 20.5), not 10⁹
+  }
 }
 
 }  // namespace

@@ -3,7 +3,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "rules/detector.h"
 #include "rules/engine.h"
+#include "rules/rule.h"
 #include "tests/unit/errors.h"
 
 namespace vigil::rules {
@@ -117,13 +119,50 @@ TEST(RuleLoader, DetectorErrors) {
                             "r.json");
   std::string all = Errors(r);
   for (const char* want : {
-           "r.json: /0/detector/method: unknown method \"zscorr\" (zscore, ewma, mad, spike, "
+           "r.json: /0/detector/method: unknown method \"zscorr\" (adaptive, zscore, ewma, mad, "
+           "spike, "
            "flatline, absent, range)",
            "r.json: /1/detector/max_rate: missing (spike needs it)",
            "r.json: /2/detector: range needs min, max or both",
            "r.json: /3/detector/window: must be a count of readings (an integer ≥ 2) or a duration",
            "r.json: /4/detector/input: unknown aggregate \"mean\"",
            "r.json: /5/alert/when: col 1: unknown name \"scor\"",
+       }) {
+    EXPECT_NE(all.find(want), std::string::npos) << "missing: " << want << "\nall:\n" << all;
+  }
+}
+
+TEST(RuleLoader, AdaptiveDefaultsAndSuppress) {
+  LoadResult r = ParseRules(R"json([
+    { "id": "a", "source": { "metric": "t" }, "detector": { "method": "adaptive" } },
+    { "id": "b", "source": { "metric": "t" }, "detector": { "method": "zscore", "suppress": "5m" } },
+    { "id": "c", "source": { "metric": "t" }, "detector": { "method": "adaptive", "suppress": 0 } }
+  ])json",
+                            "r.json");
+  ASSERT_TRUE(r.rules) << Errors(r);
+  const DetectorSpec& a = *r.rules->rules[0]->detector;
+  EXPECT_EQ(a.method, DetectorSpec::Method::kAdaptive);
+  EXPECT_EQ(a.threshold, 5);
+  EXPECT_EQ(a.min_samples, 200u);
+  EXPECT_EQ(a.suppress_count, 10u);
+  const DetectorSpec& b = *r.rules->rules[1]->detector;
+  EXPECT_EQ(b.threshold, 3);  // SPEC's defaults stay
+  EXPECT_EQ(b.min_samples, 30u);
+  EXPECT_EQ(b.suppress, Millis(300'000));
+  EXPECT_EQ(b.suppress_count, 0u);
+  EXPECT_EQ(r.rules->rules[2]->detector->suppress_count, 0u);
+
+  LoadResult bad = ParseRules(R"json([
+    { "id": "a", "source": { "metric": "t" }, "detector": { "method": "ewma", "suppress": -1 } },
+    { "id": "b", "source": { "metric": "t" },
+      "detector": { "method": "absent", "for": "1m", "suppress": "1m" } }
+  ])json",
+                              "r.json");
+  std::string all = Errors(bad);
+  for (const char* want : {
+           "r.json: /0/detector/suppress: must be a count of readings (an integer ≥ 0) or a "
+           "duration",
+           "r.json: /1/detector/suppress: absent has no suppress",
        }) {
     EXPECT_NE(all.find(want), std::string::npos) << "missing: " << want << "\nall:\n" << all;
   }
