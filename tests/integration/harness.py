@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -75,6 +76,67 @@ class Broker:
         lines = "".join((p if isinstance(p, str) else json.dumps(p)) + "\n" for p in payloads)
         subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(self.port), "-q", str(qos),
                         "-t", topic, "-l"], input=lines.encode(), check=True, timeout=60)
+
+
+class RawMqtt:
+    """A bare MQTT 3.1.1 publisher (QoS 1): any topic and payload bytes (mosquitto_pub starts a
+    process per topic and refuses bytes that are not UTF-8), tens of thousands of messages a
+    second: publishes are buffered and sent, their PUBACKs read, every `batch` messages."""
+
+    def __init__(self, port, client_id, batch=500):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.batch = batch
+        self.next_id = 1
+        self.unacked = 0
+        self.out = bytearray()
+        body = self._str(b"MQTT") + bytes([4, 0x02]) + struct.pack(">H", 60) + self._str(client_id.encode())
+        self.sock.sendall(bytes([0x10]) + self._len(len(body)) + body)
+        assert self._read(4) == b"\x20\x02\x00\x00", "CONNACK"
+
+    @staticmethod
+    def _str(b):
+        return struct.pack(">H", len(b)) + b
+
+    @staticmethod
+    def _len(n):
+        out = bytearray()
+        while True:
+            byte, n = n % 128, n // 128
+            out.append(byte | (0x80 if n else 0))
+            if not n:
+                return bytes(out)
+
+    def _read(self, n):
+        data = b""
+        while len(data) < n:
+            chunk = self.sock.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError("broker closed the connection")
+            data += chunk
+        return data
+
+    def publish(self, topic, payload):
+        topic = topic if isinstance(topic, bytes) else topic.encode()
+        payload = payload if isinstance(payload, bytes) else payload.encode()
+        body = self._str(topic) + struct.pack(">H", self.next_id) + payload
+        self.next_id = self.next_id % 65535 + 1
+        self.out += bytes([0x32]) + self._len(len(body)) + body
+        self.unacked += 1
+        if self.unacked >= self.batch:
+            self.drain()
+
+    def drain(self):
+        """Sends what is buffered and reads every PUBACK: the broker has it all."""
+        self.sock.sendall(self.out)
+        self.out.clear()
+        acks = self._read(4 * self.unacked)
+        assert all(acks[i] == 0x40 for i in range(0, len(acks), 4)), "PUBACK"
+        self.unacked = 0
+
+    def close(self):
+        self.drain()
+        self.sock.sendall(b"\xe0\x00")
+        self.sock.close()
 
 
 class Receiver:

@@ -12,15 +12,13 @@ time, because the flood's one-off keys are evicted once quiet.
 
 import json
 import os
-import socket
 import sqlite3
-import struct
 import threading
 import time
 import unittest
 import urllib.request
 
-from harness import IntegrationTest, wait_for
+from harness import RawMqtt, IntegrationTest, wait_for
 
 FLOOD = int(os.environ.get("VIGIL_FLOOD_DEVICES", "1000000"))
 TOPIC_FLOOD = min(FLOOD, int(os.environ.get("VIGIL_FLOOD_TOPICS", "100000")))
@@ -46,63 +44,6 @@ RULES = [
      "group_by": ["device"], "window": {"type": "tumbling", "size": "2s"},
      "aggregates": {"avg": "avg(value)", "n": "count()"}, "emit": ["aggregate"]},
 ]
-
-
-class RawMqtt:
-    """A bare MQTT 3.1.1 publisher (QoS 1): any topic, tens of thousands of messages a
-    second, the PUBACKs read in bulk."""
-
-    def __init__(self, port, client_id):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.next_id = 1
-        self.unacked = 0
-        self.out = bytearray()
-        body = self._str(b"MQTT") + bytes([4, 0x02]) + struct.pack(">H", 60) + self._str(client_id.encode())
-        self.sock.sendall(bytes([0x10]) + self._len(len(body)) + body)
-        assert self._read(4) == b"\x20\x02\x00\x00", "CONNACK"
-
-    @staticmethod
-    def _str(b):
-        return struct.pack(">H", len(b)) + b
-
-    @staticmethod
-    def _len(n):
-        out = bytearray()
-        while True:
-            byte, n = n % 128, n // 128
-            out.append(byte | (0x80 if n else 0))
-            if not n:
-                return bytes(out)
-
-    def _read(self, n):
-        data = b""
-        while len(data) < n:
-            chunk = self.sock.recv(n - len(data))
-            if not chunk:
-                raise ConnectionError("broker closed the connection")
-            data += chunk
-        return data
-
-    def publish(self, topic, payload):
-        body = self._str(topic.encode()) + struct.pack(">H", self.next_id) + payload.encode()
-        self.next_id = self.next_id % 65535 + 1
-        self.out += bytes([0x32]) + self._len(len(body)) + body
-        self.unacked += 1
-        if self.unacked >= 500:
-            self.drain()
-
-    def drain(self):
-        """Sends what is buffered and reads every PUBACK: the broker has it all."""
-        self.sock.sendall(self.out)
-        self.out.clear()
-        acks = self._read(4 * self.unacked)
-        assert all(acks[i] == 0x40 for i in range(0, len(acks), 4)), "PUBACK"
-        self.unacked = 0
-
-    def close(self):
-        self.drain()
-        self.sock.sendall(b"\xe0\x00")
-        self.sock.close()
 
 
 def sanitized(pid):

@@ -7,13 +7,11 @@ by its reason."""
 
 import json
 import os
-import socket
-import struct
 import threading
 import unittest
 import urllib.request
 
-from harness import T0, IntegrationTest, wait_for
+from harness import RawMqtt, T0, IntegrationTest, wait_for
 
 MINUTE = 60_000
 NORMAL = ["dev-1", "dev-2", "dev-3", "dev-4"]
@@ -30,62 +28,6 @@ RULES = (
      "group_by": ["device"], "window": {"type": "tumbling", "size": "1m"},
      "aggregates": {"n": "count()", "sd": "stddev(value)"}, "emit": ["aggregate"]},
 )
-
-
-class RawMqtt:
-    """A bare MQTT 3.1.1 publisher: any topic and payload bytes, QoS 1, thousands a second
-    (mosquitto_pub starts a process per topic and refuses bytes that are not UTF-8)."""
-
-    def __init__(self, port, client_id):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.next_id = 1
-        self.sent = 0
-        body = self._str(b"MQTT") + bytes([4, 0x02]) + struct.pack(">H", 60) + self._str(client_id.encode())
-        self.sock.sendall(bytes([0x10]) + self._len(len(body)) + body)
-        assert self._read(4) == b"\x20\x02\x00\x00", "CONNACK"
-
-    @staticmethod
-    def _str(b):
-        return struct.pack(">H", len(b)) + b
-
-    @staticmethod
-    def _len(n):
-        out = bytearray()
-        while True:
-            byte, n = n % 128, n // 128
-            out.append(byte | (0x80 if n else 0))
-            if not n:
-                return bytes(out)
-
-    def _read(self, n):
-        data = b""
-        while len(data) < n:
-            chunk = self.sock.recv(n - len(data))
-            if not chunk:
-                raise ConnectionError("broker closed the connection")
-            data += chunk
-        return data
-
-    def publish(self, topic, payload):
-        topic = topic if isinstance(topic, bytes) else topic.encode()
-        payload = payload if isinstance(payload, bytes) else payload.encode()
-        body = self._str(topic) + struct.pack(">H", self.next_id) + payload
-        self.next_id = self.next_id % 65535 + 1
-        self.sock.sendall(bytes([0x32]) + self._len(len(body)) + body)
-        self.sent += 1
-        if self.sent % 200 == 0:
-            self.drain()
-
-    def drain(self):
-        """Reads the PUBACKs of everything sent: the broker has it all."""
-        while self.sent:
-            assert self._read(4)[0] == 0x40, "PUBACK"
-            self.sent -= 1
-
-    def close(self):
-        self.drain()
-        self.sock.sendall(b"\xe0\x00")
-        self.sock.close()
 
 
 def reading(device, value, t):
