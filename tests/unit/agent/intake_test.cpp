@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "agent/bounded_queue.h"
+#include "tests/unit/test_support.h"
 
 namespace vigil::agent {
 namespace {
@@ -24,25 +25,11 @@ config::MqttConfig Mqtt() {
   return r.config->mqtt;
 }
 
-// Polls `done` for up to 10 s.
-template <typename F>
-bool Eventually(F done) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
-
 // A real journal file; the queue is what the intake pushes to.
 class IntakeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("vigil_intake_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
+    dir_ = TestDir("vigil_intake_test");
     auto j = store::Journal::Open((dir_ / "journal.db").string(), config::StoreConfig{});
     ASSERT_TRUE(j.ok()) << j.error();
     journal_ = std::move(j.value());
@@ -159,7 +146,7 @@ TEST_F(IntakeTest, AFullQueueHoldsTheCallback) {
     intake_->OnMessage("sensors/d1/t", "5", 5, false);
     returned = true;
   });
-  ASSERT_TRUE(Eventually([&] { return journal_->LastSeq() == 5; }));
+  ASSERT_TRUE(WaitFor([&] { return journal_->LastSeq() == 5; }));
   EXPECT_FALSE(returned.load()) << "the fifth message waits for room in the queue";
   EXPECT_EQ(Queued().size(), 4u);
   paho.join();
@@ -178,7 +165,7 @@ TEST_F(IntakeTest, AMessageTheJournalCannotTakeIsHeldUntilTheConnectionIsLost) {
     intake_->OnMessage("sensors/d1/t", "21.5", 1, false);
     returned = true;
   });
-  ASSERT_TRUE(Eventually([&] { return metrics_.journal_failures.load() >= 2; }));
+  ASSERT_TRUE(WaitFor([&] { return metrics_.journal_failures.load() >= 2; }));
   EXPECT_FALSE(returned.load()) << "held while the journal fails";
   EXPECT_TRUE(intake_->Stop()) << "a message is held: the connection must not be closed";
   EXPECT_FALSE(returned.load()) << "stopping, but the connection is open: an ack would go out";
@@ -204,7 +191,7 @@ TEST_F(IntakeTest, AMessageHeldWhenTheConnectionIsLostIsLetGoAndTheNextOneIsJour
   intake_->OnConnecting();
   BreakJournal();
   std::thread paho([&] { intake_->OnMessage("sensors/d1/t", "21.5", 1, false); });
-  ASSERT_TRUE(Eventually([&] { return metrics_.journal_failures.load() >= 1; }));
+  ASSERT_TRUE(WaitFor([&] { return metrics_.journal_failures.load() >= 1; }));
   intake_->OnConnectionClosed();
   paho.join();
   EXPECT_TRUE(Queued().empty());

@@ -3,6 +3,7 @@
 // outbox's floor. `used` is counted from the rows here (no file sizes), so every figure is exact.
 
 #include "store/quota.h"
+#include "tests/unit/test_support.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -19,10 +20,7 @@ constexpr std::uint64_t kState = 10'000;      // what cannot be dropped
 class QuotaTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("vigil_quota_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
+    dir_ = TestDir("vigil_quota_test");
     auto s = Store::Open((dir_ / "vigil.db").string(), config::StoreConfig{});
     ASSERT_TRUE(s.ok()) << s.error();
     store_ = std::move(s.value());

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "tests/unit/test_support.h"
 #include "uplink/dispatcher.h"
 
 namespace vigil::uplink {
@@ -32,16 +33,6 @@ class AcceptingSink final : public Sink {
  private:
   std::atomic<int>* sends_;
 };
-
-template <typename F>
-bool WaitFor(F condition, std::chrono::milliseconds limit = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return condition();
-}
 
 // A second connection to the state database, as another process would have.
 class OtherConnection {
@@ -65,10 +56,7 @@ class OtherConnection {
 class DispatcherAck : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("vigil_dispatcher_ack_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
+    dir_ = TestDir("vigil_dispatcher_ack");
     auto s = store::Store::Open(db_path(), config::StoreConfig{});
     ASSERT_TRUE(s.ok()) << s.error();
     store_ = std::move(s.value());

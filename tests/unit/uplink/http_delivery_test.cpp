@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "tests/unit/test_support.h"
 #include "uplink/dispatcher.h"
 #include "uplink/http_sink.h"
 
@@ -75,23 +76,10 @@ class Receiver {
   std::vector<std::string> idempotency_keys_;
 };
 
-template <typename F>
-bool WaitFor(F condition, std::chrono::milliseconds limit = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return condition();
-}
-
 class HttpDelivery : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("vigil_http_delivery_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
+    dir_ = TestDir("vigil_http_delivery");
     auto s = store::Store::Open((dir_ / "vigil.db").string(), config::StoreConfig{});
     ASSERT_TRUE(s.ok()) << s.error();
     store_ = std::move(s.value());

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "tests/unit/test_support.h"
 #include "uplink/dispatcher.h"
 
 namespace vigil::uplink {
@@ -50,16 +51,6 @@ class Upstream {
   std::vector<std::string> bodies_;
 };
 
-template <typename F>
-bool WaitFor(F condition, std::chrono::milliseconds limit = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return condition();
-}
-
 constexpr const char* kAlert =
     R"({"id":"a%d","kind":"alert","agent":"gw","rule":"hot","key":{"device":"d1"},)"
     R"("state":"firing","severity":"critical","summary":"hot","labels":{},)"
@@ -78,10 +69,7 @@ std::string Format(const char* pattern, int i) {
 class Skipped : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("vigil_skipped_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
+    dir_ = TestDir("vigil_skipped");
     auto s = store::Store::Open((dir_ / "vigil.db").string(), config::StoreConfig{});
     ASSERT_TRUE(s.ok()) << s.error();
     store_ = std::move(s.value());
