@@ -340,26 +340,38 @@ class RangeDetector final : public Detector {
   std::uint64_t n_ = 0;
 };
 
-// adaptive (rules/README.md, "adaptive"): scores each value against a level that follows the
-// series (an EWMA), in units of the series' own typical deviation from it (an EWMA of the
-// absolute deviation, never below the resolution), capped at kCap; then smooths those raw
-// scores (an EWMA over about ten readings) and compares that recent score level with its own
-// long-run mean and variance (an EWMA over about kLongRun readings). `score` is how many
-// long-run standard deviations the recent level is above the long-run mean; it fires above
-// `threshold`. What the series does all the time, its daily cycle included, is in the long-run
-// distribution and does not fire; a level shift fires once, and the level follows it within
-// some 20 readings. O(1) a reading, 10 numbers a key.
+// adaptive (rules/README.md, "adaptive"): two signs that a key is doing something it does not
+// usually do, both learned per key, both O(1) a reading.
+// - A surprise: each value is scored against a level that follows the series (Holt's linear
+//   trend), in units of the series' typical deviation from it (an EWMA of the absolute
+//   deviation, never below the resolution), capped at kCap; those raw scores are smoothed (an
+//   EWMA over a few readings) and that recent score level is compared with its own long-run mean
+//   and variance (an EWMA over about kLongRun readings): z, in long-run standard deviations. A
+//   surprise counts when z > `threshold` and the value is also more than kBand long-run
+//   standard deviations from the key's long-run mean value: a fast swing within the key's usual
+//   range (a daily cycle, a machine's usual on/off) is not an anomaly.
+// - A departure: the value's distance from its long-run mean, in long-run standard deviations,
+//   smoothed over about 1/kDepartureAlpha readings, beyond kDeparture: a slow slide out of the
+//   usual range (a failing machine cooling down over a day) that the level follows too closely
+//   to surprise.
+// `score` is the larger of z and the departure scaled so that both fire at `threshold`. An
+// episode goes on while either stays above half its bar. The long runs learn no surprising
+// stretch, so frequent anomalies do not widen what counts as usual; they do learn a departure,
+// so a lasting level shift becomes the new normal (after about kLongRun / 10 readings).
 class AdaptiveDetector final : public Detector {
  public:
-  static constexpr double kLevelAlpha = 0.1;    // the level: about 10 readings
-  static constexpr double kTrendBeta = 0.02;    // its slope: about 50 readings
-  static constexpr double kDevAlpha = 0.01;     // the typical deviation: about 100 readings
-  static constexpr double kShortAlpha = 0.2;    // the recent score level: about 10 readings
-  static constexpr double kLongRun = 2000;      // the long-run distribution of that level
-  static constexpr double kCap = 20;            // a raw score's cap: one wild value is bounded
-  static constexpr double kClamp = 3;           // what one value adds to the typical deviation
-  static constexpr double kMinSigma = 0.05;     // the long-run deviation's floor
-  static constexpr std::uint64_t kSettle = 30;  // readings before the long run is learned
+  static constexpr double kLevelAlpha = 0.05;       // the level: about 20 readings
+  static constexpr double kTrendBeta = 0.02;        // its slope: about 50 readings
+  static constexpr double kDevAlpha = 0.01;         // the typical deviation: about 100 readings
+  static constexpr double kShortAlpha = 0.3;        // the recent score level: a few readings
+  static constexpr double kLongRun = 5000;          // the long-run distributions
+  static constexpr double kCap = 20;                // a raw score's cap: one wild value is bounded
+  static constexpr double kClamp = 3;               // what one value adds to the typical deviation
+  static constexpr double kMinSigma = 0.05;         // the long-run deviation's floor
+  static constexpr double kBand = 4;                // a surprise must leave the usual range by this
+  static constexpr double kDeparture = 1.5;         // the smoothed distance a departure needs
+  static constexpr double kDepartureAlpha = 0.005;  // its smoothing: about 200 readings
+  static constexpr std::uint64_t kSettle = 30;      // readings before the long run is learned
 
   explicit AdaptiveDetector(const DetectorSpec& spec) : spec_(spec) {}
   Detection Observe(double x, std::int64_t) override {
@@ -376,21 +388,27 @@ class AdaptiveDetector final : public Detector {
     const double raw = spread > 0 ? std::min(distance / spread, kCap) : (distance > 0 ? kCap : 0);
     recent_ += kShortAlpha * (raw - recent_);
     const double z = (recent_ - mean_) / std::max(std::sqrt(var_), kMinSigma);
+    const double band =
+        Ratio(std::fabs(x - value_mean_), std::sqrt(value_var_), resolution_.Floor(x, value_mean_));
     if (Warm()) {
       d.ready = true;
-      d.score = std::max(0.0, z);
-      d.anomaly = z > (in_episode_ ? spec_.threshold / 2 : spec_.threshold);
+      // The departure counts once the value's long run has min_samples values.
+      const bool learned = values_ >= spec_.min_samples;
+      if (learned) departure_ += kDepartureAlpha * ((x < value_mean_ ? -band : band) - departure_);
+      const double half = in_episode_ ? 0.5 : 1.0;
+      const bool surprise = z > half * spec_.threshold && (in_episode_ || band > kBand);
+      const bool departed = learned && std::fabs(departure_) > half * kDeparture;
+      d.score = std::max({0.0, z, std::fabs(departure_) / kDeparture * spec_.threshold});
+      d.anomaly = surprise || departed;
       in_episode_ = d.anomaly;
     }
     // Learn, this value included (it is scored first: not part of its own baseline). The long
-    // run learns no anomalous stretch (above threshold, warm or not), so frequent episodes do
-    // not widen what counts as usual.
+    // runs learn no surprising stretch (above threshold, warm or not).
     if (n_ >= kSettle && !(m_ >= 2 && z > spec_.threshold)) {
       ++m_;
-      const double a = std::max(1.0 / static_cast<double>(m_), 1.0 / kLongRun);
-      const double diff = recent_ - mean_;
-      mean_ += a * diff;
-      var_ = (1 - a) * (var_ + a * diff * diff);
+      Learn(recent_, m_, &mean_, &var_);
+      ++values_;
+      Learn(x, values_, &value_mean_, &value_var_);
     }
     const double b = std::max(1.0 / static_cast<double>(n_), kDevAlpha);
     dev_ += b * (std::min(distance, kClamp * spread) - dev_);
@@ -404,10 +422,13 @@ class AdaptiveDetector final : public Detector {
   bool Warm() const override {
     return n_ >= std::max<std::uint64_t>(spec_.min_samples, 2) && m_ >= 2;
   }
+  // A checkpoint of the first form (10 elements, before the departure) restores with the
+  // value's long run empty: the departure learns it again over min_samples readings.
   void Save(Packer& p) const override {
-    p.Array(10).Uint(n_).Uint(m_).Double(level_).Double(dev_).Double(recent_).Double(mean_);
+    p.Array(14).Uint(n_).Uint(m_).Double(level_).Double(dev_).Double(recent_).Double(mean_);
     p.Double(var_).Double(trend_).Bool(in_episode_);
     resolution_.Save(p);
+    p.Uint(values_).Double(value_mean_).Double(value_var_).Double(departure_);
   }
   void Load(const Packed& j) override {
     n_ = j.at(0).get<std::uint64_t>();
@@ -420,19 +441,37 @@ class AdaptiveDetector final : public Detector {
     trend_ = LoadDouble(j.at(7));
     in_episode_ = j.at(8).get<bool>();
     resolution_.Load(j.at(9));
+    if (j.size() >= 14) {
+      values_ = j.at(10).get<std::uint64_t>();
+      value_mean_ = LoadDouble(j.at(11));
+      value_var_ = LoadDouble(j.at(12));
+      departure_ = LoadDouble(j.at(13));
+    }
   }
 
  private:
+  // An exponentially weighted mean and variance, a plain average over the first kLongRun.
+  static void Learn(double v, std::uint64_t count, double* mean, double* var) {
+    const double a = std::max(1.0 / static_cast<double>(count), 1.0 / kLongRun);
+    const double diff = v - *mean;
+    *mean += a * diff;
+    *var = (1 - a) * (*var + a * diff * diff);
+  }
+
   const DetectorSpec& spec_;  // the rule's, which outlives its detectors
   std::uint64_t n_ = 0;       // values seen
-  std::uint64_t m_ = 0;       // values in the long run (after kSettle)
+  std::uint64_t m_ = 0;       // values in the long run of the score level (after kSettle)
   double level_ = 0;
   double trend_ = 0;
-  bool in_episode_ = false;  // the last value was flagged: it goes on above half the threshold
+  bool in_episode_ = false;  // the last value was flagged: an episode goes on at half the bars
   double dev_ = 0;
   double recent_ = 0;
   double mean_ = 0;
   double var_ = 0;
+  std::uint64_t values_ = 0;  // values in the value's long run
+  double value_mean_ = 0;
+  double value_var_ = 0;
+  double departure_ = 0;  // smoothed signed distance from value_mean_, in its long-run σ
   Resolution resolution_;
 };
 
