@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <thread>
+#include <set>
 #include <unordered_map>
 
 #include "rules/engine_alert.h"
@@ -434,47 +434,60 @@ void Engine::MarkAllChanged() {
   }
 }
 
-bool Engine::Restore(const std::string& rule, const std::string& key, const std::string& bytes) {
+struct DecodedKey::State {
+  std::size_t rule = 0;  // index in the engine's rules
+  std::string key;
+  KeyState ks;
+};
+
+DecodedKey::DecodedKey() = default;
+DecodedKey::~DecodedKey() = default;
+DecodedKey::DecodedKey(DecodedKey&&) noexcept = default;
+DecodedKey& DecodedKey::operator=(DecodedKey&&) noexcept = default;
+
+DecodedKey Engine::Decode(const std::string& rule, const std::string& key,
+                          const std::string& bytes) const {
+  DecodedKey out;
   std::size_t at = 0;
   KeyState ks;
   if (!impl_->Find(rule, &at) ||
       !internal::DecodeKey(*impl_->index.rules[at].rule, key, bytes, &ks)) {
-    return false;
+    return out;
   }
-  impl_->index.Adopt(at, key, std::move(ks));
+  out.state_ = std::make_unique<DecodedKey::State>(DecodedKey::State{at, key, std::move(ks)});
+  return out;
+}
+
+bool Engine::Adopt(DecodedKey decoded) {
+  if (!decoded.ok()) return false;
+  DecodedKey::State& d = *decoded.state_;
+  impl_->index.Adopt(d.rule, d.key, std::move(d.ks));
   return true;
 }
 
-std::vector<bool> Engine::RestoreMany(const std::vector<StateChange>& rows, unsigned threads) {
-  // Decoding is most of a restart's work and touches nothing shared: it is split among
-  // threads, each a contiguous part of the rows; the keys are then adopted in row order.
-  struct Decoded {
-    bool ok = false;
-    std::size_t index = 0;
-    KeyState ks;
-  };
-  std::vector<Decoded> decoded(rows.size());
-  auto decode = [&](std::size_t from, std::size_t to) {
-    for (std::size_t i = from; i < to; ++i) {
-      const StateChange& row = rows[i];
-      Decoded& d = decoded[i];
-      d.ok = row.bytes && impl_->Find(row.rule, &d.index) &&
-             internal::DecodeKey(*impl_->index.rules[d.index].rule, row.key, *row.bytes, &d.ks);
+bool Engine::Restore(const std::string& rule, const std::string& key, const std::string& bytes) {
+  return Adopt(Decode(rule, key, bytes));
+}
+
+Engine::Handover Engine::TakeStateOf(Engine& old) {
+  Handover out;
+  std::set<std::string> dropped;
+  for (RuleState& from : old.impl_->index.rules) {
+    std::size_t at = 0;
+    if (impl_->Find(from.rule->id, &at) &&
+        impl_->index.rules[at].rule->fingerprint == from.rule->fingerprint) {
+      out.kept += impl_->index.MoveKeys(at, std::move(from));
+      continue;
     }
-  };
-  const std::size_t parts = std::clamp<std::size_t>(rows.size() / 256, 1, std::max(threads, 1u));
-  std::vector<std::thread> workers;
-  for (std::size_t p = 1; p < parts; ++p) {
-    workers.emplace_back(decode, rows.size() * p / parts, rows.size() * (p + 1) / parts);
+    // Removed or changed: its keys start fresh; their rows (and those of keys evicted since
+    // the last checkpoint) go at the next checkpoint.
+    if (!from.keys.empty()) dropped.insert(from.rule->id);
+    std::set<std::string> rows(from.dirty.begin(), from.dirty.end());
+    for (const auto& entry : from.keys) rows.insert(entry.first);
+    for (const std::string& key : rows) out.deleted.push_back({from.rule->id, key, std::nullopt});
   }
-  decode(0, rows.size() / parts);
-  for (auto& w : workers) w.join();
-  std::vector<bool> ok(rows.size());
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    ok[i] = decoded[i].ok;
-    if (ok[i]) impl_->index.Adopt(decoded[i].index, rows[i].key, std::move(decoded[i].ks));
-  }
-  return ok;
+  out.dropped_rules.assign(dropped.begin(), dropped.end());
+  return out;
 }
 
 void Engine::SnapshotAll(std::vector<StateChange>* out) const {

@@ -247,6 +247,30 @@ void KeyIndex::Adopt(std::size_t index, const std::string& key, KeyState ks) {
   if (slot.state == AlertState::kFiring) ++rs.firing;
 }
 
+std::size_t KeyIndex::MoveKeys(std::size_t index, RuleState&& from) {
+  RuleState& rs = rules[index];
+  rs.rule = from.rule;
+  rs.keys = std::move(from.keys);
+  from.keys.clear();
+  from.by_slot.clear();  // it pointed into the keys moved
+  rs.dirty = std::move(from.dirty);
+  from.dirty.clear();
+  rs.dirty_descending = from.dirty_descending;
+  rs.firing = from.firing;
+  from.firing = 0;
+  for (auto& [key_str, ks] : rs.keys) {
+    SetSchedules(rs, ks);
+    std::weak_ptr<const Tags>& interned = interned_keys_[key_str];
+    if (auto shared = interned.lock()) {
+      ks.key = std::move(shared);
+    } else {
+      interned = ks.key;
+    }
+  }
+  total_keys_ += rs.keys.size();
+  return rs.keys.size();
+}
+
 KeyMap::iterator KeyIndex::Evict(RuleState& rs, KeyMap::iterator it) {
   const std::string& key_str = it->first;
   const KeyState& ks = it->second;

@@ -77,7 +77,8 @@ struct KeyState {
 using KeyMap = std::unordered_map<std::string, KeyState>;
 
 struct RuleState {
-  // The rule; its keys' windows and detectors refer to it.
+  // The rule; its keys' windows and detectors refer to it (on a reload, a rule whose
+  // definition is unchanged keeps the object: KeyIndex::MoveKeys).
   std::shared_ptr<const CompiledRule> rule;
   // Hashed for the per-reading lookup; walked in key order (Sorted) wherever the order of
   // output depends on it, so the engine stays deterministic across restores.
@@ -157,6 +158,12 @@ class KeyIndex {
   // Puts a restored key's state in place (replacing the key's state if it has one), and sets
   // the rule's timers and eviction schedules as its state asks.
   void Adopt(std::size_t index, const std::string& key, KeyState ks);
+  // Reload: moves every key of `from` (the state of a rule of another engine with the same
+  // definition) into the rule `index`, which has none yet, with the changes not yet taken
+  // (RuleState::dirty); the rule keeps `from`'s rule object, which the keys' windows and
+  // detectors refer to. The keys' tags are interned here, their timers and eviction set as
+  // Adopt sets them. `from` is left without keys. Returns the number of keys moved.
+  std::size_t MoveKeys(std::size_t index, RuleState&& from);
 
   // Key eviction (Engine::Advance): evicts the keys of each rule idle past its evict_after
   // (when its check is due), then the oldest silent keys past their quiet time while a key
