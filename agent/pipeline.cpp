@@ -69,10 +69,28 @@ Status Pipeline::Restore() {
   // Read in batches, each decoded on every core (a restart with many keys is mostly that).
   std::vector<rules::StateChange> batch;
   const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  std::vector<rules::DecodedKey> decoded_keys;
   auto restore = [&] {
-    const std::vector<bool> ok = engine_->RestoreMany(batch, threads);
+    // Decoding is most of a restart's work and touches nothing shared (Engine::Decode): it is
+    // split among threads, each a contiguous part of the rows; the keys are then adopted on
+    // this thread in row order.
+    decoded_keys.clear();
+    decoded_keys.resize(batch.size());
+    auto decode = [&](std::size_t from, std::size_t to) {
+      for (std::size_t i = from; i < to; ++i) {
+        const rules::StateChange& row = batch[i];
+        if (row.bytes) decoded_keys[i] = engine_->Decode(row.rule, row.key, *row.bytes);
+      }
+    };
+    const std::size_t parts = std::clamp<std::size_t>(batch.size() / 256, 1, threads);
+    std::vector<std::thread> workers;
+    for (std::size_t p = 1; p < parts; ++p) {
+      workers.emplace_back(decode, batch.size() * p / parts, batch.size() * (p + 1) / parts);
+    }
+    decode(0, batch.size() / parts);
+    for (auto& w : workers) w.join();
     for (std::size_t i = 0; i < batch.size(); ++i) {
-      if (ok[i]) {
+      if (engine_->Adopt(std::move(decoded_keys[i]))) {
         ++restored;
       } else {
         ++stale;
@@ -264,18 +282,12 @@ void Pipeline::RequestTables(std::shared_ptr<const rules::Tables> tables) {
 void Pipeline::ApplyReload(std::shared_ptr<const rules::RuleSet> rules, Millis now) {
   auto next = std::make_unique<rules::Engine>(config_.agent.id, rules);
   next->SetTables(tables_);
-  std::vector<rules::StateChange> all;
-  engine_->SnapshotAll(&all);
-  std::size_t kept = 0;
-  std::set<std::string> dropped;  // rules whose state cannot carry over: changed or removed
-  for (const auto& c : all) {
-    if (c.bytes && next->Restore(c.rule, c.key, *c.bytes)) {
-      ++kept;
-    } else {
-      dropped.insert(c.rule);
-      changes_.push_back({c.rule, c.key, std::nullopt});
-    }
-  }
+  // The keys of unchanged rules move to the new engine as they are; those of changed or
+  // removed rules start fresh (their rows go at the checkpoint below).
+  rules::Engine::Handover handover = next->TakeStateOf(*engine_);
+  const std::size_t kept = handover.kept;
+  const std::vector<std::string>& dropped = handover.dropped_rules;
+  for (auto& c : handover.deleted) changes_.push_back(std::move(c));
   const std::size_t before = events_.size();
   for (const auto& rule : dropped) engine_->ResolveFiring(rule, now, &events_);
   engine_ = std::move(next);

@@ -65,6 +65,24 @@ struct FiringAlert {
   std::vector<std::pair<std::string, std::string>> labels;  // alert.labels
 };
 
+// A checkpoint row decoded by Engine::Decode, to be put in place by Engine::Adopt of the same
+// engine. Movable; empty (not ok) when default-made.
+class DecodedKey {
+ public:
+  DecodedKey();
+  ~DecodedKey();
+  DecodedKey(DecodedKey&&) noexcept;
+  DecodedKey& operator=(DecodedKey&&) noexcept;
+  // False when the row cannot be restored: its rule is unknown or changed (another
+  // fingerprint), the bytes are of another key or malformed.
+  bool ok() const { return state_ != nullptr; }
+
+ private:
+  friend class Engine;
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
 // The rule engine: pure and deterministic (SPEC §5). It does no I/O and reads no clock:
 // `now` is the processing time, passed in. Not thread-safe: one thread owns it.
 class Engine {
@@ -112,14 +130,31 @@ class Engine {
   // after taking its changes).
   void MarkAllChanged();
   bool HasChanges() const;
-  // Restores one key's state from a checkpoint. False (and nothing changes) when the rule
-  // is unknown, its fingerprint differs (the rule changed) or the bytes are malformed.
+  // Restores one key's state from a checkpoint: Adopt(Decode(rule, key, bytes)).
   bool Restore(const std::string& rule, const std::string& key, const std::string& bytes);
-  // Restore for many keys, their checkpoints decoded on up to `threads` threads (a restart).
-  // Element i says whether rows[i] was restored.
-  std::vector<bool> RestoreMany(const std::vector<StateChange>& rows, unsigned threads);
+  // Decodes one key's checkpoint row. Pure: it reads only the engine's rules, which nothing
+  // but TakeStateOf changes after construction, so any number of threads may decode at once,
+  // beside the owner's other calls (a restart decodes on every core: agent/pipeline.cpp).
+  DecodedKey Decode(const std::string& rule, const std::string& key,
+                    const std::string& bytes) const;
+  // Puts a decoded key's state in place (the owner's thread), replacing the key's state if it
+  // has one, and sets the rule's timers as the key asks. False (and nothing changes) when
+  // !decoded.ok().
+  bool Adopt(DecodedKey decoded);
 
-  // The state of every (rule, key), for handing over to a new engine on reload.
+  // Reload (SPEC §7): moves the keys of `old`'s rules whose definition this engine has
+  // unchanged (same id and fingerprint) into this engine, state and all (windows, detectors,
+  // join buffers, alerts, the changes not yet taken by TakeChanges), without a copy. The keys
+  // of `old`'s other rules (removed or changed) stay in `old`, for ResolveFiring. Call on a
+  // new engine, before anything else.
+  struct Handover {
+    std::size_t kept = 0;                    // keys moved
+    std::vector<std::string> dropped_rules;  // old rules with keys that start fresh, sorted
+    std::vector<StateChange> deleted;        // a deletion row for each of their keys
+  };
+  Handover TakeStateOf(Engine& old);
+
+  // The state of every (rule, key), in rule and key order.
   void SnapshotAll(std::vector<StateChange>* out) const;
   // Resolves every firing alert of `rule` (removed or changed by a reload): a resolved event
   // per alert, at processing time `now`, with the last summary and no values.

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -192,9 +193,10 @@ TEST(EngineState, RulesSharingAGroupByKeepTheirOwnKeys) {
   EXPECT_EQ(per_rule_device["warm/b"], per_rule_device["warm/a"]);
 }
 
-// A restart decodes checkpoints on several threads: the same states as one at a time, and
-// the rows it cannot restore are the ones Restore refuses.
-TEST(EngineState, RestoreManyEqualsRestoreOneByOne) {
+// A restart decodes checkpoints on several threads (Engine::Decode, as agent/pipeline.cpp
+// does) and adopts them on one: the same states as Restore one at a time, and the rows it
+// cannot restore are the ones Restore refuses.
+TEST(EngineState, DecodeOnThreadsThenAdoptEqualsRestoreOneByOne) {
   auto rules = Load(kRule);
   Engine source("gw", rules);
   std::vector<Event> events;
@@ -214,7 +216,20 @@ TEST(EngineState, RestoreManyEqualsRestoreOneByOne) {
   rows[500].rule = "gone";                               // a removed rule
   rows[600].bytes.reset();                               // no bytes
   Engine many("gw", rules);
-  const std::vector<bool> ok = many.RestoreMany(rows, 2);
+  std::vector<DecodedKey> decoded(rows.size());
+  auto decode = [&](std::size_t from, std::size_t to) {
+    for (std::size_t i = from; i < to; ++i) {
+      if (rows[i].bytes) decoded[i] = many.Decode(rows[i].rule, rows[i].key, *rows[i].bytes);
+    }
+  };
+  std::thread other(decode, rows.size() / 2, rows.size());
+  decode(0, rows.size() / 2);
+  other.join();
+  std::vector<bool> ok(rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    ok[i] = decoded[i].ok();
+    EXPECT_EQ(many.Adopt(std::move(decoded[i])), ok[i]) << i;
+  }
   Engine one("gw", rules);
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const bool restored = rows[i].bytes && one.Restore(rows[i].rule, rows[i].key, *rows[i].bytes);

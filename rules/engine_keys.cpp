@@ -1,0 +1,426 @@
+#include "rules/engine_keys.h"
+
+namespace vigil::rules::internal {
+namespace {
+
+// Key eviction (rules/README.md "Key eviction") happens at instants on grids aligned to the
+// epoch, so that keys going silent one after another are evicted in batches, one scan each:
+// under a key limit, a key becomes evictable at the first second past its quiet time.
+constexpr std::int64_t kPressureGrid = 1'000;
+
+// The first multiple of `step` at or after t.
+std::int64_t GridUp(std::int64_t t, std::int64_t step) {
+  const std::int64_t q = t / step, r = t % step;
+  return (r > 0 ? q + 1 : q) * step;
+}
+
+// A key limit's marks: past the high-water mark (a 32nd below the limit), one-off keys that
+// may go are evicted down to the low-water mark (a 16th below), so that a burst of new keys
+// is not refused, nor a scan made, one key at a time; at the limit, any key that may go.
+std::size_t LowWater(std::size_t limit) { return limit - std::max<std::size_t>(1, limit / 16); }
+std::size_t HighWater(std::size_t limit) { return limit - std::max<std::size_t>(1, limit / 32); }
+
+// The grid of idle eviction: a sixteenth of evict_after, from a second to a minute.
+std::int64_t IdleGrid(std::int64_t evict_after) {
+  return std::clamp<std::int64_t>(evict_after / 16, 1'000, 60'000);
+}
+
+// After many evictions: hash tables sized for a flood give their buckets back.
+template <typename Map>
+void ShrinkIfSparse(Map& map) {
+  if (map.bucket_count() > 1024 && map.size() < map.bucket_count() / 8) map.rehash(0);
+}
+
+// The key of a reading under a rule's group_by, encoded as EncodeKey(KeyTags(…)) would be,
+// into a reused buffer (no allocation per reading once it has grown).
+void KeyString(const CompiledRule& rule, const TagSource& tags, std::string* out) {
+  out->clear();
+  if (rule.group_by_all) {
+    for (const auto& [name, value] : *tags.tags) AppendKeyPart(out, name, value);
+  } else {
+    for (const auto& name : rule.group_by) {
+      if (const std::string* v = tags.Find(name)) AppendKeyPart(out, name, *v);
+    }
+  }
+}
+
+Tags KeyTags(const CompiledRule& rule, const TagSource& tags) {
+  if (rule.group_by_all) return *tags.tags;
+  Tags key;
+  for (const auto& name : rule.group_by) {
+    if (const std::string* v = tags.Find(name)) key.emplace_back(name, *v);
+  }
+  return key;
+}
+
+}  // namespace
+
+const std::string* FindTagThunk(const void* source, std::string_view name) {
+  return static_cast<const TagSource*>(source)->Find(name);
+}
+
+bool Quiescent(const KeyState& ks) {
+  return ks.state == AlertState::kInactive && !(ks.windows && ks.windows->HasOpen());
+}
+
+void MarkDirty(RuleState& rs, const std::string& key_str, KeyState& ks) {
+  if (ks.dirty) return;
+  ks.dirty = true;
+  rs.dirty.push_back(key_str);
+  rs.dirty_descending = false;
+}
+
+void AppendKeyPart(std::string* out, const std::string& name, const std::string& value) {
+  *out += name;
+  out->push_back('\x1f');
+  *out += value;
+  out->push_back('\x1e');
+}
+
+std::string EncodeKey(const Tags& key) {
+  std::string out;
+  for (const auto& [name, value] : key) AppendKeyPart(&out, name, value);
+  return out;
+}
+
+void KeyIndex::AddRule(std::shared_ptr<const CompiledRule> rule) {
+  RuleState rs;
+  rs.stats.rule = rule->id;
+  rs.xs.resize(rule->aggregates.size());
+  rs.tags.resize(rule->aggregates.size());
+  rs.group = rules.size();
+  for (const RuleState& other : rules) {
+    if (other.rule->group_by_all == rule->group_by_all && other.rule->group_by == rule->group_by) {
+      rs.group = other.group;
+      break;
+    }
+  }
+  rs.rule = std::move(rule);
+  rules.push_back(std::move(rs));
+  GrowGroups();
+}
+
+void KeyIndex::GrowGroups() {
+  group_keys_.resize(rules.size());
+  group_key_reading_.resize(rules.size(), 0);
+  group_slots_.resize(rules.size());
+  group_slot_.resize(rules.size(), kNoSlot);
+  group_refs_.resize(rules.size());
+  group_free_.resize(rules.size());
+}
+
+std::shared_ptr<const Tags> KeyIndex::Intern(const std::string& encoded, const Tags& tags) {
+  std::weak_ptr<const Tags>& slot = interned_keys_[encoded];
+  if (auto shared = slot.lock()) return shared;
+  auto shared = std::make_shared<const Tags>(tags);
+  slot = shared;
+  if (interned_keys_.size() >= next_intern_sweep_) {
+    std::erase_if(interned_keys_, [](const auto& entry) { return entry.second.expired(); });
+    next_intern_sweep_ = std::max<std::size_t>(1024, interned_keys_.size() * 2);
+  }
+  return shared;
+}
+
+void KeyIndex::Touched(RuleState& rs, std::int64_t now) {
+  const CompiledRule& rule = *rs.rule;
+  if (!rule.evictable) return;
+  const std::int64_t after = rule.evict_after.count();
+  if (after > 0) rs.next_evict_check = std::min(rs.next_evict_check, now + after);
+  next_pressure_check_ = std::min(next_pressure_check_, now + rule.quiet.count());
+}
+
+std::uint32_t KeyIndex::GroupSlot(const RuleState& rs, const TagSource& source,
+                                  std::uint64_t number) {
+  const std::size_t g = rs.group;
+  if (group_key_reading_[g] != number) {
+    KeyString(*rs.rule, source, &group_keys_[g]);
+    group_key_reading_[g] = number;
+    auto slot = group_slots_[g].find(group_keys_[g]);
+    group_slot_[g] = slot == group_slots_[g].end() ? kNoSlot : slot->second;
+  }
+  return group_slot_[g];
+}
+
+KeyMap::value_type* KeyIndex::Lookup(RuleState& rs, const TagSource& source, std::uint64_t number,
+                                     Millis now) {
+  const std::size_t g = rs.group;
+  std::uint32_t slot = GroupSlot(rs, source, number);
+  if (slot < rs.by_slot.size() && rs.by_slot[slot] != nullptr) return rs.by_slot[slot];
+  const std::string& key_str = group_keys_[g];
+  auto found = FindOrAdd(rs, key_str, source, now);
+  if (found == rs.keys.end()) return nullptr;
+  if (slot == kNoSlot) {
+    if (group_free_[g].empty()) {
+      slot = static_cast<std::uint32_t>(group_refs_[g].size());
+      group_refs_[g].push_back(0);
+    } else {
+      slot = group_free_[g].back();
+      group_free_[g].pop_back();
+    }
+    group_slots_[g].emplace(key_str, slot);
+    group_slot_[g] = slot;
+  }
+  if (rs.by_slot.size() <= slot) rs.by_slot.resize(slot + 1, nullptr);
+  rs.by_slot[slot] = &*found;
+  ++group_refs_[g][slot];
+  return &*found;
+}
+
+void KeyIndex::Prefetch(const std::vector<std::size_t>& routed, const TagSource& source,
+                        std::uint64_t number) {
+  prefetched_.clear();
+  for (std::size_t index : routed) {
+    const RuleState& rs = rules[index];
+    // A rule with a `where` may not take the reading: its key is not looked up before.
+    if (rs.rule->join || rs.rule->where) continue;
+    const std::uint32_t slot = GroupSlot(rs, source, number);
+    if (slot >= rs.by_slot.size() || rs.by_slot[slot] == nullptr) continue;
+    const KeyState* ks = &rs.by_slot[slot]->second;
+    __builtin_prefetch(ks);
+    __builtin_prefetch(&ks->windows);
+    prefetched_.push_back(ks);
+  }
+  // Level by level: the states, the objects they point to, what those point to.
+  for (const KeyState* ks : prefetched_) {
+    __builtin_prefetch(ks->windows.get());
+    __builtin_prefetch(ks->detector.get());
+  }
+  for (const KeyState* ks : prefetched_) {
+    if (ks->windows) ks->windows->Prefetch();
+    if (ks->detector) ks->detector->Prefetch();
+  }
+}
+
+KeyMap::iterator KeyIndex::FindOrAdd(RuleState& rs, const std::string& key_str,
+                                     const TagSource& source, Millis now) {
+  auto it = rs.keys.find(key_str);
+  if (it != rs.keys.end()) return it;
+  const CompiledRule& rule = *rs.rule;
+  if (rs.keys.size() >= rule.max_keys) {
+    ++rs.stats.dropped_keys;
+    return rs.keys.end();
+  }
+  if (max_keys_total_ > 0 && total_keys_ >= max_keys_total_) {
+    ++rs.stats.budget_dropped;
+    return rs.keys.end();
+  }
+  it = rs.keys.emplace(key_str, KeyState{}).first;
+  ++total_keys_;
+  // Past a limit's high-water mark, or at the limit: keys already evictable may have to go.
+  if ((max_keys_total_ > 0 &&
+       (total_keys_ == HighWater(max_keys_total_) + 1 || total_keys_ == max_keys_total_)) ||
+      rs.keys.size() == HighWater(rule.max_keys) + 1 || rs.keys.size() == rule.max_keys) {
+    next_pressure_check_ = std::min(next_pressure_check_, now.count());
+  }
+  Tags tags = KeyTags(rule, source);
+  it->second.key = Intern(EncodeKey(tags), tags);
+  if (rule.has_window) it->second.windows = MakeWindowState(rule);
+  if (rule.detector) it->second.detector = MakeDetector(*rule.detector);
+  if (rule.join) it->second.join = std::make_unique<JoinBuffer>();
+  return it;
+}
+
+void KeyIndex::SetSchedules(RuleState& rs, const KeyState& ks) {
+  const CompiledRule& r = *rs.rule;
+  if (r.detector && r.detector->method == DetectorSpec::Method::kAbsent) {
+    rs.next_absent_check =
+        std::min(rs.next_absent_check, ks.last_seen + r.detector->for_duration.count());
+  }
+  if (ks.windows && ks.windows->HasOpen() && r.window.idle_timeout.count() > 0) {
+    rs.next_idle_check = std::min(rs.next_idle_check, ks.last_seen + r.window.idle_timeout.count());
+  }
+  if (r.evictable && r.evict_after.count() > 0) {
+    rs.next_evict_check = std::min(rs.next_evict_check, ks.last_seen + r.evict_after.count());
+  }
+  next_pressure_check_ = kNoTime;  // the next Advance sees whether a limit is (nearly) reached
+}
+
+void KeyIndex::Adopt(std::size_t index, const std::string& key, KeyState ks) {
+  RuleState& rs = rules[index];
+  SetSchedules(rs, ks);
+  ks.key = Intern(key, *ks.key);
+  auto [it, added] = rs.keys.try_emplace(key);
+  if (added) ++total_keys_;
+  KeyState& slot = it->second;
+  if (slot.state == AlertState::kFiring) --rs.firing;
+  slot = std::move(ks);
+  if (slot.state == AlertState::kFiring) ++rs.firing;
+}
+
+std::size_t KeyIndex::MoveKeys(std::size_t index, RuleState&& from) {
+  RuleState& rs = rules[index];
+  rs.rule = from.rule;
+  rs.keys = std::move(from.keys);
+  from.keys.clear();
+  from.by_slot.clear();  // it pointed into the keys moved
+  rs.dirty = std::move(from.dirty);
+  from.dirty.clear();
+  rs.dirty_descending = from.dirty_descending;
+  rs.firing = from.firing;
+  from.firing = 0;
+  for (auto& [key_str, ks] : rs.keys) {
+    SetSchedules(rs, ks);
+    std::weak_ptr<const Tags>& interned = interned_keys_[key_str];
+    if (auto shared = interned.lock()) {
+      ks.key = std::move(shared);
+    } else {
+      interned = ks.key;
+    }
+  }
+  total_keys_ += rs.keys.size();
+  return rs.keys.size();
+}
+
+KeyMap::iterator KeyIndex::Evict(RuleState& rs, KeyMap::iterator it) {
+  const std::string& key_str = it->first;
+  const KeyState& ks = it->second;
+  const std::size_t g = rs.group;
+  auto slot_it = group_slots_[g].find(key_str);
+  if (slot_it != group_slots_[g].end()) {
+    const std::uint32_t slot = slot_it->second;
+    if (slot < rs.by_slot.size() && rs.by_slot[slot] == &*it) {
+      rs.by_slot[slot] = nullptr;
+      if (--group_refs_[g][slot] == 0) {  // no rule of the group points at it: reusable
+        group_slots_[g].erase(slot_it);
+        group_free_[g].push_back(slot);
+        group_key_reading_[g] = 0;  // the per-reading cache may name the freed slot
+      }
+    }
+  }
+  if (!ks.dirty) {  // its row is deleted at the next TakeChanges
+    rs.dirty.push_back(key_str);
+    rs.dirty_descending = false;
+  }
+  if (ks.key.use_count() == 1) interned_keys_.erase(key_str);
+  ++rs.stats.evicted;
+  --total_keys_;
+  return rs.keys.erase(it);
+}
+
+bool KeyIndex::EvictIdle(Millis now) {
+  bool evicted = false;
+  const std::int64_t t = now.count();
+  for (RuleState& rs : rules) {
+    const CompiledRule& rule = *rs.rule;
+    const std::int64_t after = rule.evict_after.count();
+    if (!rule.evictable || after <= 0 || t < rs.next_evict_check) continue;
+    // A key is due at the first grid instant at or after last_seen + evict_after; a due key
+    // that is not quiescent stays so until its next reading (Touched schedules it again).
+    const std::int64_t grid = IdleGrid(after);
+    std::int64_t next = kNever;
+    const std::size_t before = rs.keys.size();
+    for (auto it = rs.keys.begin(); it != rs.keys.end();) {
+      const KeyState& ks = it->second;
+      const std::int64_t due = GridUp(ks.last_seen + after, grid);
+      if (t < due) {
+        next = std::min(next, due);
+      } else if (Quiescent(ks)) {
+        it = Evict(rs, it);
+        continue;
+      }
+      ++it;
+    }
+    rs.next_evict_check = next;
+    if (rs.keys.size() != before) {
+      evicted = true;
+      ShrinkIfSparse(rs.keys);
+      ShrinkIfSparse(group_slots_[rs.group]);
+    }
+  }
+  if (evicted) ShrinkIfSparse(interned_keys_);
+  return evicted;
+}
+
+bool KeyIndex::EvictUnderPressure(Millis now) {
+  const std::int64_t t = now.count();
+  if (t < next_pressure_check_) return false;
+  using Entry = KeyMap::iterator;
+  struct Candidate {
+    std::int64_t last_seen;
+    std::size_t rule;
+    Entry entry;
+  };
+  // Oldest silent first; ties by rule, then key: the same keys go whatever the map's order.
+  auto older = [](const Candidate& a, const Candidate& b) {
+    if (a.last_seen != b.last_seen) return a.last_seen < b.last_seen;
+    if (a.rule != b.rule) return a.rule < b.rule;
+    return a.entry->first < b.entry->first;
+  };
+  std::vector<Candidate> candidates;
+  std::int64_t next = kNever;  // when a key not evictable yet may become so without a reading
+  // The keys of rule `index` of one tier (0: at most one reading, the shape of a flood of fake
+  // ids; 1: the others) that may go now: nothing pending, no warm detector, silent past the
+  // rule's quiet time (rounded up to the second).
+  auto collect = [&](std::size_t index, int tier) {
+    RuleState& rs = rules[index];
+    const CompiledRule& rule = *rs.rule;
+    if (!rule.evictable) return;
+    for (auto it = rs.keys.begin(); it != rs.keys.end(); ++it) {
+      const KeyState& ks = it->second;
+      if ((ks.arrivals > 1 ? 1 : 0) != tier) continue;
+      // Until its next reading (Touched): a warm detector, an alert not inactive, a window
+      // that only the watermark closes.
+      if (ks.detector && ks.detector->Warm()) continue;
+      const bool open = ks.windows && ks.windows->HasOpen();
+      if (open ? rule.window.idle_timeout.count() <= 0 : ks.state != AlertState::kInactive) {
+        continue;
+      }
+      const std::int64_t eligible = GridUp(ks.last_seen + rule.quiet.count(), kPressureGrid);
+      if (t < eligible) {
+        next = std::min(next, eligible);  // also a window its idle timeout closes before
+      } else if (!open && ks.state == AlertState::kInactive) {
+        candidates.push_back({ks.last_seen, index, it});
+      }
+    }
+  };
+  // Past its high-water mark, brings `count()` of a limit down to its low-water mark with
+  // the oldest candidates of the rules `for_each_rule` names (one, or every rule): one-off
+  // keys first, then, if the limit is still reached, the others.
+  auto relieve = [&](auto count, std::size_t limit, auto for_each_rule) {
+    std::size_t evicted = 0;
+    const std::size_t low = LowWater(limit);
+    if (count() <= HighWater(limit)) return evicted;
+    for (int tier = 0; tier < 2 && count() > low; ++tier) {
+      if (tier == 1 && count() < limit) break;
+      candidates.clear();
+      for_each_rule([&](std::size_t index) { collect(index, tier); });
+      std::size_t need = std::min(count() - low, candidates.size());
+      if (need < candidates.size()) {
+        std::nth_element(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(need),
+                         candidates.end(), older);
+      }
+      for (std::size_t i = 0; i < need; ++i) Evict(rules[candidates[i].rule], candidates[i].entry);
+      evicted += need;
+    }
+    return evicted;
+  };
+
+  std::size_t evicted = 0;
+  for (std::size_t i = 0; i < rules.size(); ++i) {  // each rule's own max_keys
+    RuleState& rs = rules[i];
+    evicted +=
+        relieve([&rs] { return rs.keys.size(); }, rs.rule->max_keys, [i](auto each) { each(i); });
+  }
+  if (max_keys_total_ > 0) {
+    evicted += relieve([this] { return total_keys_; }, max_keys_total_,
+                       [this](auto each) {
+                         for (std::size_t i = 0; i < rules.size(); ++i) each(i);
+                       });
+  }
+  candidates.clear();
+  candidates.shrink_to_fit();
+  // Under every high-water mark: nothing to look at until a new key passes one (FindOrAdd).
+  bool over = max_keys_total_ > 0 && total_keys_ > HighWater(max_keys_total_);
+  for (const RuleState& rs : rules) over = over || rs.keys.size() > HighWater(rs.rule->max_keys);
+  next_pressure_check_ = over ? std::max(next, t + 1) : kNever;
+  if (evicted > 0) {
+    for (RuleState& rs : rules) {
+      ShrinkIfSparse(rs.keys);
+      ShrinkIfSparse(group_slots_[rs.group]);
+    }
+    ShrinkIfSparse(interned_keys_);
+  }
+  return evicted > 0;
+}
+
+}  // namespace vigil::rules::internal

@@ -1,0 +1,208 @@
+#pragma once
+
+// The engine's key index and per-key state: one KeyState per (rule, key), held by its rule's
+// RuleState; the key strings of a reading and the group slots that find a reading's states
+// with one hash lookup for all the rules grouping alike; the interned key tags; and the key
+// limits with their eviction (rules/README.md "Cardinality and key eviction"). Internal to
+// rules/ (the engine's); not installed. Not thread-safe: the engine's thread owns it.
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "rules/detector.h"
+#include "rules/engine.h"
+#include "rules/engine_alert.h"
+#include "rules/engine_join.h"
+#include "rules/rule.h"
+#include "rules/table.h"
+#include "rules/window.h"
+
+namespace vigil::rules::internal {
+
+constexpr std::int64_t kNoTime = std::numeric_limits<std::int64_t>::min();
+constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
+
+// What an expression's tag names read: the reading's (or key's) tags, then the columns of
+// the reference tables (`<table>.<column>`) in the row those tags select.
+struct TagSource {
+  const Tags* tags;
+  const Tables* tables;
+
+  const std::string* Find(std::string_view name) const {
+    if (const std::string* v = FindTag(*tags, name)) return v;
+    return tables->Lookup(*tags, name);
+  }
+};
+
+// EvalContext's tag lookup over a TagSource.
+const std::string* FindTagThunk(const void* source, std::string_view name);
+
+struct KeyState {
+  // The key's tags, shared by the keys of every rule with the same tags (KeyIndex::Intern):
+  // 100 rules grouping by device hold one copy per device.
+  std::shared_ptr<const Tags> key;
+  std::int64_t max_time = kNoTime;  // largest event time accepted (watermark base)
+  std::int64_t last_seen = 0;       // processing time of the last accepted reading
+  std::uint64_t arrivals = 0;  // readings accepted: orders equal event times; > 1: not a one-off
+  std::unique_ptr<WindowState> windows;  // null for a detector-only rule
+  std::unique_ptr<Detector> detector;    // null without a detector
+  std::unique_ptr<JoinBuffer> join;      // null without a join
+  // Alert lifecycle (SPEC §5, engine_alert.h); the episode is made when the alert first turns
+  // pending, as most keys never alert (it would cost 80 bytes a key).
+  AlertState state = AlertState::kInactive;
+  std::unique_ptr<AlertEpisode> episode;
+  bool dirty = false;  // listed in RuleState::dirty
+
+  const AlertEpisode& Episode() const {
+    static const AlertEpisode kNone;
+    return episode ? *episode : kNone;
+  }
+  AlertEpisode& MutableEpisode() {
+    if (!episode) episode = std::make_unique<AlertEpisode>();
+    return *episode;
+  }
+
+  std::int64_t Watermark(const WindowSpec& w) const {
+    return max_time == kNoTime ? kNoWatermark : max_time - w.lateness.count();
+  }
+};
+
+using KeyMap = std::unordered_map<std::string, KeyState>;
+
+struct RuleState {
+  // The rule; its keys' windows and detectors refer to it (on a reload, a rule whose
+  // definition is unchanged keeps the object: KeyIndex::MoveKeys).
+  std::shared_ptr<const CompiledRule> rule;
+  // Hashed for the per-reading lookup; walked in key order (Sorted) wherever the order of
+  // output depends on it, so the engine stays deterministic across restores.
+  KeyMap keys;
+  // The rule's entry in `keys` by the slot of its group's key (KeyIndex group slots); nullptr
+  // where not looked up yet. Entries of an unordered_map stay put; an evicted one is cleared
+  // here first (KeyIndex::Evict).
+  std::vector<KeyMap::value_type*> by_slot;
+  std::vector<std::string> dirty;  // keys changed since TakeChanges (KeyState::dirty)
+  bool dirty_descending = true;    // `dirty` sorted from the last key to the first
+  std::size_t group = 0;           // rules with the same group_by share the key per reading
+  std::int64_t next_idle_check = kNever;
+  std::int64_t next_absent_check = kNever;
+  // Idle eviction: no key of the rule is due before (a lower bound: a scan then looks).
+  std::int64_t next_evict_check = kNever;
+  std::size_t firing = 0;  // keys whose alert fires: Firing() walks no rule without any
+  RuleStats stats;
+  // Scratch for one reading: aggregate arguments and distinct() tags (no allocation per reading).
+  std::vector<double> xs;
+  std::vector<const std::string*> tags;
+};
+
+// Nothing of the key can still produce output but new readings: no open window, no pending
+// or firing alert. (What its windows, join buffers and detector remember beyond that matters
+// only to readings within the rule's quiet time: CompiledRule::quiet.)
+bool Quiescent(const KeyState& ks);
+
+// Lists the key in rs.dirty (once) for the next TakeChanges.
+void MarkDirty(RuleState& rs, const std::string& key_str, KeyState& ks);
+
+// The keys of a rule (const or not) in key order.
+template <typename Rule>
+auto Sorted(Rule& rs) {
+  using State = decltype(&rs.keys.begin()->second);
+  std::vector<std::pair<const std::string*, State>> out;
+  out.reserve(rs.keys.size());
+  for (auto& [key_str, ks] : rs.keys) out.emplace_back(&key_str, &ks);
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return *a.first < *b.first; });
+  return out;
+}
+
+// A key as text: tags joined with unit/record separators (never in topic levels).
+void AppendKeyPart(std::string* out, const std::string& name, const std::string& value);
+std::string EncodeKey(const Tags& key);
+
+// The rules' states and the index that finds them. Owns every RuleState (`rules`, in the
+// RuleSet's order).
+class KeyIndex {
+ public:
+  static constexpr std::uint32_t kNoSlot = std::numeric_limits<std::uint32_t>::max();
+
+  // `max_keys_total`: the key budget of all rules together (RuleSet::max_keys_total; 0: none).
+  explicit KeyIndex(std::size_t max_keys_total) : max_keys_total_(max_keys_total) {}
+
+  // Adds a rule's (empty) state; rules with the same group_by share a group.
+  void AddRule(std::shared_ptr<const CompiledRule> rule);
+
+  // The reading's key state under the rule (rs.group's key string made once per reading
+  // `number` for all its rules), made when new at `now`; nullptr when it would be one key
+  // past the rule's max_keys or the key budget (counted in rs.stats).
+  KeyMap::value_type* Lookup(RuleState& rs, const TagSource& source, std::uint64_t number,
+                             Millis now);
+  // Before a reading goes through the `routed` rules: their key states are looked up and
+  // fetched into the cache together, so that the misses overlap instead of following one
+  // another (each rule's state is a few objects spread over a heap of 100 MB and more).
+  void Prefetch(const std::vector<std::size_t>& routed, const TagSource& source,
+                std::uint64_t number);
+  // The state of `key_str` (a join's key: its `on` tags), made when new, as Lookup.
+  KeyMap::iterator FindOrAdd(RuleState& rs, const std::string& key_str, const TagSource& source,
+                             Millis now);
+  // A reading (or join pair) was accepted for the key at `now`: the eviction schedules learn
+  // when it may be evicted at the earliest (exact lower bounds, so that no Advance that would
+  // evict skips its scan: what is evicted depends only on the keys' state and `now`).
+  void Touched(RuleState& rs, std::int64_t now);
+
+  // Puts a restored key's state in place (replacing the key's state if it has one), and sets
+  // the rule's timers and eviction schedules as its state asks.
+  void Adopt(std::size_t index, const std::string& key, KeyState ks);
+  // Reload: moves every key of `from` (the state of a rule of another engine with the same
+  // definition) into the rule `index`, which has none yet, with the changes not yet taken
+  // (RuleState::dirty); the rule keeps `from`'s rule object, which the keys' windows and
+  // detectors refer to. The keys' tags are interned here, their timers and eviction set as
+  // Adopt sets them. `from` is left without keys. Returns the number of keys moved.
+  std::size_t MoveKeys(std::size_t index, RuleState&& from);
+
+  // Key eviction (Engine::Advance): evicts the keys of each rule idle past its evict_after
+  // (when its check is due), then the oldest silent keys past their quiet time while a key
+  // limit is (nearly) reached. True when a key was evicted (or a schedule changed).
+  bool EvictIdle(Millis now);
+  bool EvictUnderPressure(Millis now);
+
+  std::vector<RuleState> rules;
+
+ private:
+  std::shared_ptr<const Tags> Intern(const std::string& encoded, const Tags& tags);
+  void SetSchedules(RuleState& rs, const KeyState& ks);
+  // Drops one key from memory, its checkpoint row at the next TakeChanges. Returns the entry
+  // after it.
+  KeyMap::iterator Evict(RuleState& rs, KeyMap::iterator it);
+  void GrowGroups();
+  std::uint32_t GroupSlot(const RuleState& rs, const TagSource& source, std::uint64_t number);
+
+  // Key tags by their encoding (EncodeKey), for KeyState::key; expired ones are swept as the
+  // map doubles.
+  std::unordered_map<std::string, std::weak_ptr<const Tags>> interned_keys_;
+  std::size_t next_intern_sweep_ = 1024;
+  // Per reading: the key string of each group_by (computed once, shared by the rules).
+  std::vector<std::string> group_keys_;
+  std::vector<std::uint64_t> group_key_reading_;  // which reading group_keys_[i] belongs to
+  // Per group: a number for each key string some rule of the group holds, so that the rules
+  // of a reading find their states with one hash lookup, not one each (RuleState::by_slot).
+  std::vector<std::unordered_map<std::string, std::uint32_t>> group_slots_;
+  std::vector<std::uint32_t> group_slot_;  // per reading: the slot of group_keys_[i], or kNoSlot
+  // Per group: how many of its rules point at each slot (RuleState::by_slot), and the slots
+  // no rule points at any more, reused before new ones (evicted keys free theirs).
+  std::vector<std::vector<std::uint32_t>> group_refs_;
+  std::vector<std::vector<std::uint32_t>> group_free_;
+  std::vector<const KeyState*> prefetched_;  // scratch of Prefetch
+  // The key budget (0: none) and the keys of all rules now.
+  std::size_t max_keys_total_ = 0;
+  std::size_t total_keys_ = 0;
+  // Eviction under a key limit: nothing can be evicted before (a lower bound).
+  std::int64_t next_pressure_check_ = kNever;
+};
+
+}  // namespace vigil::rules::internal
