@@ -5,6 +5,7 @@
 #include <mutex>
 #include <utility>
 
+#include "config/clock.h"
 #include "config/values.h"
 
 namespace vigil::agent {
@@ -18,21 +19,19 @@ namespace vigil::agent {
 // if they came from the future (a gateway without a battery-backed clock boots in the past
 // until NTP steps it); such steps are added up for whoever measures ages in processing time
 // (the outbox TTL). Forward steps of less than a second are not told apart from scheduling
-// delays. Thread-safe.
-class ProcessingClock {
+// delays. Steady() is the monotonic clock. Thread-safe.
+class ProcessingClock final : public Clock {
  public:
   // The system and the monotonic clock, in ms.
   using Source = std::function<std::pair<Millis, Millis>()>;
   static std::pair<Millis, Millis> SystemSource();
 
   explicit ProcessingClock(Source source = SystemSource) : source_(std::move(source)) {}
-  Millis Now();
+  Millis Now() override;
+  Millis Steady() override { return source_().second; }
   // The steps seen since the last call, added up (each 0 when none).
-  struct Steps {
-    Millis forward{0};
-    Millis back{0};
-  };
-  Steps TakeSteps();
+  using Steps = ClockSteps;
+  Steps TakeSteps() override;
 
  private:
   Source source_;
@@ -44,7 +43,8 @@ class ProcessingClock {
   Steps steps_;  // not yet taken
 };
 
-// The process's processing clock, used by Now() (agent/pipeline.h).
+// The process's processing clock, used by Now() (agent/pipeline.h) and injected into the
+// engine thread (Pipeline) and the dispatchers.
 ProcessingClock& AgentClock();
 
 }  // namespace vigil::agent

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/clock.h"
 #include "agent/commands.h"
 #include "agent/decode.h"
 #include "agent/http_endpoint.h"
@@ -179,17 +180,19 @@ int RunDaemon(const config::Config& config) {
   std::vector<std::unique_ptr<uplink::Dispatcher>> dispatchers;
   std::map<std::string, uplink::Dispatcher*> by_name;
   for (std::size_t i = 0; i < config.uplinks.size(); ++i) {
-    dispatchers.push_back(
-        std::make_unique<uplink::Dispatcher>(config.uplinks[i], store.get(), std::move(sinks[i])));
+    dispatchers.push_back(std::make_unique<uplink::Dispatcher>(config.uplinks[i], store.get(),
+                                                               std::move(sinks[i]), AgentClock()));
     by_name[config.uplinks[i].name] = dispatchers.back().get();
   }
 
   Metrics metrics;
-  Pipeline pipeline(config, loaded.rules, tables.tables, store.get(), journal.get(), &metrics,
-                    [&by_name](const std::string& name) {
-                      auto it = by_name.find(name);
-                      if (it != by_name.end()) it->second->Notify();
-                    });
+  Pipeline pipeline(
+      config, loaded.rules, tables.tables, store.get(), journal.get(), &metrics,
+      [&by_name](const std::string& name) {
+        auto it = by_name.find(name);
+        if (it != by_name.end()) it->second->Notify();
+      },
+      AgentClock());
   if (Status s = pipeline.Restore(); !s.ok()) {
     log::Error("cannot restore state from " + db_path + ": " + s.message());
     return kExitFatal;

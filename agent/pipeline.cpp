@@ -26,11 +26,6 @@ constexpr Millis kLinger{10};
 constexpr Millis kSnapshotInterval{1000};
 constexpr std::size_t kRestoreBatch = 4096;   // checkpoint rows read before decoding them
 constexpr std::size_t kJournalRowBytes = 40;  // a journal row besides topic and payload
-// Journal retention and the outbox TTL are enforced this often (the quota at every commit).
-constexpr Millis kMaintenanceInterval{1000};
-// Rule state is measured (a read of every state row) at most this often, at checkpoints while
-// the files are past the quota's threshold.
-constexpr Millis kStateMeasureInterval{10'000};
 
 std::string DescribeKey(const rules::Tags& key) {
   std::string out;
@@ -47,7 +42,7 @@ Millis Now() { return AgentClock().Now(); }
 
 Pipeline::Pipeline(const config::Config& config, std::shared_ptr<const rules::RuleSet> rules,
                    std::shared_ptr<const rules::Tables> tables, store::Store* store,
-                   store::Journal* journal, Metrics* metrics, Notify notify)
+                   store::Journal* journal, Metrics* metrics, Notify notify, Clock& clock)
     : config_(config),
       rules_(std::move(rules)),
       tables_(std::move(tables)),
@@ -55,8 +50,11 @@ Pipeline::Pipeline(const config::Config& config, std::shared_ptr<const rules::Ru
       journal_(journal),
       metrics_(metrics),
       notify_(std::move(notify)),
+      clock_(clock),
       engine_(std::make_unique<rules::Engine>(config.agent.id, rules_)),
-      queue_(kQueueCapacity) {
+      drive_(engine_.get()),
+      queue_(kQueueCapacity),
+      policy_(config.store, store, journal) {
   engine_->SetTables(tables_);
 }
 
@@ -142,20 +140,12 @@ Status Pipeline::Restore() {
   const std::int64_t emitted = events_position_;
   // The timers fire at the moments they fired before the crash (committed with their events,
   // which are in the outbox already): the same state and the same events, with the same ids.
-  std::size_t next_tick = 0;
-  auto fire_ticks_before = [&](std::int64_t seq) {
-    for (const auto& ticks_v = ticks.value();
-         next_tick < ticks_v.size() && ticks_v[next_tick].after < seq; ++next_tick) {
-      const std::size_t before = events_.size();
-      engine_->Advance(ticks_v[next_tick].now, &events_);
-      events_.erase(events_.begin() + static_cast<std::ptrdiff_t>(before), events_.end());
-    }
-  };
+  drive_.Recorded(std::move(ticks.value()));
   Decoder decoder(config_.mqtt);
   std::size_t replayed = 0;
   std::size_t committed_before = 0;
   Status r = journal_->Read(position_, Millis(0), [&](const store::JournalMessage& jm) {
-    fire_ticks_before(jm.seq);
+    drive_.CatchUp(jm.seq);
     IngestMessage m;
     m.seq = jm.seq;
     m.received = jm.received;
@@ -174,7 +164,7 @@ Status Pipeline::Restore() {
   });
   if (!r.ok()) return r;
   // The ticks stay stored until the next checkpoint replaces them; the live loop adds to them.
-  fire_ticks_before(std::numeric_limits<std::int64_t>::max());
+  drive_.CatchUp(std::numeric_limits<std::int64_t>::max());
   if (replayed > 0) {
     log::Info("recovered " + std::to_string(replayed) +
               " journaled message(s) since the last checkpoint (the events of " +
@@ -183,13 +173,13 @@ Status Pipeline::Restore() {
   // The events of the re-processed messages are committed; their state is checkpointed at the
   // next interval, as before the crash (the agent is ready without writing every key touched
   // again), unless the journal started afresh and its new position must be recorded now.
-  Commit(Now(), /*checkpoint=*/checkpoint_position_ < 0);
+  Commit(clock_.Now(), /*checkpoint=*/checkpoint_position_ < 0);
   return Status::Ok();
 }
 
 void Pipeline::Start() {
   snapshot_ = {engine_->Stats(), engine_->Firing()};
-  heartbeat_.store(Now().count());
+  heartbeat_.store(clock_.Now().count());
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -201,7 +191,7 @@ Pipeline::Snapshot Pipeline::LastSnapshot() const {
 bool Pipeline::Push(IngestMessage message) { return queue_.Push(std::move(message)); }
 
 void Pipeline::ProcessMessage(const IngestMessage& m) {
-  for (const auto& reading : m.readings) engine_->Process(reading, m.received, &events_);
+  drive_.Feed(m.readings, m.received, &events_);
   journal_tail_bytes_ += m.size + kJournalRowBytes;
   if (m.seq > 0) position_ = std::max(position_, m.seq);
 }
@@ -214,14 +204,13 @@ void Pipeline::Stop() {
 void Pipeline::Run() {
   const Millis interval = std::max(config_.store.commit_interval, Millis(1));
   const Millis checkpoint_interval = std::max(config_.store.checkpoint_interval, Millis(1));
-  const std::size_t events_per_commit = std::clamp<std::size_t>(
-      static_cast<std::size_t>(config_.store.max_bytes / 16 / 512), 16, kBatch);
+  const std::size_t events_per_commit = policy_.EventsPerCommit(kBatch);
   std::vector<IngestMessage> batch;
   batch.reserve(kBatch);
-  Millis next_commit = Now() + interval;
-  Millis next_checkpoint = Now() + checkpoint_interval;
+  Millis next_commit = clock_.Now() + interval;
+  Millis next_checkpoint = clock_.Now() + checkpoint_interval;
   while (true) {
-    Millis wait = std::max(next_commit - Now(), Millis(0));
+    const Millis wait = clock_.RealWait(next_commit - clock_.Now());
     batch.clear();
     queue_.PopBatch(&batch, kBatch, wait);
     if (!batch.empty() && batch.size() < kBatch / 16 && !queue_.closed()) {
@@ -230,7 +219,7 @@ void Pipeline::Run() {
     }
     // Once closed, the queue only drains: the last batch ends with a final commit.
     const bool draining = queue_.closed() && queue_.size() == 0;
-    heartbeat_.store(Now().count(), std::memory_order_relaxed);
+    heartbeat_.store(clock_.Now().count(), std::memory_order_relaxed);
     std::shared_ptr<const rules::RuleSet> reload;
     std::shared_ptr<const rules::Tables> tables;
     {
@@ -242,7 +231,7 @@ void Pipeline::Run() {
       tables_ = std::move(tables);
       engine_->SetTables(tables_);
     }
-    if (reload) ApplyReload(std::move(reload), Now());
+    if (reload) ApplyReload(std::move(reload), clock_.Now());
     for (auto& m : batch) {
       ProcessMessage(m);
       if (m.seq == 0) {
@@ -251,20 +240,19 @@ void Pipeline::Run() {
       }
       // A batch's events go to the store in parts of at most a sixteenth of the quota (about
       // 512 bytes each): the quota is enforced before each part is written.
-      if (events_.size() >= events_per_commit) Commit(Now(), false);
+      if (events_.size() >= events_per_commit) Commit(clock_.Now(), false);
     }
-    Millis now = Now();
-    if (engine_->Advance(now, &events_)) ticks_.push_back({{position_, now}, unjournaled_.size()});
+    const Millis now = clock_.Now();
+    if (auto tick = drive_.Tick(now, position_, &events_)) {
+      ticks_.push_back({*tick, unjournaled_.size()});
+    }
     if (now >= next_commit || draining || events_.size() >= kBatch) {
       const bool checkpoint = draining || now >= next_checkpoint;
       Commit(now, checkpoint);
       next_commit = now + interval;
       if (checkpoint) next_checkpoint = now + checkpoint_interval;
     }
-    if (now >= next_maintenance_) {
-      Retire(now);
-      next_maintenance_ = now + kMaintenanceInterval;
-    }
+    if (policy_.RetireDue(now)) Retire(now);
     if (draining) break;
   }
 }
@@ -291,6 +279,7 @@ void Pipeline::ApplyReload(std::shared_ptr<const rules::RuleSet> rules, Millis n
   const std::size_t before = events_.size();
   for (const auto& rule : dropped) engine_->ResolveFiring(rule, now, &events_);
   engine_ = std::move(next);
+  drive_.Reset(engine_.get());
   rules_ = std::move(rules);
   log::Info("reload: " + std::to_string(rules_->rules.size()) + " rule(s) in force; kept the " +
             "state of " + std::to_string(kept) + " key(s); " + std::to_string(dropped.size()) +
@@ -300,16 +289,16 @@ void Pipeline::ApplyReload(std::shared_ptr<const rules::RuleSet> rules, Millis n
 }
 
 void Pipeline::Retire(Millis now) {
-  // A step forward of the clock makes nothing older: the outbox's ages move with it before the
-  // TTL is applied (a gateway that boots in the past until NTP steps its clock keeps its
-  // events).
-  const ProcessingClock::Steps steps = AgentClock().TakeSteps();
+  // A step forward of the clock makes nothing older: the store moves the outbox's ages with it
+  // before it applies the TTL (a gateway that boots in the past until NTP steps its clock keeps
+  // its events).
+  const ClockSteps steps = clock_.TakeSteps();
+  const store::Policy::Retired retired = policy_.Retire(now, checkpoint_position_, steps.forward);
   if (steps.forward > Millis(0)) {
     metrics_->clock_steps.fetch_add(1, std::memory_order_relaxed);
-    Status s = store_->ShiftCreated(steps.forward);
     log::Warning("clock: the system clock stepped forward by " +
                  std::to_string(steps.forward.count()) + " ms; outbox ages kept" +
-                 (s.ok() ? "" : " (failed: " + s.message() + ")"));
+                 (retired.shifted.ok() ? "" : " (failed: " + retired.shifted.message() + ")"));
   }
   if (steps.back > Millis(1000)) {
     metrics_->clock_steps.fetch_add(1, std::memory_order_relaxed);
@@ -317,42 +306,27 @@ void Pipeline::Retire(Millis now) {
                  " ms; processing time goes on from where it was (ahead of the system clock "
                  "until a step forward or a restart)");
   }
-  // Journal retention: only what the committed state already covers may go.
-  auto trimmed = journal_->TrimBefore(now - config_.store.journal_retention, checkpoint_position_);
-  if (!trimmed.ok())
-    log::WriteLimited(log::Level::kError, "journal-trim", "journal: " + trimmed.error());
-  // TTL: undelivered events older than store.ttl.
-  auto expired = store_->DropExpired(now - config_.store.ttl);
-  if (expired.ok() && expired.value() > 0) {
-    metrics_->dropped_ttl.fetch_add(static_cast<std::uint64_t>(expired.value()));
-    log::Warning("store: dropped " + std::to_string(expired.value()) +
+  for (const auto& e : retired.errors) {
+    log::WriteLimited(log::Level::kError, "retire", "store: retention: " + e);
+  }
+  if (retired.expired > 0) {
+    metrics_->dropped_ttl.fetch_add(static_cast<std::uint64_t>(retired.expired));
+    log::Warning("store: dropped " + std::to_string(retired.expired) +
                  " undelivered outbox row(s) older than store.ttl");
   }
 }
 
-std::uint64_t Pipeline::UsedBytes() const { return store_->SizeBytes() + journal_->SizeBytes(); }
-
 void Pipeline::EnforceQuota(std::uint64_t incoming, bool after_checkpoint) {
-  // Quota (agent/README.md): when what is on disk plus what is about to be written passes 75%
-  // of store.max_bytes, trim down to 60% (room for the journal's appends until the next
-  // commit): the journal the checkpoint covers, then dead letters, oldest first, then the
-  // oldest undelivered aggregates, then alerts, but never the outbox's newest eighth of the
-  // quota of undelivered events: the last commits' events still go out to the uplinks that
-  // keep up, whatever else (rule state) fills the quota.
+  // The store's policy decides what goes (store/README.md, "Retention, TTL and the quota");
+  // the engine thread counts and logs it.
+  const store::Policy::Enforced q =
+      policy_.EnforceQuota(clock_.Now(), incoming, checkpoint_position_, after_checkpoint);
   const std::uint64_t limit = config_.store.max_bytes;
-  const std::uint64_t high = limit / 100 * 75;
-  const std::uint64_t low = limit / 100 * 60;
-  const std::uint64_t keep = limit / kOutboxFloorShare;  // the outbox's floor
-  auto used = [&] { return UsedBytes() + incoming; };
-  if (used() > high) {
-    journal_->Vacuum();
-    store_->Vacuum();
-    const store::QuotaDrops drops =
-        store::TrimToQuota(*store_, *journal_, {low, keep, checkpoint_position_}, used);
-    for (const auto& e : drops.errors) {
+  if (q.trimmed) {
+    for (const auto& e : q.drops.errors) {
       log::WriteLimited(log::Level::kError, "quota-error", "store: quota: cannot drop " + e);
     }
-    const std::string now = "; now " + std::to_string(used() - incoming) + " of store.max_bytes " +
+    const std::string now = "; now " + std::to_string(q.used) + " of store.max_bytes " +
                             std::to_string(limit) + " bytes";
     auto report = [&](const char* key, std::uint64_t n, std::atomic<std::uint64_t>& counter,
                       const std::string& what, const char* label) {
@@ -363,49 +337,30 @@ void Pipeline::EnforceQuota(std::uint64_t incoming, bool after_checkpoint) {
                             std::to_string(total) + " so far, vigil_dropped_total{what=\"" + label +
                             "\"})" + now);
     };
-    report("quota-journal", drops.journal, metrics_->dropped_journal,
+    report("quota-journal", q.drops.journal, metrics_->dropped_journal,
            "journal message(s) the state already covers", "journal");
-    report("quota-dead-letters", drops.dead_letters, metrics_->dropped_dead_letters,
+    report("quota-dead-letters", q.drops.dead_letters, metrics_->dropped_dead_letters,
            "dead letter(s), the oldest", "dead_letters");
-    report("quota-aggregates", drops.aggregates, metrics_->dropped_aggregates,
+    report("quota-aggregates", q.drops.aggregates, metrics_->dropped_aggregates,
            "undelivered aggregate row(s), the oldest", "aggregates");
-    report("quota-alerts", drops.alerts, metrics_->dropped_alerts,
+    report("quota-alerts", q.drops.alerts, metrics_->dropped_alerts,
            "undelivered alert row(s), the oldest", "alerts");
   }
-  if (after_checkpoint) CheckStateShare(low, keep);
-}
-
-void Pipeline::CheckStateShare(std::uint64_t low, std::uint64_t keep) {
-  // Right after a checkpoint the whole journal may be trimmed: what vigil.db holds besides its
-  // outbox is rule state (and free pages, WAL), which the quota never drops. When it leaves
-  // less than the outbox's floor under the trim target, every trim cuts the outbox to its floor.
-  if (UsedBytes() <= low) {
-    metrics_->quota_exceeded_by_state = false;
-    return;
-  }
-  store_->Vacuum();  // the WAL and free pages out of the measure
-  auto outbox = store_->MeasureOutbox();
-  if (!outbox.ok()) return;
-  const std::uint64_t db = store_->SizeBytes();
-  const std::uint64_t rows = outbox.value().pending_bytes + outbox.value().dead_bytes;  // outbox
-  const std::uint64_t fixed = db > rows ? db - rows : 0;
-  const Millis clock = Now();
-  if (clock - state_measured_ >= kStateMeasureInterval) {
-    state_measured_ = clock;
-    if (auto bytes = store_->StateBytes(); bytes.ok()) metrics_->state_bytes = bytes.value();
-  }
-  const bool over = fixed + keep > low;
-  metrics_->quota_exceeded_by_state = over;
-  if (!over) return;
-  const std::uint64_t limit = config_.store.max_bytes;
+  if (q.state_bytes) metrics_->state_bytes = *q.state_bytes;
+  if (!q.exceeded_by_state) return;
+  metrics_->quota_exceeded_by_state = *q.exceeded_by_state;
+  if (!*q.exceeded_by_state) return;
+  const std::uint64_t low = policy_.Target();
+  const std::uint64_t keep = policy_.OutboxFloor();
   log::WriteLimited(
       log::Level::kError, "quota-state",
       "store: the rule state takes more of store.max_bytes (" + std::to_string(limit) +
-          " bytes) than the quota allows: vigil.db without its outbox is " + std::to_string(fixed) +
-          " bytes (rule state " + std::to_string(metrics_->state_bytes.load()) +
-          " bytes as stored), over the " + std::to_string(low > keep ? low - keep : 0) +
+          " bytes) than the quota allows: vigil.db without its outbox is " +
+          std::to_string(q.fixed_bytes) + " bytes (rule state " +
+          std::to_string(metrics_->state_bytes.load()) + " bytes as stored), over the " +
+          std::to_string(low > keep ? low - keep : 0) +
           " bytes the trim target leaves beside the outbox's floor" +
-          (fixed > limit ? "; the files exceed store.max_bytes" : "") +
+          (q.fixed_bytes > limit ? "; the files exceed store.max_bytes" : "") +
           ". The outbox keeps only its newest " + std::to_string(keep) +
           " bytes of undelivered events; older ones are dropped (vigil_dropped_total). Raise "
           "store.max_bytes or lower the rules' keys (group_by, max_keys)");
@@ -435,7 +390,7 @@ void Pipeline::Commit(Millis now, bool checkpoint) {
   }
   // Only the journal before the checkpoint may be trimmed (from 75% of the quota down to 60%):
   // checkpoint before the journal after it takes an eighth of the quota.
-  if (journal_tail_bytes_ > config_.store.max_bytes / 8) checkpoint = true;
+  if (policy_.CheckpointDue(journal_tail_bytes_)) checkpoint = true;
   checkpoint = checkpoint && (!changes_.empty() || engine_->HasChanges() ||
                               position_ != checkpoint_position_ || !ticks_.empty());
   // At once when an alert changed (the endpoint lists firing alerts before they are delivered),

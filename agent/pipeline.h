@@ -9,13 +9,16 @@
 #include <vector>
 
 #include "agent/bounded_queue.h"
+#include "agent/clock.h"
 #include "agent/decode.h"
+#include "agent/drive.h"
 #include "agent/metrics.h"
 #include "config/config.h"
 #include "config/result.h"
 #include "rules/engine.h"
 #include "rules/table.h"
 #include "store/journal.h"
+#include "store/quota.h"
 #include "store/store.h"
 
 namespace vigil::agent {
@@ -39,9 +42,13 @@ struct IngestMessage {
 // uplink) and the journal position to the store at least every store.commit_interval, then
 // tells the uplinks; every store.checkpoint_interval the commit also holds the changed rule
 // state (a checkpoint). Recovery restores the checkpoint and re-processes the journal after
-// it, dropping the events that were committed before the crash. After each commit it enforces the
-// disk quota, and about once a second journal retention and the outbox TTL (SPEC §8). The only
-// owner of the Engine.
+// it, dropping the events that were committed before the crash. The live loop and recovery
+// drive the engine through one Drive (agent/drive.h): the moments at which timers were due are
+// committed as ticks and fired again between the same journal messages. After each commit it
+// asks the store's policy (store::Policy) to enforce the disk quota, and about once a second
+// journal retention and the outbox TTL (SPEC §8), and counts and logs what went. Every time it
+// reads or waits for comes from the injected Clock (AgentClock() in the daemon; unit tests move
+// a fake one). The only owner of the Engine.
 //
 // A commit that fails keeps its state changes and events and is tried again at the next
 // interval: nothing produced is dropped.
@@ -53,12 +60,13 @@ class Pipeline {
   static constexpr const char* kLogUplink = "log";
   // The quota never drops the outbox's newest store.max_bytes / kOutboxFloorShare bytes of
   // undelivered events (agent/README.md).
-  static constexpr std::uint64_t kOutboxFloorShare = 8;
+  static constexpr std::uint64_t kOutboxFloorShare = store::Policy::kOutboxFloorShare;
 
-  // `tables`: the reference tables the rules read (rules/table.h); null for none.
+  // `tables`: the reference tables the rules read (rules/table.h); null for none. `clock`:
+  // processing time for the live loop, its commits and the quota; not owned, outlives this.
   Pipeline(const config::Config& config, std::shared_ptr<const rules::RuleSet> rules,
            std::shared_ptr<const rules::Tables> tables, store::Store* store,
-           store::Journal* journal, Metrics* metrics, Notify notify);
+           store::Journal* journal, Metrics* metrics, Notify notify, Clock& clock = AgentClock());
   ~Pipeline();  // Stop()
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
@@ -100,14 +108,13 @@ class Pipeline {
   // too (SPEC §8, store.checkpoint_interval).
   void Commit(Millis now, bool checkpoint);
   void ApplyReload(std::shared_ptr<const rules::RuleSet> rules, Millis now);
-  void Retire(Millis now);  // journal retention and outbox TTL
-  // `incoming`: bytes about to be written; `after_checkpoint`: right after a checkpoint
-  // commit, when the journal may all be trimmed and what cannot be dropped is rule state.
+  // Journal retention and the outbox TTL (store::Policy::Retire), counted and logged.
+  void Retire(Millis now);
+  // The quota (store::Policy::EnforceQuota), counted and logged. `incoming`: bytes about to be
+  // written; `after_checkpoint`: right after a checkpoint commit, when the journal may all be
+  // trimmed and what cannot be dropped is rule state (vigil_quota_exceeded_by_state,
+  // vigil_state_bytes, an error log).
   void EnforceQuota(std::uint64_t incoming, bool after_checkpoint);
-  // After a checkpoint: whether rule state leaves the outbox less than its floor under the
-  // trim target `low` (vigil_quota_exceeded_by_state, vigil_state_bytes, an error log).
-  void CheckStateShare(std::uint64_t low, std::uint64_t keep);
-  std::uint64_t UsedBytes() const;  // the state database and the journal, on disk
 
   const config::Config& config_;  // not owned; outlives this
   std::shared_ptr<const rules::RuleSet> rules_;
@@ -116,7 +123,9 @@ class Pipeline {
   store::Journal* journal_;                      // not owned
   Metrics* metrics_;                             // not owned
   Notify notify_;
+  Clock& clock_;                           // processing time; not owned
   std::unique_ptr<rules::Engine> engine_;  // touched only by the engine thread after Start()
+  Drive drive_;                            // drives engine_ (reset when a reload replaces it)
   std::mutex reload_mu_;                   // guards pending_rules_ and pending_tables_
   std::shared_ptr<const rules::RuleSet> pending_rules_;
   std::shared_ptr<const rules::Tables> pending_tables_;
@@ -140,8 +149,7 @@ class Pipeline {
   std::int64_t events_position_ = 0;      // ... whose events are committed
   std::int64_t checkpoint_position_ = 0;  // ... whose state is committed
   std::uint64_t journal_tail_bytes_ = 0;  // journaled since the checkpoint: not trimmable
-  Millis next_maintenance_{0};
-  Millis state_measured_{0};                // when StateBytes last ran (engine thread only)
+  store::Policy policy_;  // quota and retention: what goes, and when (engine thread only)
   std::atomic<std::int64_t> heartbeat_{0};  // ms; written by the engine thread each round
 };
 

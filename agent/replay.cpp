@@ -8,6 +8,7 @@
 
 #include "agent/commands.h"
 #include "agent/decode.h"
+#include "agent/drive.h"
 #include "agent/pipeline.h"
 #include "rules/engine.h"
 #include "rules/rule_loader.h"
@@ -37,13 +38,14 @@ config::MqttConfig Unclocked(config::MqttConfig mqtt) {
   return mqtt;
 }
 
-// Drives the engine over recorded messages exactly as the daemon would have, printing every
-// event as it is produced.
+// Drives the engine (agent/drive.h, as the daemon does) over recorded messages, each at its
+// recorded arrival time, its timers after each message, printing every event as it is produced.
 class Replayer {
  public:
   Replayer(const config::Config& config, std::shared_ptr<const rules::RuleSet> rules,
            std::shared_ptr<const rules::Tables> tables, std::ostream& out)
       : engine_(config.agent.id, std::move(rules)),
+        drive_(&engine_),
         unclocked_config_(Unclocked(config.mqtt)),
         clocked_(config.mqtt),
         unclocked_(unclocked_config_),
@@ -67,12 +69,15 @@ class Replayer {
       std::cerr << "replay: " << where << ": rejected (" << ReasonName(reject.reason)
                 << "): " << reject.detail << '\n';
     }
-    for (const auto& reading : decoded.readings) {
-      Millis now = received ? *received : std::max(clock_, reading.time);
-      if (!received) clock_ = now;
-      engine_.Process(reading, now, &events_);
+    if (received) {
+      drive_.Feed(decoded.readings, clock_, &events_);
+    } else {
+      for (const auto& reading : decoded.readings) {
+        clock_ = std::max(clock_, reading.time);
+        drive_.Feed({&reading, 1}, clock_, &events_);
+      }
     }
-    engine_.Advance(clock_, &events_);
+    drive_.Tick(clock_, 0, &events_);
     Print();
   }
 
@@ -89,6 +94,7 @@ class Replayer {
   }
 
   rules::Engine engine_;
+  Drive drive_;
   config::MqttConfig unclocked_config_;
   Decoder clocked_;
   Decoder unclocked_;

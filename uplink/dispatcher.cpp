@@ -11,22 +11,15 @@
 namespace vigil::uplink {
 namespace {
 
-Millis SteadyNow() {
-  return std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now().time_since_epoch());
-}
-
-Millis WallNow() {
-  return std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch());
-}
-
 // How long to wait when no rows are pending and nobody notifies (dead letters moved back
 // by `vigil outbox retry` are picked up so).
 constexpr Millis kIdlePoll{1000};
 
 }  // namespace
 
-Dispatcher::Dispatcher(config::UplinkConfig config, store::Store* store, std::unique_ptr<Sink> sink)
-    : config_(std::move(config)), store_(store), sink_(std::move(sink)) {}
+Dispatcher::Dispatcher(config::UplinkConfig config, store::Store* store, std::unique_ptr<Sink> sink,
+                       Clock& clock)
+    : config_(std::move(config)), store_(store), sink_(std::move(sink)), clock_(clock) {}
 
 Dispatcher::~Dispatcher() { Stop(Millis(0)); }
 
@@ -49,7 +42,7 @@ void Dispatcher::Stop(Millis drain) {
     std::lock_guard lock(mu_);
     if (!stopping_) {
       stopping_ = true;
-      drain_until_ = SteadyNow() + drain;
+      drain_until_ = clock_.Steady() + drain;
     }
   }
   cv_.notify_one();
@@ -70,16 +63,16 @@ void Dispatcher::Run() {
   auto wait = [&](Millis deadline, bool wake_on_notify) {
     std::unique_lock lock(mu_);
     while (true) {
-      if (stopping_ && SteadyNow() >= drain_until_) return false;
+      if (stopping_ && clock_.Steady() >= drain_until_) return false;
       if (wake_on_notify && notified_) break;
-      Millis now = SteadyNow();
+      Millis now = clock_.Steady();
       if (now >= deadline) break;
       Millis until = deadline;
       if (stopping_) until = std::min(until, drain_until_);
-      cv_.wait_for(lock, until - now);
+      clock_.WaitUntil(cv_, lock, until);
       if (stopping_ && !wake_on_notify) {
         // While draining, a backoff still ends the dispatcher at drain_until_.
-        if (SteadyNow() >= drain_until_) return false;
+        if (clock_.Steady() >= drain_until_) return false;
       }
     }
     notified_ = false;
@@ -121,13 +114,13 @@ void Dispatcher::Run() {
       ++stats_.ack_failures;
       stats_.last_error = "cannot remove delivered events from the outbox: " + s.message();
     }
-    return wait(SteadyNow() + delay, false);
+    return wait(clock_.Steady() + delay, false);
   };
 
   while (true) {
     {
       std::lock_guard lock(mu_);
-      if (stopping_ && SteadyNow() >= drain_until_) return;
+      if (stopping_ && clock_.Steady() >= drain_until_) return;
       notified_ = false;
     }
     if (!unacked.empty()) {
@@ -136,12 +129,12 @@ void Dispatcher::Run() {
       log::Info("uplink " + name + ": delivered events removed from the outbox");
       failures = 0;
     }
-    sink_->Tick(WallNow());
+    sink_->Tick(clock_.Now());
     auto pending = store_->Pending(name, config_.batch_max_events);
     if (!pending.ok()) {
       log::WriteLimited(log::Level::kError, "uplink-store-" + name,
                         "uplink " + name + ": cannot read the outbox: " + pending.error());
-      if (!wait(SteadyNow() + Millis(1000), false)) return;
+      if (!wait(clock_.Steady() + Millis(1000), false)) return;
       continue;
     }
     std::vector<store::OutboxRow>& rows = pending.value();
@@ -150,7 +143,7 @@ void Dispatcher::Run() {
         std::lock_guard lock(mu_);
         if (stopping_) return;  // drained
       }
-      if (!wait(SteadyNow() + kIdlePoll, true)) return;
+      if (!wait(clock_.Steady() + kIdlePoll, true)) return;
       continue;
     }
     // A partial batch waits up to batch_max_delay after its oldest row was committed.
@@ -162,9 +155,9 @@ void Dispatcher::Run() {
     if (rows.size() < config_.batch_max_events && !stopping) {
       // Never more than batch_max_delay, also when the system clock stepped back after the
       // row was committed (its time would then look to be in the future).
-      Millis age = std::max(WallNow() - rows.front().created, Millis(0));
+      Millis age = std::max(clock_.Now() - rows.front().created, Millis(0));
       if (age < config_.batch_max_delay) {
-        if (!wait(SteadyNow() + (config_.batch_max_delay - age), false)) return;
+        if (!wait(clock_.Steady() + (config_.batch_max_delay - age), false)) return;
         continue;
       }
     }
@@ -208,7 +201,7 @@ void Dispatcher::Run() {
       ++stats_.retried;
       stats_.last_error = v.error;
     }
-    if (!wait(SteadyNow() + delay, false)) return;
+    if (!wait(clock_.Steady() + delay, false)) return;
   }
 }
 

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "config/clock.h"
 #include "config/config.h"
 #include "store/store.h"
 #include "uplink/sink.h"
@@ -33,10 +34,14 @@ struct DispatcherStats {
 // When the ack of a delivered batch fails (the store cannot delete the rows), it backs off
 // the same way and retries the ack before sending anything else: the rows are never lost,
 // and are sent again only if the agent stops before the ack succeeds (at least once).
+// Every time it reads or waits for comes from the injected Clock (tests move a fake one by hand).
 // Owns one thread. Never blocks the caller of Notify.
 class Dispatcher {
  public:
-  Dispatcher(config::UplinkConfig config, store::Store* store, std::unique_ptr<Sink> sink);
+  // `clock`: processing time (the outbox rows' `created`, Sink::Tick) and the steady time of
+  // its waits; not owned, outlives the dispatcher.
+  Dispatcher(config::UplinkConfig config, store::Store* store, std::unique_ptr<Sink> sink,
+             Clock& clock = SystemClock());
   ~Dispatcher();  // Stop(0) if still running
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
@@ -59,6 +64,7 @@ class Dispatcher {
   config::UplinkConfig config_;
   store::Store* store_;  // not owned; outlives the dispatcher
   std::unique_ptr<Sink> sink_;
+  Clock& clock_;
   std::thread thread_;
   mutable std::mutex mu_;  // guards everything below
   std::condition_variable cv_;
