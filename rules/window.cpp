@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <optional>
@@ -339,20 +340,22 @@ class EntryValues {
 };
 
 // The entries of a sliding window, in one ring buffer whose capacity is a power of two: each
-// entry's time and the first aggregate's argument in 12 bytes, not 16. A time is kept as a
-// 32-bit offset from a base (the entries of a window span its size and lateness, far less
-// than the ±24 days an offset reaches), or as a 64-bit time once they do not fit (a window or
-// a lateness of weeks), until the window is empty again. The arguments stay doubles: results
+// entry's time and the first aggregate's argument side by side in 12 bytes, not 16 (one cache
+// line holds both: the entry that leaves the window is read from memory, not cache). A time is
+// kept as a 32-bit offset from a base (the entries of a window span its size and lateness, far
+// less than the ±24 days an offset reaches), or as a 64-bit time once they do not fit (a window
+// or a lateness of weeks), until the window is empty again. The arguments stay doubles: results
 // are exact.
 class EntryRing {
  public:
   std::size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
   std::int64_t t(std::size_t i) const {
-    const std::size_t j = Slot(i);
-    return wide_ ? t64_[j] : base_ + t32_[j];
+    const unsigned char* e = At(Slot(i));
+    if (wide_) return Read<std::int64_t>(e);
+    return base_ + Read<std::int32_t>(e);
   }
-  double x(std::size_t i) const { return xs_[Slot(i)]; }
+  double x(std::size_t i) const { return Read<double>(At(Slot(i)) + TimeBytes()); }
 
   // Before entry `at` (≤ size()): the entries from it on move one place back.
   void Insert(std::size_t at, std::int64_t t, double x) {
@@ -363,7 +366,9 @@ class EntryRing {
     } else if (!wide_ && !Fits(t)) {
       Rebase(t);
     }
-    for (std::size_t i = size_; i > at; --i) Move(Slot(i - 1), Slot(i));
+    for (std::size_t i = size_; i > at; --i) {
+      std::memcpy(At(Slot(i)), At(Slot(i - 1)), Stride());
+    }
     ++size_;
     Set(Slot(at), t, x);
   }
@@ -374,38 +379,39 @@ class EntryRing {
   }
   void Prefetch() const {
     if (size_ == 0) return;
-    __builtin_prefetch(&xs_[Slot(size_ - 1)]);
-    __builtin_prefetch(&xs_[head_]);
-    if (wide_) {
-      __builtin_prefetch(&t64_[Slot(size_ - 1)]);
-    } else {
-      __builtin_prefetch(&t32_[Slot(size_ - 1)]);
-      __builtin_prefetch(&t32_[head_]);
-    }
+    __builtin_prefetch(At(Slot(size_ - 1)));
+    __builtin_prefetch(At(head_));
   }
 
  private:
+  template <typename T>
+  static T Read(const unsigned char* p) {
+    T v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  }
+  template <typename T>
+  static void Write(unsigned char* p, T v) {
+    std::memcpy(p, &v, sizeof v);
+  }
+  std::size_t TimeBytes() const { return wide_ ? 8 : 4; }
+  std::size_t Stride() const { return TimeBytes() + 8; }
   std::size_t Slot(std::size_t i) const { return (head_ + i) & (capacity_ - 1); }
+  unsigned char* At(std::size_t j) { return bytes_.get() + j * Stride(); }
+  const unsigned char* At(std::size_t j) const { return bytes_.get() + j * Stride(); }
   bool Fits(std::int64_t t) const {
     std::int64_t offset = 0;
     return !__builtin_sub_overflow(t, base_, &offset) && offset >= 0 &&
            offset <= std::numeric_limits<std::int32_t>::max();
   }
   void Set(std::size_t j, std::int64_t t, double x) {
-    xs_[j] = x;
+    unsigned char* e = At(j);
     if (wide_) {
-      t64_[j] = t;
+      Write<std::int64_t>(e, t);
     } else {
-      t32_[j] = static_cast<std::int32_t>(t - base_);
+      Write<std::int32_t>(e, static_cast<std::int32_t>(t - base_));
     }
-  }
-  void Move(std::size_t from, std::size_t to) {
-    xs_[to] = xs_[from];
-    if (wide_) {
-      t64_[to] = t64_[from];
-    } else {
-      t32_[to] = t32_[from];
-    }
+    Write<double>(e + TimeBytes(), x);
   }
   // A time that does not fit the offsets: the earliest time becomes the base, or, when the
   // entries and `t` span more than offsets reach, times are kept whole.
@@ -421,41 +427,26 @@ class EntryRing {
       return;
     }
     for (std::size_t i = 0; i < size_; ++i) {
-      t32_[Slot(i)] = static_cast<std::int32_t>(this->t(i) - lo);  // t(i) read before written
+      // t(i) is read before its slot is written.
+      Write<std::int32_t>(At(Slot(i)), static_cast<std::int32_t>(this->t(i) - lo));
     }
     base_ = lo;
   }
   void Reallocate(std::size_t capacity, bool wide) {
-    auto xs = std::make_unique<double[]>(capacity);
-    std::unique_ptr<std::int32_t[]> t32;
-    std::unique_ptr<std::int64_t[]> t64;
-    if (wide) {
-      t64 = std::make_unique<std::int64_t[]>(capacity);
-    } else {
-      t32 = std::make_unique<std::int32_t[]>(capacity);
-    }
-    for (std::size_t i = 0; i < size_; ++i) {
-      xs[i] = x(i);
-      if (wide) {
-        t64[i] = t(i);
-      } else {
-        t32[i] = static_cast<std::int32_t>(t(i) - base_);
-      }
-    }
-    xs_ = std::move(xs);
-    t32_ = std::move(t32);
-    t64_ = std::move(t64);
-    capacity_ = capacity;
-    head_ = 0;
-    wide_ = wide;
+    EntryRing next;
+    next.bytes_ = std::make_unique<unsigned char[]>(capacity * ((wide ? 8 : 4) + 8));
+    next.capacity_ = capacity;
+    next.wide_ = wide;
+    next.base_ = base_;
+    for (std::size_t i = 0; i < size_; ++i) next.Set(i, t(i), x(i));
+    next.size_ = size_;
+    *this = std::move(next);
   }
 
-  std::unique_ptr<double[]> xs_;
-  std::unique_ptr<std::int32_t[]> t32_;  // offsets from base_ (or null while wide_)
-  std::unique_ptr<std::int64_t[]> t64_;  // times (or null unless wide_)
-  std::int64_t base_ = 0;
-  std::size_t capacity_ = 0;  // 0 or a power of two
-  std::size_t head_ = 0;      // where entry 0 is
+  std::unique_ptr<unsigned char[]> bytes_;  // capacity_ entries: time (offset or whole), argument
+  std::int64_t base_ = 0;                   // what offsets count from
+  std::size_t capacity_ = 0;                // 0 or a power of two
+  std::size_t head_ = 0;                    // where entry 0 is
   std::size_t size_ = 0;
   bool wide_ = false;
 };
