@@ -67,13 +67,16 @@ double Ratio(double distance, double spread, double floor) {
 // for mean/variance (Welford with removal) and an ordered multiset for the median.
 class Rolling {
  public:
-  explicit Rolling(const DetectorSpec& spec) : spec_(spec) {}
+  explicit Rolling(const DetectorSpec& spec)
+      : spec_(spec),
+        times_(timed() ? std::make_unique<RingDeque<std::int64_t>>() : nullptr),
+        sorted_(sorted() ? std::make_unique<std::multiset<double>>() : nullptr) {}
 
   void Add(double x, std::int64_t t) {
     resolution_.Add(x);
     values_.push_back(x);
-    if (timed()) times_.push_back(t);
-    if (sorted()) sorted_.insert(x);
+    if (timed()) times_->push_back(t);
+    if (sorted()) sorted_->insert(x);
     ++n_;
     const double d = x - mean_;
     mean_ += d / static_cast<double>(n_);
@@ -93,11 +96,11 @@ class Rolling {
     return n_ == 0 ? 0 : std::sqrt(std::max(0.0, m2_ / static_cast<double>(n_)));
   }
 
-  double Median() const { return Quantile(sorted_); }
+  double Median() const { return Quantile(*sorted_); }
   double Mad() const {
     const double med = Median();
     std::multiset<double> dev;
-    for (double x : sorted_) dev.insert(std::fabs(x - med));
+    for (double x : *sorted_) dev.insert(std::fabs(x - med));
     return Quantile(dev);
   }
 
@@ -106,7 +109,7 @@ class Rolling {
     // [time, value] pairs; the time is 0 for a window by count, which keeps none.
     p.Map(5).Str("values").Array(values_.size());
     for (std::size_t i = 0; i < values_.size(); ++i) {
-      p.Array(2).Int(timed() ? times_[i] : 0).Double(values_[i]);
+      p.Array(2).Int(timed() ? (*times_)[i] : 0).Double(values_[i]);
     }
     p.Str("n").Uint(n_).Str("mean").Double(mean_).Str("m2").Double(m2_).Str("res");
     resolution_.Save(p);
@@ -115,8 +118,8 @@ class Rolling {
     for (Packed v : j.at("values")) {
       const std::int64_t t = v.at(0).get<std::int64_t>();
       values_.push_back(v.at(1).get<double>());
-      if (timed()) times_.push_back(t);
-      if (sorted()) sorted_.insert(values_.back());
+      if (timed()) times_->push_back(t);
+      if (sorted()) sorted_->insert(values_.back());
     }
     n_ = j.at("n").get<std::uint64_t>();
     mean_ = LoadDouble(j.at("mean"));
@@ -131,13 +134,13 @@ class Rolling {
   bool timed() const { return spec_.window_count == 0; }
   bool Expired(std::int64_t now) const {
     if (!timed()) return values_.size() > spec_.window_count;
-    return times_.front() <= now - spec_.window_duration.count();
+    return times_->front() <= now - spec_.window_duration.count();
   }
   void Remove() {
     const double x = values_.front();
     values_.pop_front();
-    if (timed()) times_.pop_front();
-    if (sorted()) sorted_.erase(sorted_.find(x));
+    if (timed()) times_->pop_front();
+    if (sorted()) sorted_->erase(sorted_->find(x));
     if (n_ == 1) {
       n_ = 0;
       mean_ = m2_ = 0;
@@ -157,8 +160,9 @@ class Rolling {
 
   const DetectorSpec& spec_;  // the rule's, which outlives its detectors
   RingDeque<double> values_;
-  RingDeque<std::int64_t> times_;  // beside values_ for a window by duration; else empty
-  std::multiset<double> sorted_;
+  // Made only where read (a key of a z-score window by count would hold 80 empty bytes).
+  std::unique_ptr<RingDeque<std::int64_t>> times_;  // beside values_ for a window by duration
+  std::unique_ptr<std::multiset<double>> sorted_;   // mad's values in order
   Resolution resolution_;
   std::uint64_t n_ = 0;
   double mean_ = 0;
@@ -166,7 +170,7 @@ class Rolling {
 };
 
 // zscore (|x − mean| / stddev) or mad (0.6745·|x − median| / MAD) over a rolling window.
-class RollingDetector final : public Detector {
+class RollingDetector : public Detector {
  public:
   explicit RollingDetector(const DetectorSpec& spec) : spec_(spec), rolling_(spec_) {}
   Detection Observe(double x, std::int64_t t) override {
@@ -199,7 +203,7 @@ class RollingDetector final : public Detector {
 };
 
 // EWMA mean and variance: m ← m + α(x − m), v ← (1 − β)(v + β(x − m)²) with β = α/4.
-class EwmaDetector final : public Detector {
+class EwmaDetector : public Detector {
  public:
   explicit EwmaDetector(const DetectorSpec& spec) : spec_(spec) {}
   Detection Observe(double x, std::int64_t) override {
@@ -244,7 +248,7 @@ class EwmaDetector final : public Detector {
 };
 
 // |Δvalue / Δt| between consecutive readings, in units per second.
-class SpikeDetector final : public Detector {
+class SpikeDetector : public Detector {
  public:
   explicit SpikeDetector(const DetectorSpec& spec) : spec_(spec) {}
   Detection Observe(double x, std::int64_t t) override {
@@ -283,7 +287,7 @@ class SpikeDetector final : public Detector {
 
 // A run of values within `tolerance` of the run's first value; anomaly once the run has
 // lasted `for` (event time). score = the run's length in seconds.
-class FlatlineDetector final : public Detector {
+class FlatlineDetector : public Detector {
  public:
   explicit FlatlineDetector(const DetectorSpec& spec) : spec_(spec) {}
   Detection Observe(double x, std::int64_t t) override {
@@ -319,7 +323,7 @@ class FlatlineDetector final : public Detector {
   std::uint64_t n_ = 0;
 };
 
-class RangeDetector final : public Detector {
+class RangeDetector : public Detector {
  public:
   explicit RangeDetector(const DetectorSpec& spec) : spec_(spec) {}
   Detection Observe(double x, std::int64_t) override {
@@ -358,7 +362,7 @@ class RangeDetector final : public Detector {
 // episode goes on while either stays above half its bar. The long runs learn no surprising
 // stretch, so frequent anomalies do not widen what counts as usual; they do learn a departure,
 // so a lasting level shift becomes the new normal (after about kLongRun / 10 readings).
-class AdaptiveDetector final : public Detector {
+class AdaptiveDetector : public Detector {
  public:
   static constexpr double kLevelAlpha = 0.05;       // the level: about 20 readings
   static constexpr double kTrendBeta = 0.02;        // its slope: about 50 readings
@@ -480,7 +484,7 @@ class AdaptiveDetector final : public Detector {
 // a duration of event time), so a key that keeps tripping pages once, not once a reading. A
 // flagged value inside the quiet time is muted (its score stays) and does not extend it. An
 // episode in progress is never cut.
-class Suppressed final : public Detector {
+class Suppressed : public Detector {
  public:
   Suppressed(std::unique_ptr<Detector> inner, const DetectorSpec& spec)
       : inner_(std::move(inner)), count_(spec.suppress_count), duration_(spec.suppress.count()) {}
@@ -535,20 +539,16 @@ class AbsentDetector final : public Detector {
 // Readings are finite (ingest rejects the rest), but a detector beside a window watches an
 // aggregate, and a sum of huge readings overflows to ±inf (NaN after). Such a value is neither
 // scored nor added: it would poison a baseline for good, and NaN breaks the median's order.
-class FiniteInput final : public Detector {
+// The check is a subclass of the detector it guards, not an object of its own: one heap
+// object a key, not two.
+template <typename D>
+class FiniteInput final : public D {
  public:
-  explicit FiniteInput(std::unique_ptr<Detector> inner) : inner_(std::move(inner)) {}
+  using D::D;
   Detection Observe(double x, std::int64_t t) override {
     if (!std::isfinite(x)) return {false, std::nan(""), false};
-    return inner_->Observe(x, t);
+    return D::Observe(x, t);
   }
-  void Prefetch() const override { inner_->Prefetch(); }
-  void Save(Packer& p) const override { inner_->Save(p); }
-  bool Warm() const override { return inner_->Warm(); }
-  void Load(const Packed& j) override { inner_->Load(j); }
-
- private:
-  std::unique_ptr<Detector> inner_;
 };
 
 std::unique_ptr<Detector> MakeValueDetector(const DetectorSpec& spec) {
@@ -572,15 +572,36 @@ std::unique_ptr<Detector> MakeValueDetector(const DetectorSpec& spec) {
   return nullptr;
 }
 
+template <typename D>
+std::unique_ptr<Detector> MakeFinite(const DetectorSpec& spec) {
+  return std::make_unique<FiniteInput<D>>(spec);
+}
+
 }  // namespace
 
 std::unique_ptr<Detector> MakeDetector(const DetectorSpec& spec) {
   if (spec.method == DetectorSpec::Method::kAbsent) return std::make_unique<AbsentDetector>();
-  std::unique_ptr<Detector> d = MakeValueDetector(spec);
   if (spec.suppress_count > 0 || spec.suppress.count() > 0) {
-    d = std::make_unique<Suppressed>(std::move(d), spec);
+    return std::make_unique<FiniteInput<Suppressed>>(MakeValueDetector(spec), spec);
   }
-  return std::make_unique<FiniteInput>(std::move(d));
+  switch (spec.method) {
+    case DetectorSpec::Method::kZscore:
+    case DetectorSpec::Method::kMad:
+      return MakeFinite<RollingDetector>(spec);
+    case DetectorSpec::Method::kEwma:
+      return MakeFinite<EwmaDetector>(spec);
+    case DetectorSpec::Method::kSpike:
+      return MakeFinite<SpikeDetector>(spec);
+    case DetectorSpec::Method::kFlatline:
+      return MakeFinite<FlatlineDetector>(spec);
+    case DetectorSpec::Method::kRange:
+      return MakeFinite<RangeDetector>(spec);
+    case DetectorSpec::Method::kAdaptive:
+      return MakeFinite<AdaptiveDetector>(spec);
+    case DetectorSpec::Method::kAbsent:
+      break;
+  }
+  return nullptr;
 }
 
 }  // namespace vigil::rules

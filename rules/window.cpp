@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
 #include <map>
 #include <optional>
 
@@ -336,6 +339,118 @@ class EntryValues {
   } u_{};
 };
 
+// The entries of a sliding window, in one ring buffer whose capacity is a power of two: each
+// entry's time and the first aggregate's argument side by side in 12 bytes, not 16 (one cache
+// line holds both: the entry that leaves the window is read from memory, not cache). A time is
+// kept as a 32-bit offset from a base (the entries of a window span its size and lateness, far
+// less than the ±24 days an offset reaches), or as a 64-bit time once they do not fit (a window
+// or a lateness of weeks), until the window is empty again. The arguments stay doubles: results
+// are exact.
+class EntryRing {
+ public:
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  std::int64_t t(std::size_t i) const {
+    const unsigned char* e = At(Slot(i));
+    if (wide_) return Read<std::int64_t>(e);
+    return base_ + Read<std::int32_t>(e);
+  }
+  double x(std::size_t i) const { return Read<double>(At(Slot(i)) + TimeBytes()); }
+
+  // Before entry `at` (≤ size()): the entries from it on move one place back.
+  void Insert(std::size_t at, std::int64_t t, double x) {
+    if (size_ == capacity_) Reallocate(capacity_ == 0 ? 4 : capacity_ * 2, wide_);
+    if (size_ == 0) {
+      if (wide_) Reallocate(capacity_, false);
+      base_ = t;
+    } else if (!wide_ && !Fits(t)) {
+      Rebase(t);
+    }
+    for (std::size_t i = size_; i > at; --i) {
+      std::memcpy(At(Slot(i)), At(Slot(i - 1)), Stride());
+    }
+    ++size_;
+    Set(Slot(at), t, x);
+  }
+  void PopFront() {
+    head_ = (head_ + 1) & (capacity_ - 1);
+    --size_;
+    if (capacity_ > 8 && size_ * 4 <= capacity_) Reallocate(capacity_ / 2, wide_);
+  }
+  void Prefetch() const {
+    if (size_ == 0) return;
+    __builtin_prefetch(At(Slot(size_ - 1)));
+    __builtin_prefetch(At(head_));
+  }
+
+ private:
+  template <typename T>
+  static T Read(const unsigned char* p) {
+    T v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  }
+  template <typename T>
+  static void Write(unsigned char* p, T v) {
+    std::memcpy(p, &v, sizeof v);
+  }
+  std::size_t TimeBytes() const { return wide_ ? 8 : 4; }
+  std::size_t Stride() const { return TimeBytes() + 8; }
+  std::size_t Slot(std::size_t i) const { return (head_ + i) & (capacity_ - 1); }
+  unsigned char* At(std::size_t j) { return bytes_.get() + j * Stride(); }
+  const unsigned char* At(std::size_t j) const { return bytes_.get() + j * Stride(); }
+  bool Fits(std::int64_t t) const {
+    std::int64_t offset = 0;
+    return !__builtin_sub_overflow(t, base_, &offset) && offset >= 0 &&
+           offset <= std::numeric_limits<std::int32_t>::max();
+  }
+  void Set(std::size_t j, std::int64_t t, double x) {
+    unsigned char* e = At(j);
+    if (wide_) {
+      Write<std::int64_t>(e, t);
+    } else {
+      Write<std::int32_t>(e, static_cast<std::int32_t>(t - base_));
+    }
+    Write<double>(e + TimeBytes(), x);
+  }
+  // A time that does not fit the offsets: the earliest time becomes the base, or, when the
+  // entries and `t` span more than offsets reach, times are kept whole.
+  void Rebase(std::int64_t t) {
+    std::int64_t lo = t, hi = t;
+    for (std::size_t i = 0; i < size_; ++i) {
+      lo = std::min(lo, this->t(i));
+      hi = std::max(hi, this->t(i));
+    }
+    std::int64_t span = 0;
+    if (__builtin_sub_overflow(hi, lo, &span) || span > std::numeric_limits<std::int32_t>::max()) {
+      Reallocate(capacity_, true);
+      return;
+    }
+    for (std::size_t i = 0; i < size_; ++i) {
+      // t(i) is read before its slot is written.
+      Write<std::int32_t>(At(Slot(i)), static_cast<std::int32_t>(this->t(i) - lo));
+    }
+    base_ = lo;
+  }
+  void Reallocate(std::size_t capacity, bool wide) {
+    EntryRing next;
+    next.bytes_ = std::make_unique<unsigned char[]>(capacity * ((wide ? 8 : 4) + 8));
+    next.capacity_ = capacity;
+    next.wide_ = wide;
+    next.base_ = base_;
+    for (std::size_t i = 0; i < size_; ++i) next.Set(i, t(i), x(i));
+    next.size_ = size_;
+    *this = std::move(next);
+  }
+
+  std::unique_ptr<unsigned char[]> bytes_;  // capacity_ entries: time (offset or whole), argument
+  std::int64_t base_ = 0;                   // what offsets count from
+  std::size_t capacity_ = 0;                // 0 or a power of two
+  std::size_t head_ = 0;                    // where entry 0 is
+  std::size_t size_ = 0;
+  bool wide_ = false;
+};
+
 // Sliding windows: each reading, once the watermark reaches it, is evaluated over the
 // readings in (t − size, t] up to and including itself, in (time, arrival) order. The
 // aggregates are kept incrementally as readings enter and leave the window: count, sum,
@@ -370,17 +485,22 @@ class SlidingWindows final : public WindowState {
       }
     }
     // After every reading of an equal or earlier time: (time, arrival) order.
-    auto pos =
-        std::upper_bound(entries_.begin() + static_cast<std::ptrdiff_t>(in_window_), entries_.end(),
-                         s.t, [](std::int64_t t, const Entry& x) { return t < x.t; });
-    const auto at = pos - entries_.begin();
-    entries_.insert(pos, {s.t, aggs_.empty() ? 0.0 : s.xs[0]});
-    if (has_more_) more_.insert(more_.begin() + at, std::move(more));
+    std::size_t lo = in_window_, hi = entries_.size();
+    while (lo < hi) {
+      const std::size_t mid = lo + (hi - lo) / 2;
+      if (s.t < entries_.t(mid)) {
+        hi = mid;
+      } else {
+        lo = mid + 1;
+      }
+    }
+    entries_.Insert(lo, s.t, aggs_.empty() ? 0.0 : s.xs[0]);
+    if (has_more_) more_.insert(more_.begin() + static_cast<std::ptrdiff_t>(lo), std::move(more));
   }
 
   void Advance(std::int64_t watermark, std::vector<ClosedWindow>* out) override {
     while (in_window_ < entries_.size() && watermark != kNoWatermark &&
-           entries_[in_window_].t <= watermark) {
+           entries_.t(in_window_) <= watermark) {
       Evaluate(out);
     }
   }
@@ -393,9 +513,7 @@ class SlidingWindows final : public WindowState {
 
   void Prefetch() const override {
     // A reading goes after the newest entry; its evaluation drops the oldest.
-    if (entries_.empty()) return;
-    __builtin_prefetch(&entries_.back());
-    __builtin_prefetch(&entries_.front());
+    entries_.Prefetch();
     __builtin_prefetch(aggs_.data());
   }
 
@@ -407,7 +525,7 @@ class SlidingWindows final : public WindowState {
     p.Str("entries").Array(entries_.size());
     for (std::size_t k = 0; k < entries_.size(); ++k) {
       // The arrival (0: not kept, never read) and the order in the window (0 before it).
-      p.Array(5).Int(entries_[k].t).Uint(0).Uint(k < in_window_ ? Order(k) : 0);
+      p.Array(5).Int(entries_.t(k)).Uint(0).Uint(k < in_window_ ? Order(k) : 0);
       p.Array(aggs_.size());
       for (std::size_t i = 0; i < aggs_.size(); ++i) p.Double(X(k, i));
       p.Array(aggs_.size());
@@ -423,12 +541,16 @@ class SlidingWindows final : public WindowState {
     for (const Agg& a : aggs_) {
       p.Map(7).Str("n").Uint(a.n).Str("sum").Double(a.sum).Str("mean").Double(a.mean);
       p.Str("m2").Double(a.m2);
-      for (const auto* extremes : {&a.min, &a.max}) {
-        p.Str(extremes == &a.min ? "min" : "max").Array(extremes->size());
+      for (const bool min : {true, false}) {
+        const RingDeque<Extreme>* extremes = a.extra == nullptr ? nullptr
+                                             : min              ? &a.extra->min
+                                                                : &a.extra->max;
+        p.Str(min ? "min" : "max").Array(extremes == nullptr ? 0 : extremes->size());
+        if (extremes == nullptr) continue;
         for (const auto& [order, value] : *extremes) p.Array(2).Uint(order).Double(value);
       }
       p.Str("distinct");
-      SaveCounts(&a.distinct, p);
+      SaveCounts(a.extra == nullptr ? nullptr : &a.extra->distinct, p);
     }
   }
 
@@ -457,7 +579,7 @@ class SlidingWindows final : public WindowState {
       if (values.size() != aggs_.size() || entry_tags->size() != aggs_.size()) {
         throw json::type_error::create(302, "aggregate count differs", nullptr);
       }
-      entries_.push_back({t.get<std::int64_t>(), values.empty() ? 0.0 : values[0]});
+      entries_.Insert(entries_.size(), t.get<std::int64_t>(), values.empty() ? 0.0 : values[0]);
       if (has_more_) {
         more_.push_back({EntryValues(values.data() + 1, values.size() - 1),
                          has_distinct_ ? std::move(entry_tags) : nullptr});
@@ -475,33 +597,31 @@ class SlidingWindows final : public WindowState {
       // Checkpoints written before the queues were kept only for min and max have both.
       const AggregateSpec::Fn fn = rule_.aggregates[i].fn;
       for (Packed m : aggs[i].at("min")) {
-        if (fn == AggregateSpec::Fn::kMin) a.min.push_back(LoadExtreme(m));
+        if (fn == AggregateSpec::Fn::kMin) a.Extra().min.push_back(LoadExtreme(m));
       }
       for (Packed m : aggs[i].at("max")) {
-        if (fn == AggregateSpec::Fn::kMax) a.max.push_back(LoadExtreme(m));
+        if (fn == AggregateSpec::Fn::kMax) a.Extra().max.push_back(LoadExtreme(m));
       }
-      LoadCounts(aggs[i].at("distinct"), &a.distinct);
+      std::map<std::string, std::uint64_t> distinct;
+      LoadCounts(aggs[i].at("distinct"), &distinct);
+      if (!distinct.empty()) a.Extra().distinct = std::move(distinct);
     }
   }
 
  private:
   using EntryTags = std::vector<std::optional<std::string>>;  // distinct() values, by aggregate
-  // An entry: its time and the first aggregate's argument, 16 bytes (most rules have one
+  // An entry: its time and the first aggregate's argument, in entries_ (most rules have one
   // aggregate); the other aggregates' arguments and the distinct() values, where the rule has
   // them, are in More at the same index. An entry's order, which the min/max queues refer to,
-  // is not kept: entries enter the window in deque order and leave from its front, so the
+  // is not kept: entries enter the window in ring order and leave from its front, so the
   // orders of [0, in_window_) are consecutive (Order()).
-  struct Entry {
-    std::int64_t t = 0;
-    double x = 0;
-  };
   struct More {
     EntryValues xs;                   // the arguments of aggregates 1, 2, …
     std::unique_ptr<EntryTags> tags;  // only for rules with distinct()
   };
   // The argument of aggregate i for entry k, and its distinct() tag value (or nullptr).
   double X(std::size_t k, std::size_t i) const {
-    return i == 0 ? entries_[k].x : more_[k].xs[i - 1];
+    return i == 0 ? entries_.x(k) : more_[k].xs[i - 1];
   }
   const std::string* Tag(std::size_t k, std::size_t i) const {
     if (!has_distinct_ || !more_[k].tags || !(*more_[k].tags)[i]) return nullptr;
@@ -511,15 +631,25 @@ class SlidingWindows final : public WindowState {
   static Extreme LoadExtreme(const Packed& m) {
     return {m.at(0).get<std::uint64_t>(), m.at(1).get<double>()};
   }
+  // What min(), max() and distinct() keep besides: made for those functions only (112 bytes
+  // every other aggregate of every key would hold empty).
+  struct AggExtra {
+    RingDeque<Extreme> min;  // increasing values (min() only)
+    RingDeque<Extreme> max;  // decreasing values (max() only)
+    std::map<std::string, std::uint64_t> distinct;
+  };
   // The incremental state of one aggregate over the entries in the window.
   struct Agg {
     std::uint64_t n = 0;  // finite arguments in the window
     double sum = 0;
     double mean = 0;
     double m2 = 0;
-    RingDeque<Extreme> min;  // increasing values (min() only)
-    RingDeque<Extreme> max;  // decreasing values (max() only)
-    std::map<std::string, std::uint64_t> distinct;
+    std::unique_ptr<AggExtra> extra;  // null until min(), max() or distinct() needs it
+
+    AggExtra& Extra() {
+      if (!extra) extra = std::make_unique<AggExtra>();
+      return *extra;
+    }
   };
 
   // The order of the window's k-th entry (k < in_window_).
@@ -529,7 +659,7 @@ class SlidingWindows final : public WindowState {
     const std::uint64_t order = next_order_++;
     for (std::size_t i = 0; i < aggs_.size(); ++i) {
       Agg& a = aggs_[i];
-      if (const std::string* tag = Tag(k, i)) ++a.distinct[*tag];
+      if (const std::string* tag = Tag(k, i)) ++a.Extra().distinct[*tag];
       const double x = X(k, i);
       if (!std::isfinite(x)) continue;
       ++a.n;
@@ -540,11 +670,13 @@ class SlidingWindows final : public WindowState {
       // The monotonic queues only for the function that reads each.
       const AggregateSpec::Fn fn = rule_.aggregates[i].fn;
       if (fn == AggregateSpec::Fn::kMin) {
-        while (!a.min.empty() && a.min.back().second >= x) a.min.pop_back();
-        a.min.emplace_back(order, x);
+        auto& min = a.Extra().min;
+        while (!min.empty() && min.back().second >= x) min.pop_back();
+        min.emplace_back(order, x);
       } else if (fn == AggregateSpec::Fn::kMax) {
-        while (!a.max.empty() && a.max.back().second <= x) a.max.pop_back();
-        a.max.emplace_back(order, x);
+        auto& max = a.Extra().max;
+        while (!max.empty() && max.back().second <= x) max.pop_back();
+        max.emplace_back(order, x);
       }
     }
   }
@@ -555,8 +687,8 @@ class SlidingWindows final : public WindowState {
     for (std::size_t i = 0; i < aggs_.size(); ++i) {
       Agg& a = aggs_[i];
       if (const std::string* tag = Tag(0, i)) {
-        auto it = a.distinct.find(*tag);
-        if (--it->second == 0) a.distinct.erase(it);
+        auto it = a.extra->distinct.find(*tag);
+        if (--it->second == 0) a.extra->distinct.erase(it);
       }
       const double x = X(0, i);
       if (!std::isfinite(x)) continue;
@@ -571,17 +703,19 @@ class SlidingWindows final : public WindowState {
         --a.n;
         if (a.n == 1) a.m2 = 0;  // exactly: one value has no spread
       }
-      if (!a.min.empty() && a.min.front().first == order) a.min.pop_front();
-      if (!a.max.empty() && a.max.front().first == order) a.max.pop_front();
+      if (a.extra != nullptr) {
+        if (!a.extra->min.empty() && a.extra->min.front().first == order) a.extra->min.pop_front();
+        if (!a.extra->max.empty() && a.extra->max.front().first == order) a.extra->max.pop_front();
+      }
     }
   }
 
   void Evaluate(std::vector<ClosedWindow>* out) {
-    const std::int64_t t = entries_[in_window_].t;
+    const std::int64_t t = entries_.t(in_window_);
     Enter(in_window_++);
-    while (entries_.front().t <= t - size_) {
+    while (entries_.t(0) <= t - size_) {
       Leave();
-      entries_.pop_front();
+      entries_.PopFront();
       if (has_more_) more_.pop_front();
       --in_window_;
     }
@@ -601,7 +735,7 @@ class SlidingWindows final : public WindowState {
         continue;
       }
       if (spec.fn == Fn::kDistinct) {
-        out.push_back(Value::Int(static_cast<double>(a.distinct.size())));
+        out.push_back(Value::Int(static_cast<double>(a.extra ? a.extra->distinct.size() : 0)));
         continue;
       }
       if (a.n == 0) {
@@ -628,10 +762,10 @@ class SlidingWindows final : public WindowState {
           out.push_back(Value::Double(a.mean));
           break;
         case Fn::kMin:
-          out.push_back(Value::Double(a.min.front().second));
+          out.push_back(Value::Double(a.extra->min.front().second));
           break;
         case Fn::kMax:
-          out.push_back(Value::Double(a.max.front().second));
+          out.push_back(Value::Double(a.extra->max.front().second));
           break;
         case Fn::kStddev:
           out.push_back(Value::Double(std::sqrt(std::max(0.0, a.m2 / static_cast<double>(a.n)))));
@@ -646,7 +780,7 @@ class SlidingWindows final : public WindowState {
           out.push_back(a.n < 2 ? Value::Null() : Value::Double(X(last, i) - X(first, i)));
           break;
         case Fn::kRate: {
-          const std::int64_t span = entries_[last].t - entries_[first].t;
+          const std::int64_t span = entries_.t(last) - entries_.t(first);
           out.push_back(a.n < 2 || span == 0 ? Value::Null()
                                              : Value::Double((X(last, i) - X(first, i)) /
                                                              (static_cast<double>(span) / 1000.0)));
@@ -670,8 +804,8 @@ class SlidingWindows final : public WindowState {
 
   const CompiledRule& rule_;
   const std::int64_t size_;
-  RingDeque<Entry> entries_;  // (time, arrival) order; [0, in_window_) are in the window
-  RingDeque<More> more_;      // beside entries_, index for index, where has_more_; else empty
+  EntryRing entries_;     // (time, arrival) order; [0, in_window_) are in the window
+  RingDeque<More> more_;  // beside entries_, index for index, where has_more_; else empty
   std::size_t in_window_ = 0;
   std::vector<Agg> aggs_;
   const bool has_distinct_;  // entries keep tag values only for distinct()
