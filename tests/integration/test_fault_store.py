@@ -139,11 +139,11 @@ class DiskFull(FaultTest):
                  "the agent under load")
         # Another file takes every free byte of the state folder.
         filler = os.path.join(self.state, "filler")
-        with open(filler, "wb") as f:
+        # Unbuffered: a buffered file keeps the bytes that did not fit and raises again on close.
+        with open(filler, "wb", buffering=0) as f:
             try:
-                while True:
-                    f.write(b"\0" * 65536)
-                    f.flush()
+                while f.write(b"\0" * 65536):
+                    pass
             except OSError:
                 pass
         wait_for(lambda: "cannot append, holding the message" in agent.log() or
