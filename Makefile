@@ -21,8 +21,10 @@ DEPS := build-essential cmake ninja-build pkg-config python3 \
 	dpkg-dev lintian prometheus faketime
 # What `make fuzz` needs besides: clang and its sanitizer and libFuzzer runtimes.
 FUZZ_DEPS := clang libclang-rt-dev
+# What `make tidy` needs besides.
+TIDY_DEPS := clang-tidy
 
-.PHONY: all deps fuzz-deps build test test-sanitize fuzz run package bench format format-check clean
+.PHONY: all deps fuzz-deps build test test-sanitize fuzz run package bench format format-check tidy clean
 
 all: build
 
@@ -91,6 +93,12 @@ format:
 
 format-check:
 	clang-format --dry-run --Werror $$(git ls-files '*.cpp' '*.h')
+
+# clang-tidy with the repo's .clang-tidy over every source file of the five modules (their
+# headers through them); fails on any finding.
+tidy: build
+	$(call install_missing,$(TIDY_DEPS))
+	run-clang-tidy -p $(BUILD) -quiet -j $(JOBS) '$(CURDIR)/(agent|rules|store|uplink|config)/'
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) .run

@@ -39,7 +39,7 @@ nlohmann::json KeyJson(const rules::Tags& key) {
 }
 
 // The endpoint serves GETs: a request body beyond this is refused (413) before it is read.
-constexpr std::size_t kMaxRequestBody = 64 * 1024;
+constexpr std::size_t kMaxRequestBody = std::size_t{64} * 1024;
 
 // Refuses, before cpp-httplib reads it into memory, a body that is chunked (of unknown size)
 // or declared longer than kMaxRequestBody (or whose length cannot be read), and closes the

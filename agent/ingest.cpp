@@ -73,7 +73,7 @@ void Ingest::Start() {
               "after it is journaled, which the client library does for QoS 1 (it acknowledges "
               "QoS 2 on receipt); a redelivery after a crash is recognised in the journal");
   }
-  client_->set_message_callback([this](mqtt::const_message_ptr msg) {
+  client_->set_message_callback([this](const mqtt::const_message_ptr& msg) {
     on_message_(msg->get_topic(), msg->get_payload_str(),
                 msg->get_qos() > 0 ? msg->c_struct().msgid : 0, msg->is_duplicate());
   });

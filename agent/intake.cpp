@@ -1,6 +1,6 @@
 #include "agent/intake.h"
 
-#include <signal.h>
+#include <csignal>
 
 #include <algorithm>
 #include <chrono>

@@ -48,7 +48,7 @@ options:
 )";
 
 const std::map<std::string, std::string>& CommandHelp() {
-  static const std::map<std::string, std::string> help = {
+  static const std::map<std::string, std::string> kHelp = {
       {"run",
        "usage: vigil run [--config FILE]\n\nRuns the daemon in the foreground until SIGTERM "
        "or SIGINT, then commits its state and\ndrains the uplinks for up to 5 s. SIGHUP, or "
@@ -90,7 +90,7 @@ const std::map<std::string, std::string>& CommandHelp() {
        "to pending.\npurge: delete pending deliveries (with --dead: dead letters).\nlist "
        "opens the state database read-only; none of them creates, migrates or moves it.\n"},
   };
-  return help;
+  return kHelp;
 }
 
 struct Args {
@@ -103,9 +103,9 @@ struct Args {
 
 // Options that take a value; every other --option is a flag.
 bool TakesValue(const std::string& name) {
-  static const std::vector<std::string> with_value = {
+  static const std::vector<std::string> kWithValue = {
       "config", "input", "devices", "metrics", "rate", "seconds", "qos", "seed", "since", "labels"};
-  return std::find(with_value.begin(), with_value.end(), name) != with_value.end();
+  return std::find(kWithValue.begin(), kWithValue.end(), name) != kWithValue.end();
 }
 
 std::optional<Args> Parse(int argc, char** argv, std::string* error) {

@@ -31,7 +31,7 @@ std::string DescribeKey(const rules::Tags& key) {
   std::string out;
   for (const auto& [name, value] : key) {
     if (!out.empty()) out += ",";
-    out += name + "=" + value;
+    out.append(name).append("=").append(value);
   }
   return out;
 }
@@ -434,7 +434,7 @@ void Pipeline::Commit(Millis now, bool checkpoint) {
   for (const auto& e : events_) {
     store::OutboxEvent out{e.id, e.kind, e.rule, rules::ToJson(e), e.time, {}};
     if (config_.uplinks.empty()) {
-      out.uplinks.push_back(kLogUplink);
+      out.uplinks.emplace_back(kLogUplink);
     } else {
       out.uplinks = uplink::Route(config_.routes, config_.uplinks, e.kind, e.rule, e.severity);
     }

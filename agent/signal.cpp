@@ -9,8 +9,9 @@ namespace {
 
 constexpr double kDriftPeriodS = 120;
 const char* const kKinds[] = {"level_shift", "spike", "drift", "stuck", "silence", "out_of_range"};
-constexpr std::int64_t kFirstAnomalyMs = 10 * 60'000;  // after detectors have warmed up
-constexpr std::int64_t kEveryMs = 5 * 60'000;          // one anomaly per device this often
+constexpr std::int64_t kFirstAnomalyMs =
+    std::int64_t{10} * 60'000;                               // after detectors have warmed up
+constexpr std::int64_t kEveryMs = std::int64_t{5} * 60'000;  // one anomaly per device this often
 
 std::int64_t LengthMs(const std::string& kind) {
   if (kind == "spike") return 1;
@@ -35,7 +36,8 @@ Signal::Signal(int devices, std::uint64_t seed, bool anomalies, Millis start)
       // Staggered across devices; kinds rotate per device.
       for (int k = 0; k < 1000; ++k) {
         const std::string kind = kKinds[(k + i) % 6];
-        const std::int64_t s = kFirstAnomalyMs + k * kEveryMs + (i * 37'000) % kEveryMs;
+        const std::int64_t s =
+            kFirstAnomalyMs + k * kEveryMs + (static_cast<std::int64_t>(i) * 37'000) % kEveryMs;
         plan.push_back({kind, start + Millis(s), start + Millis(s + LengthMs(kind))});
       }
     }

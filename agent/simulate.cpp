@@ -122,6 +122,7 @@ int Simulate(const config::Config& config, const SimulateOptions& options) {
   }
   const std::string base = sub.metric.empty() ? "temperature" : sub.metric;
   std::vector<std::string> metrics;
+  metrics.reserve(static_cast<std::size_t>(std::max(options.metrics, 0)));
   for (int i = 0; i < options.metrics; ++i) {
     metrics.push_back(options.metrics == 1 ? base : base + "_" + std::to_string(i));
   }

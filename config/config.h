@@ -54,7 +54,7 @@ struct MqttConfig {
   std::optional<TlsConfig> tls;
   std::vector<Subscription> subscriptions;  // at least one
   Millis max_clock_skew{3'600'000};
-  std::uint64_t max_payload_bytes = 256 * 1024;
+  std::uint64_t max_payload_bytes = std::uint64_t{256} * 1024;
   Millis keepalive{30'000};
   // Limits on what one message may make (README "Limits"); beyond them the message or the
   // reading is rejected and counted, never kept.

@@ -163,7 +163,8 @@ std::optional<Millis> ParseRfc3339(std::string_view s) {
   }
   if (pos != s.size()) return std::nullopt;
   long long days = DaysFromCivil(*year, static_cast<unsigned>(*month), static_cast<unsigned>(*day));
-  long long secs = days * 86400 + *hour * 3600 + *minute * 60 + *second - offset_min * 60;
+  long long secs = days * 86400 + static_cast<long long>(*hour) * 3600 +
+                   static_cast<long long>(*minute) * 60 + *second - offset_min * 60;
   return Millis(secs * 1000 + frac_ms);
 }
 
@@ -214,7 +215,8 @@ Result<std::string> Substitute(std::string_view text, const std::string& base_di
       if (secrets != nullptr && *v != '\0') secrets->emplace_back(v);
     } else if (ref.substr(0, 5) == "file:") {
       std::string path(ref.substr(5));
-      if (!path.empty() && path[0] != '/' && !base_dir.empty()) path = base_dir + "/" + path;
+      if (!path.empty() && path[0] != '/' && !base_dir.empty())
+        path = std::string(base_dir).append("/").append(path);
       // A secret is a small regular file: a device or a pipe might never end.
       std::error_code ec;
       const auto size = std::filesystem::file_size(path, ec);

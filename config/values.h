@@ -35,7 +35,7 @@ std::string FormatRfc3339(Millis t);
 std::optional<std::string> ReadFile(const std::string& path);
 
 // A ${file:} value is a secret or a small setting: larger files are refused.
-constexpr std::uint64_t kMaxSubstitutedFileBytes = 64 * 1024;
+constexpr std::uint64_t kMaxSubstitutedFileBytes = std::uint64_t{64} * 1024;
 
 // Replaces every ${env:NAME} and ${file:PATH} in `text`. PATH is relative to `base_dir`
 // when not absolute; a file's content loses one trailing newline (SPEC §12.23); PATH must be

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <ranges>
 #include <string_view>
 #include <utility>
 
@@ -126,9 +127,9 @@ void Quantiles::Merge(const Quantiles& other) {
 double Quantiles::ValueAtRank(std::uint64_t rank) const {
   // Ascending: negatives by decreasing magnitude, zeros, positives by increasing magnitude.
   std::uint64_t seen = 0;
-  for (auto it = negative_.rbegin(); it != negative_.rend(); ++it) {
-    seen += it->second;
-    if (rank < seen) return -BucketValue(it->first);
+  for (const auto& [i, c] : std::views::reverse(negative_)) {
+    seen += c;
+    if (rank < seen) return -BucketValue(i);
   }
   seen += zero_;
   if (rank < seen) return 0;

@@ -166,7 +166,7 @@ void Engine::Impl::Emit(RuleState& rs, const std::string& key_str, KeyState& ks,
   closed.clear();
 }
 
-Engine::Engine(std::string agent_id, std::shared_ptr<const RuleSet> rules)
+Engine::Engine(std::string agent_id, const std::shared_ptr<const RuleSet>& rules)
     : impl_(std::make_unique<Impl>(std::move(agent_id), rules->max_keys_total)) {
   for (const auto& rule : rules->rules) {
     impl_->index.AddRule(rule);

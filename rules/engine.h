@@ -87,7 +87,7 @@ class DecodedKey {
 // `now` is the processing time, passed in. Not thread-safe: one thread owns it.
 class Engine {
  public:
-  Engine(std::string agent_id, std::shared_ptr<const RuleSet> rules);
+  Engine(std::string agent_id, const std::shared_ptr<const RuleSet>& rules);
   ~Engine();
   // The reference tables that `<table>.<column>` names read (none until set). Swapped whole
   // when a table file changes; the rules' state is kept.

@@ -16,7 +16,8 @@ namespace vigil::rules {
 
 // Limits on one table file (README "Limits"); beyond them loading fails with a diagnostic
 // that names the limit.
-constexpr std::uint64_t kMaxTableBytes = 16 * 1024 * 1024;  // the file, checked before reading
+constexpr std::uint64_t kMaxTableBytes =
+    std::uint64_t{16} * 1024 * 1024;  // the file, checked before reading
 constexpr std::size_t kMaxTableRows = 1'000'000;
 // One cell: a cell is read like a tag, and a regex (`=~`) recurses once per character, so its
 // length is bounded as `mqtt.max_tag_bytes` bounds a tag's.

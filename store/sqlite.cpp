@@ -71,7 +71,7 @@ bool IsDamage(int rc) {
 // Why an SQLite call failed, in an operator's words, with SQLite's own message (and the
 // system's, for the calls that touch the disk).
 std::string Describe(sqlite3* db, int rc, std::chrono::milliseconds busy_timeout) {
-  const std::string detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  std::string detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
   const int os_error = db != nullptr ? sqlite3_system_errno(db) : 0;
   std::string what;
   bool system = true;  // whether the system's error says more
@@ -124,7 +124,8 @@ bool OnReadOnlyFileSystem(const std::string& path) {
 std::string UriPath(const std::string& path) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
-  for (unsigned char c : std::filesystem::absolute(path).string()) {
+  for (const char ch : std::filesystem::absolute(path).string()) {
+    const auto c = static_cast<unsigned char>(ch);
     if (std::isalnum(c) != 0 || c == '/' || c == '-' || c == '.' || c == '_' || c == '~') {
       out += static_cast<char>(c);
     } else {
@@ -241,8 +242,8 @@ Attempt TryOpen(const std::string& path, const config::StoreConfig& options, con
                          ? "PRAGMA synchronous = FULL"
                          : "PRAGMA synchronous = NORMAL";
   // The WAL is part of the quota: keep it to about a sixteenth of store.max_bytes.
-  const std::uint64_t wal_bytes =
-      std::clamp<std::uint64_t>(options.max_bytes / 16, 64 * 1024, 4 * 1024 * 1024);
+  const std::uint64_t wal_bytes = std::clamp<std::uint64_t>(
+      options.max_bytes / 16, std::uint64_t{64} * 1024, std::uint64_t{4} * 1024 * 1024);
   const std::string wal_limit = "PRAGMA journal_size_limit = " + std::to_string(wal_bytes);
   const std::string wal_pages = "PRAGMA wal_autocheckpoint = " + std::to_string(wal_bytes / 4096);
   // On an existing file in WAL mode none of these writes (nor waits for a lock).

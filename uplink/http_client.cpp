@@ -99,7 +99,7 @@ Verdict HttpClient::Post(const std::string& url, const std::string& body,
   curl_slist* list = nullptr;
   for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
   for (const auto& [name, value] : impl_->config.headers) {
-    list = curl_slist_append(list, (name + ": " + value).c_str());
+    list = curl_slist_append(list, std::string(name).append(": ").append(value).c_str());
   }
   std::string response;
   char errbuf[CURL_ERROR_SIZE] = {};

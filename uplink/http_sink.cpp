@@ -24,7 +24,7 @@ Verdict HttpSink::Send(const std::vector<store::OutboxRow>& batch) {
                                       "Idempotency-Key: " + rules::StableHash(ids)};
   if (config_.gzip) {
     body = Gzip(body);
-    headers.push_back("Content-Encoding: gzip");
+    headers.emplace_back("Content-Encoding: gzip");
   }
   return client_->Post(config_.url, body, headers);
 }

@@ -20,9 +20,9 @@ std::string Escape(std::string_view s, std::string_view specials) {
   out.reserve(s.size() + 8);
   for (std::size_t i = 0; i < s.size(); ++i) {
     const char c = s[i];
-    if (specials.find(c) != std::string_view::npos) {
-      out.push_back('\\');
-    } else if (c == '\\' && i + 1 < s.size() && specials.find(s[i + 1]) != std::string_view::npos) {
+    const bool special = specials.find(c) != std::string_view::npos;
+    if (special ||
+        (c == '\\' && i + 1 < s.size() && specials.find(s[i + 1]) != std::string_view::npos)) {
       out.push_back('\\');
     }
     out.push_back(c);
@@ -48,7 +48,7 @@ std::string LineProtocol(const std::string& event_json, long long units_per_ms) 
     const std::string tag_key = Key(name);
     const std::string tag_value = Key(value.get_ref<const std::string&>());
     if (tag_key.empty() || tag_value.empty()) continue;  // the line protocol has no empty tags
-    line += "," + tag_key + "=" + tag_value;
+    line.append(",").append(tag_key).append("=").append(tag_value);
   }
   std::string fields;
   const json values = e.value("values", json::object());
@@ -112,7 +112,7 @@ Verdict InfluxSink::Send(const std::vector<store::OutboxRow>& batch) {
     std::vector<std::string> headers = {"Content-Type: text/plain; charset=utf-8"};
     if (config_.gzip) {
       body = Gzip(body);
-      headers.push_back("Content-Encoding: gzip");
+      headers.emplace_back("Content-Encoding: gzip");
     }
     v = client_->Post(config_.url, body, headers);
   }
