@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <deque>
 #include <mutex>
+#include <optional>
+#include <type_traits>
 #include <vector>
 
 namespace vigil::agent {
@@ -51,6 +53,14 @@ class BoundedQueue {
     closed_ = true;
     not_full_.notify_all();
     not_empty_.notify_all();
+  }
+
+  // `read(item)` of the oldest item, or nothing when the queue is empty.
+  template <typename F>
+  auto Front(F read) const -> std::optional<std::invoke_result_t<F, const T&>> {
+    std::lock_guard lock(mu_);
+    if (items_.empty()) return std::nullopt;
+    return read(items_.front());
   }
 
   bool closed() const {

@@ -15,7 +15,6 @@ namespace vigil::agent {
 namespace {
 
 constexpr std::size_t kQueueCapacity = 16384;
-constexpr std::size_t kBatch = 4096;
 // A checkpoint serializes and writes the changed keys' state this many at a time.
 constexpr std::size_t kStateChunk = 1024;
 // A small batch waits this long for more messages: one wake-up per batch, not per message (at
@@ -243,7 +242,12 @@ void Pipeline::Run() {
       if (events_.size() >= events_per_commit) Commit(clock_.Now(), false);
     }
     const Millis now = clock_.Now();
-    if (auto tick = drive_.Tick(now, position_, &events_)) {
+    // The timers' processing time stops at the oldest message still queued: behind a burst, a
+    // key whose next reading is waiting is not idle, and recovery, which fires this tick before
+    // the next journal message, sees the same order.
+    const Millis timers_at = std::min(
+        now, queue_.Front([](const IngestMessage& m) { return m.received; }).value_or(now));
+    if (auto tick = drive_.Tick(timers_at, position_, &events_)) {
       ticks_.push_back({*tick, unjournaled_.size()});
     }
     if (now >= next_commit || draining || events_.size() >= kBatch) {

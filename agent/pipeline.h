@@ -58,6 +58,8 @@ class Pipeline {
   using Notify = std::function<void(const std::string& uplink)>;
   // The pseudo-uplink that keeps events when no uplink is configured (SPEC §2 defaults).
   static constexpr const char* kLogUplink = "log";
+  // Messages a round of the engine thread takes from the queue at most.
+  static constexpr std::size_t kBatch = 4096;
   // The quota never drops the outbox's newest store.max_bytes / kOutboxFloorShare bytes of
   // undelivered events (agent/README.md).
   static constexpr std::uint64_t kOutboxFloorShare = store::Policy::kOutboxFloorShare;

@@ -42,9 +42,9 @@ config::MqttConfig Unclocked(config::MqttConfig mqtt) {
 // recorded arrival time, its timers after each message, printing every event as it is produced.
 class Replayer {
  public:
-  Replayer(const config::Config& config, std::shared_ptr<const rules::RuleSet> rules,
+  Replayer(const config::Config& config, const std::shared_ptr<const rules::RuleSet>& rules,
            std::shared_ptr<const rules::Tables> tables, std::ostream& out)
-      : engine_(config.agent.id, std::move(rules)),
+      : engine_(config.agent.id, rules),
         drive_(&engine_),
         unclocked_config_(Unclocked(config.mqtt)),
         clocked_(config.mqtt),

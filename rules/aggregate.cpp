@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
-#include <ranges>
 #include <string_view>
 #include <utility>
 
@@ -127,9 +126,9 @@ void Quantiles::Merge(const Quantiles& other) {
 double Quantiles::ValueAtRank(std::uint64_t rank) const {
   // Ascending: negatives by decreasing magnitude, zeros, positives by increasing magnitude.
   std::uint64_t seen = 0;
-  for (const auto& [i, c] : std::views::reverse(negative_)) {
-    seen += c;
-    if (rank < seen) return -BucketValue(i);
+  for (auto it = negative_.rbegin(); it != negative_.rend(); ++it) {
+    seen += it->second;
+    if (rank < seen) return -BucketValue(it->first);
   }
   seen += zero_;
   if (rank < seen) return 0;

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <thread>
 
 namespace vigil::agent {
@@ -20,6 +21,19 @@ TEST(BoundedQueue, PopBatchTakesAtMostMaxInOrder) {
   EXPECT_EQ(q.PopBatch(&out, 10, milliseconds(0)), 2u);
   EXPECT_EQ(out, (std::vector<int>{0, 1, 2, 3, 4}));
   EXPECT_EQ(q.size(), 0u);
+}
+
+TEST(BoundedQueue, FrontReadsTheOldestItemWithoutTakingIt) {
+  BoundedQueue<int> q(10);
+  auto twice = [](const int& x) { return 2 * x; };
+  EXPECT_EQ(q.Front(twice), std::nullopt);
+  ASSERT_TRUE(q.Push(3));
+  ASSERT_TRUE(q.Push(4));
+  EXPECT_EQ(q.Front(twice), 6);
+  EXPECT_EQ(q.size(), 2u);
+  std::vector<int> out;
+  q.PopBatch(&out, 1, milliseconds(0));
+  EXPECT_EQ(q.Front(twice), 8);
 }
 
 TEST(BoundedQueue, PopBatchTimesOutWhenEmpty) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "agent/pipeline.h"
@@ -40,7 +41,6 @@ class PipelineClock : public ::testing::Test {
         [](const std::string&) {}, clock_);
     ASSERT_TRUE(pipeline_->Restore().ok());
     t0_ = clock_.Now();
-    pipeline_->Start();
   }
   void TearDown() override {
     pipeline_.reset();
@@ -50,14 +50,14 @@ class PipelineClock : public ::testing::Test {
   }
 
   // One message (acknowledged on receipt: journaled by the engine thread at its commit) with
-  // one reading of device d1, received now.
-  void Push() {
+  // one reading of `device`, received at `received` (now by default).
+  void Push(const std::string& device = "d1", std::optional<Millis> received = std::nullopt) {
     IngestMessage m;
-    m.received = clock_.Now();
-    m.topic = "t/d1";
+    m.received = received.value_or(clock_.Now());
+    m.topic = "t/" + device;
     m.payload = "1";
     m.size = m.topic.size() + m.payload.size();
-    m.readings.push_back({"t", {{"device", "d1"}}, m.received, 1.0});
+    m.readings.push_back({"t", {{"device", device}}, m.received, 1.0});
     ASSERT_TRUE(pipeline_->Push(std::move(m)));
   }
 
@@ -92,6 +92,7 @@ class PipelineClock : public ::testing::Test {
 };
 
 TEST_F(PipelineClock, CommitsAtCommitIntervalAndChecksAtCheckpointInterval) {
+  pipeline_->Start();
   Push();
   ASSERT_TRUE(WaitFor([&] { return pipeline_->queue_depth() == 0; }));
   Settle(t0_ + Millis(998));
@@ -109,6 +110,7 @@ TEST_F(PipelineClock, CommitsAtCommitIntervalAndChecksAtCheckpointInterval) {
 }
 
 TEST_F(PipelineClock, TimersFireByTheClockAndTheirMomentIsCommitted) {
+  pipeline_->Start();
   Push();
   ASSERT_TRUE(WaitFor([&] { return pipeline_->queue_depth() == 0; }));
   Settle(t0_ + Millis(29'000));
@@ -129,6 +131,7 @@ TEST_F(PipelineClock, TimersFireByTheClockAndTheirMomentIsCommitted) {
 }
 
 TEST_F(PipelineClock, ForwardStepOfTheClockKeepsOutboxAges) {
+  pipeline_->Start();
   Push();
   ASSERT_TRUE(WaitFor([&] { return pipeline_->queue_depth() == 0; }));
   clock_.Set(t0_ + Millis(31'000));
@@ -140,6 +143,23 @@ TEST_F(PipelineClock, ForwardStepOfTheClockKeepsOutboxAges) {
   ASSERT_EQ(rows.value().size(), 1u);
   EXPECT_EQ(rows.value()[0].created, t0_ + Millis(31'000) + Millis(3'600'000))
       << "the row's age by the processing clock stays what it was";
+}
+
+TEST_F(PipelineClock, TimersWaitForTheReadingsStillQueued) {
+  // A backlog of more than one round: d1's reading at t0, then a round's worth of d2's and d1's
+  // next reading, all received at t0 + 29 s, queued before the engine thread starts at
+  // t0 + 31 s. After the first round d1's next reading is still queued: d1 is not silent.
+  Push("d1", t0_);
+  for (std::size_t i = 0; i < Pipeline::kBatch; ++i) Push("d2", t0_ + Millis(29'000));
+  Push("d1", t0_ + Millis(29'000));
+  clock_.Set(t0_ + Millis(31'000));
+  pipeline_->Start();
+  ASSERT_TRUE(WaitFor([&] { return pipeline_->queue_depth() == 0; }));
+  Settle(t0_ + Millis(31'000));
+  Settle(t0_ + Millis(58'000));
+  EXPECT_EQ(Pending(), 0) << "no key was silent for 30 s while its readings were queued";
+  clock_.Set(t0_ + Millis(60'000));
+  ASSERT_TRUE(WaitFor([&] { return Pending() == 2; })) << "both silent 30 s after their last";
 }
 
 }  // namespace
