@@ -1,9 +1,12 @@
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
+#include <functional>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <type_traits>
@@ -14,17 +17,29 @@ namespace vigil::agent {
 // A bounded multi-producer, single-consumer queue that carries work between threads in
 // batches. Push blocks while the queue is full: that is vigil's back-pressure (the Paho
 // callback blocks, Paho stops reading the socket, the broker keeps the rest). Nothing is
-// ever dropped. Thread-safe: all state is guarded by mu_.
+// ever dropped. Full means `capacity` items, or `byte_budget` bytes as `bytes(item)` counts
+// them (an item larger than the budget still goes into an empty queue, so nothing is stuck).
+// Thread-safe: all state is guarded by mu_.
 template <typename T>
 class BoundedQueue {
  public:
-  explicit BoundedQueue(std::size_t capacity) : capacity_(capacity) {}
+  using ByteCount = std::function<std::size_t(const T&)>;
+
+  explicit BoundedQueue(
+      std::size_t capacity, std::size_t byte_budget = std::numeric_limits<std::size_t>::max(),
+      ByteCount bytes = [](const T&) { return std::size_t{0}; })
+      : capacity_(capacity), byte_budget_(byte_budget), bytes_of_(std::move(bytes)) {}
 
   // Blocks while full. False (and nothing queued) once Close() was called.
   bool Push(T item) {
+    const std::size_t size = bytes_of_(item);
     std::unique_lock lock(mu_);
-    not_full_.wait(lock, [&] { return closed_ || items_.size() < capacity_; });
+    not_full_.wait(lock, [&] {
+      return closed_ || items_.empty() ||
+             (items_.size() < capacity_ && size <= byte_budget_ - std::min(bytes_, byte_budget_));
+    });
     if (closed_) return false;
+    bytes_ += size;
     items_.push_back(std::move(item));
     if (items_.size() == 1) not_empty_.notify_one();
     return true;
@@ -39,6 +54,7 @@ class BoundedQueue {
     not_empty_.wait_for(lock, timeout, [&] { return closed_ || !items_.empty(); });
     std::size_t n = 0;
     while (n < max && !items_.empty()) {
+      bytes_ -= bytes_of_(items_.front());
       out->push_back(std::move(items_.front()));
       items_.pop_front();
       ++n;
@@ -73,12 +89,21 @@ class BoundedQueue {
     return items_.size();
   }
 
+  // The bytes queued, as `bytes(item)` counts them.
+  std::size_t bytes() const {
+    std::lock_guard lock(mu_);
+    return bytes_;
+  }
+
  private:
   const std::size_t capacity_;
+  const std::size_t byte_budget_;
+  const ByteCount bytes_of_;
   mutable std::mutex mu_;
   std::condition_variable not_full_;
   std::condition_variable not_empty_;
   std::deque<T> items_;
+  std::size_t bytes_ = 0;
   bool closed_ = false;
 };
 

@@ -15,6 +15,9 @@ namespace vigil::agent {
 namespace {
 
 constexpr std::size_t kQueueCapacity = 16384;
+// ...and at most this many bytes of messages (QueuedBytes): a checkpoint's pause queues a few
+// hundred milliseconds of readings at most; beyond that the broker keeps them (back-pressure).
+constexpr std::size_t kQueueBytes = std::size_t{2} * 1024 * 1024;
 // A checkpoint serializes and writes the changed keys' state this many at a time.
 constexpr std::size_t kStateChunk = 1024;
 // A small batch waits this long for more messages: one wake-up per batch, not per message (at
@@ -35,6 +38,18 @@ std::string DescribeKey(const rules::Tags& key) {
   return out;
 }
 
+// What a queued message holds in memory, about: the message, its text, its readings.
+std::size_t QueuedBytes(const IngestMessage& m) {
+  std::size_t bytes = sizeof(IngestMessage) + m.size;
+  for (const auto& r : m.readings) {
+    bytes += sizeof(rules::Reading) + r.metric.size();
+    for (const auto& [name, value] : r.tags) {
+      bytes += sizeof(name) + sizeof(value) + name.size() + value.size();
+    }
+  }
+  return bytes;
+}
+
 }  // namespace
 
 Millis Now() { return AgentClock().Now(); }
@@ -52,7 +67,7 @@ Pipeline::Pipeline(const config::Config& config, std::shared_ptr<const rules::Ru
       clock_(clock),
       engine_(std::make_unique<rules::Engine>(config.agent.id, rules_)),
       drive_(engine_.get()),
-      queue_(kQueueCapacity),
+      queue_(kQueueCapacity, kQueueBytes, QueuedBytes),
       policy_(config.store, store, journal) {
   engine_->SetTables(tables_);
 }

@@ -193,6 +193,9 @@ Attempt TryOpen(const std::string& path, const config::StoreConfig& options, con
     return refuse("read-only: the file or its file system cannot be written");
   }
   sqlite3_busy_timeout(db, static_cast<int>(busy_timeout.count()));
+  // A 512 KiB page cache per connection (SQLite's default is 2 MiB): the agent's connections
+  // write mostly appends and read back recent rows, and its memory is the gateway's.
+  if (int r = Run(db, "PRAGMA cache_size = -512"); r != SQLITE_OK) return fail(r);
   if (access == Access::kAgent) {
     chmod(path.c_str(), 0600);
     Statement check(db, "PRAGMA quick_check");

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <optional>
+#include <string>
 #include <thread>
 
 namespace vigil::agent {
@@ -77,6 +78,46 @@ TEST(BoundedQueue, CloseWakesBlockedProducerAndRejectsLaterPushes) {
   std::vector<int> out;
   EXPECT_EQ(q.PopBatch(&out, 10, milliseconds(0)), 1u);  // what was queued still drains
   EXPECT_EQ(out, (std::vector<int>{1}));
+}
+
+TEST(BoundedQueue, ByteBudgetBlocksUntilEnoughBytesAreTaken) {
+  // Items are strings counted by their length; the budget is 10 bytes.
+  BoundedQueue<std::string> q(100, 10, [](const std::string& s) { return s.size(); });
+  ASSERT_TRUE(q.Push("abcd"));
+  ASSERT_TRUE(q.Push("efgh"));
+  EXPECT_EQ(q.bytes(), 8u);
+  std::atomic<bool> pushed{false};
+  std::thread producer([&] {
+    q.Push("ijk");  // 8 + 3 > 10: blocks
+    pushed = true;
+  });
+  std::this_thread::sleep_for(milliseconds(50));
+  EXPECT_FALSE(pushed.load());
+  std::vector<std::string> out;
+  EXPECT_EQ(q.PopBatch(&out, 1, milliseconds(0)), 1u);
+  producer.join();
+  EXPECT_TRUE(pushed.load());
+  EXPECT_EQ(q.bytes(), 7u);
+  q.PopBatch(&out, 10, milliseconds(0));
+  EXPECT_EQ(out, (std::vector<std::string>{"abcd", "efgh", "ijk"}));
+  EXPECT_EQ(q.bytes(), 0u);
+}
+
+TEST(BoundedQueue, AnItemLargerThanTheBudgetStillGoesIntoAnEmptyQueue) {
+  BoundedQueue<std::string> q(100, 4, [](const std::string& s) { return s.size(); });
+  ASSERT_TRUE(q.Push("larger than four"));  // does not block: nothing else is queued
+  EXPECT_EQ(q.size(), 1u);
+  std::atomic<bool> pushed{false};
+  std::thread producer([&] {
+    q.Push("x");  // the budget is spent: waits for the large one to go
+    pushed = true;
+  });
+  std::this_thread::sleep_for(milliseconds(50));
+  EXPECT_FALSE(pushed.load());
+  std::vector<std::string> out;
+  q.PopBatch(&out, 1, milliseconds(0));
+  producer.join();
+  EXPECT_TRUE(pushed.load());
 }
 
 }  // namespace

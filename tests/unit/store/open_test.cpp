@@ -292,6 +292,18 @@ TEST_F(OpenTest, TheReadOnlyAccessWritesNothingAndSeesARunningWritersRows) {
   sqlite3_close(agent);
 }
 
+TEST_F(OpenTest, EveryAccessUsesASmallPageCache) {
+  MakeFile();
+  for (Access access : {Access::kAgent, Access::kReadWrite, Access::kReadOnly}) {
+    auto opened = Open(access);
+    ASSERT_TRUE(opened.ok()) << opened.error();
+    Statement st(opened.value().db, "PRAGMA cache_size");
+    ASSERT_TRUE(st.Step());
+    EXPECT_EQ(st.Int(0), -512) << "512 KiB, not SQLite's default 2 MiB";
+    sqlite3_close_v2(opened.value().db);
+  }
+}
+
 TEST_F(OpenTest, TheOtherAccessesCreateNothing) {
   for (Access access : {Access::kReadWrite, Access::kReadOnly}) {
     auto opened = OpenDatabase((dir_ / "none" / "x.db").string(), options_, kSchema, 1, {}, access,
