@@ -44,7 +44,7 @@ std::size_t QueuedBytes(const IngestMessage& m) {
   for (const auto& r : m.readings) {
     bytes += sizeof(rules::Reading) + r.metric.size();
     for (const auto& [name, value] : r.tags) {
-      bytes += sizeof(name) + sizeof(value) + name.size() + value.size();
+      bytes += 2 * sizeof(std::string) + name.size() + value.size();
     }
   }
   return bytes;
