@@ -70,11 +70,11 @@ std::string RenderSummary(const std::string& text, const Values& values, const T
 }
 
 Event AlertLifecycle::MakeEvent(const RuleState& rs, const std::string& key_str, const KeyState& ks,
-                                const std::string& state, const Values& values,
+                                EventState state, const Values& values,
                                 std::optional<WindowBounds> window, std::int64_t t) const {
   const CompiledRule& rule = *rs.rule;
   Event e;
-  e.kind = "alert";
+  e.kind = EventKind::kAlert;
   e.agent = agent_;
   e.rule = rule.id;
   e.key = *ks.key;
@@ -86,7 +86,8 @@ Event AlertLifecycle::MakeEvent(const RuleState& rs, const std::string& key_str,
   e.window = window;
   e.time = Millis(t);
   e.alert_id = ks.Episode().alert_id;
-  e.id = StableHash({agent_, rule.id, key_str, "alert", e.alert_id, state, std::to_string(t)});
+  e.id = StableHash({agent_, rule.id, key_str, EventKindName(EventKind::kAlert), e.alert_id,
+                     EventStateName(state), std::to_string(t)});
   return e;
 }
 
@@ -104,7 +105,7 @@ void AlertLifecycle::Evaluate(RuleState& rs, const std::string& key_str, KeyStat
   EvalContext ctx{numbers.data(), nullptr, &FindTagThunk, &key};
   const bool holds = alert.when->EvalBool(ctx);
 
-  auto notify = [&](const std::string& state) {
+  auto notify = [&](EventState state) {
     ks.MutableEpisode().last_notify = t;
     ks.MutableEpisode().summary = RenderSummary(alert.summary, values, key);
     if (rule.emit_alert) out->push_back(MakeEvent(rs, key_str, ks, state, values, window, t));
@@ -126,18 +127,18 @@ void AlertLifecycle::Evaluate(RuleState& rs, const std::string& key_str, KeyStat
         ++rs.firing;
         ep.fired_at = t;
         ep.alert_id = StableHash({agent_, rule.id, key_str, std::to_string(ep.since)});
-        notify("firing");
+        notify(EventState::kFiring);
       }
       return;
     case AlertState::kFiring: {
       bool clear = alert.clear_when ? alert.clear_when->EvalBool(ctx) : !holds;
       if (clear) {
-        notify("resolved");
+        notify(EventState::kResolved);
         ks.state = AlertState::kInactive;
         --rs.firing;
         ks.MutableEpisode().alert_id.clear();
       } else if (alert.repeat.count() > 0 && t - ks.Episode().last_notify >= alert.repeat.count()) {
-        notify("firing");
+        notify(EventState::kFiring);
       }
       return;
     }
@@ -148,7 +149,8 @@ void AlertLifecycle::ResolveAll(RuleState& rs, Millis now, std::vector<Event>* o
   if (!rs.rule->alert) return;
   for (auto& [key_str, ks] : Sorted(rs)) {
     if (ks->state != AlertState::kFiring) continue;
-    out->push_back(MakeEvent(rs, *key_str, *ks, "resolved", {}, std::nullopt, now.count()));
+    out->push_back(
+        MakeEvent(rs, *key_str, *ks, EventState::kResolved, {}, std::nullopt, now.count()));
     ks->state = AlertState::kInactive;
     --rs.firing;
     ks->MutableEpisode().alert_id.clear();

@@ -61,8 +61,8 @@ class AlertLifecycle {
  private:
   // An alert event of the key's current episode (its alert_id and last summary), at `t`.
   Event MakeEvent(const RuleState& rs, const std::string& key_str, const KeyState& ks,
-                  const std::string& state, const Values& values,
-                  std::optional<WindowBounds> window, std::int64_t t) const;
+                  EventState state, const Values& values, std::optional<WindowBounds> window,
+                  std::int64_t t) const;
 
   std::string agent_;
   std::vector<double> numbers_;  // scratch: no allocation per evaluation once grown

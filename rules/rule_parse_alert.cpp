@@ -1,11 +1,13 @@
 // `emit`, `alert` (with its summary template) and `output`: what a rule sends.
 
 #include <algorithm>
+#include <optional>
 #include <regex>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "rules/event.h"
 #include "rules/rule_parse.h"
 
 namespace vigil::rules::parse {
@@ -127,12 +129,13 @@ bool ParseEmit(JsonReader& r, const json& o, const std::string& p, CompiledRule*
       r.Error(p + "/emit", "must list \"alert\" and/or \"aggregate\" (or be [] beside output)");
     }
     for (const auto& k : kinds) {
-      if (k == "alert") {
-        rule->emit_alert = true;
-      } else if (k == "aggregate") {
-        rule->emit_aggregate = true;
-      } else {
+      const std::optional<EventKind> kind = ParseEventKind(k);
+      if (!kind) {
         r.Error(p + "/emit", "unknown kind \"" + k + "\" (alert, aggregate)");
+      } else if (*kind == EventKind::kAlert) {
+        rule->emit_alert = true;
+      } else {
+        rule->emit_aggregate = true;
       }
     }
   }

@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 
+#include "rules/event.h"
+
 namespace vigil::uplink {
 namespace {
 
@@ -38,7 +40,8 @@ std::string Key(std::string_view s) { return Escape(s, ",= "); }
 
 std::string LineProtocol(const std::string& event_json, long long units_per_ms) {
   json e = json::parse(event_json, nullptr, false);
-  if (!e.is_object() || e.value("kind", "") != "aggregate") return "";
+  if (!e.is_object() || rules::ParseEventKind(e.value("kind", "")) != rules::EventKind::kAggregate)
+    return "";
   std::string line = Measurement(e.value("rule", ""));
   if (line.empty()) return "";
   json tags = e.value("key", json::object());

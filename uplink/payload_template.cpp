@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "config/text_template.h"
+#include "rules/event.h"
 
 namespace vigil::uplink {
 namespace {
@@ -82,13 +83,14 @@ std::optional<std::string> RenderPayload(std::string_view payload_template,
   const json event = json::parse(event_json, nullptr, false);
   if (!tmpl.is_object() || !event.is_object()) return std::nullopt;
   // Alerts by state, aggregates by kind.
-  const std::string kind = Text(Lookup(event, "kind"));
-  const std::string state = Text(Lookup(event, "state"));
+  const std::optional<rules::EventKind> kind = rules::ParseEventKind(Text(Lookup(event, "kind")));
+  const std::optional<rules::EventState> state =
+      rules::ParseEventState(Text(Lookup(event, "state")));
   std::string entry;
-  if (kind == "alert" && (state == "firing" || state == "resolved")) {
-    entry = state;
-  } else if (kind == "aggregate") {
-    entry = kind;
+  if (kind == rules::EventKind::kAlert && state) {
+    entry = rules::EventStateName(*state);
+  } else if (kind == rules::EventKind::kAggregate) {
+    entry = rules::EventKindName(*kind);
   }
   auto it = entry.empty() ? tmpl.end() : tmpl.find(entry);
   if (it == tmpl.end()) return std::nullopt;

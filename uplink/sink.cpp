@@ -56,7 +56,7 @@ Result<std::unique_ptr<Sink>> MakeSink(const config::UplinkConfig& config,
 
 std::vector<std::string> Route(const std::vector<config::RouteConfig>& routes,
                                const std::vector<config::UplinkConfig>& uplinks,
-                               const std::string& kind, const std::string& rule,
+                               rules::EventKind kind, const std::string& rule,
                                const std::string& severity) {
   std::vector<std::string> out;
   if (routes.empty()) {
@@ -64,7 +64,9 @@ std::vector<std::string> Route(const std::vector<config::RouteConfig>& routes,
     return out;
   }
   for (const auto& route : routes) {
-    if (!Matches(route.kinds, kind, false) || !Matches(route.rules, rule, true)) continue;
+    if (!Matches(route.kinds, rules::EventKindName(kind), false) ||
+        !Matches(route.rules, rule, true))
+      continue;
     if (!route.severities.empty() && !Matches(route.severities, severity, false)) continue;
     for (const auto& to : route.to) {
       if (std::find(out.begin(), out.end(), to) == out.end()) out.push_back(to);

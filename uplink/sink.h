@@ -10,6 +10,7 @@
 #include "config/result.h"
 #include "config/values.h"
 #include "rules/engine.h"
+#include "rules/event.h"
 #include "store/store.h"
 
 namespace vigil::uplink {
@@ -57,7 +58,7 @@ Result<std::unique_ptr<Sink>> MakeSink(const config::UplinkConfig& config,
 // route's `to`; with no routes at all, every uplink.
 std::vector<std::string> Route(const std::vector<config::RouteConfig>& routes,
                                const std::vector<config::UplinkConfig>& uplinks,
-                               const std::string& kind, const std::string& rule,
+                               rules::EventKind kind, const std::string& rule,
                                const std::string& severity);
 
 }  // namespace vigil::uplink

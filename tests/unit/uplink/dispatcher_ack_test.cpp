@@ -68,7 +68,8 @@ class DispatcherAck : public ::testing::Test {
     store::CommitBatch batch;
     for (int i = 0; i < n; ++i) {
       std::string id = "e" + std::to_string(i);
-      batch.events.push_back({id, "alert", "r", "{\"id\":\"" + id + "\"}", Millis(i), {"cloud"}});
+      batch.events.push_back(
+          {id, rules::EventKind::kAlert, "r", "{\"id\":\"" + id + "\"}", Millis(i), {"cloud"}});
     }
     ASSERT_TRUE(store_->Commit(batch, Millis(0)).ok());
   }

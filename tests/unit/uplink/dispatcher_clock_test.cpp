@@ -71,7 +71,8 @@ class DispatcherClock : public ::testing::Test {
     store::CommitBatch batch;
     for (int i = 0; i < n; ++i) {
       std::string id = "e" + std::to_string(i);
-      batch.events.push_back({id, "alert", "r", "{\"id\":\"" + id + "\"}", at, {"cloud"}});
+      batch.events.push_back(
+          {id, rules::EventKind::kAlert, "r", "{\"id\":\"" + id + "\"}", at, {"cloud"}});
     }
     ASSERT_TRUE(store_->Commit(batch, at).ok());
   }

@@ -103,7 +103,8 @@ class HttpDelivery : public ::testing::Test {
     store::CommitBatch batch;
     for (int i = from; i < to; ++i) {
       std::string id = "e" + std::to_string(i);
-      batch.events.push_back({id, "alert", "r", "{\"id\":\"" + id + "\"}", Millis(i), {"cloud"}});
+      batch.events.push_back(
+          {id, rules::EventKind::kAlert, "r", "{\"id\":\"" + id + "\"}", Millis(i), {"cloud"}});
     }
     ASSERT_TRUE(store_->Commit(batch, Millis(0)).ok());
   }

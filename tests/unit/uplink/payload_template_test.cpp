@@ -158,7 +158,8 @@ TEST(MqttSinkActions, TheDispatcherAcksSkippedEventsAndCountsThemApart) {
   ASSERT_TRUE(store.ok()) << store.error();
   store::CommitBatch batch;
   for (const char* id : {"e3", "e4"}) {
-    batch.events.push_back({id, "aggregate", "fan-on", kAggregate, Millis(0), {"actuators"}});
+    batch.events.push_back(
+        {id, rules::EventKind::kAggregate, "fan-on", kAggregate, Millis(0), {"actuators"}});
   }
   ASSERT_TRUE(store.value()->Commit(batch, Millis(0)).ok());
   config::UplinkConfig config = Actuators(R"({"firing":{"on":true}})");

@@ -18,7 +18,7 @@ std::vector<config::UplinkConfig> Uplinks() {
 }
 
 TEST(Route, WithoutRoutesEveryEventGoesEverywhere) {
-  EXPECT_EQ(Route({}, Uplinks(), "aggregate", "r", ""),
+  EXPECT_EQ(Route({}, Uplinks(), rules::EventKind::kAggregate, "r", ""),
             (std::vector<std::string>{"cloud", "am", "influx"}));
 }
 
@@ -28,11 +28,11 @@ TEST(Route, MatchesKindsRuleGlobsAndSeverities) {
       {{"aggregate"}, {"boiler-*"}, {}, {"influx"}},
       {{}, {}, {"critical"}, {"cloud"}},
   };
-  EXPECT_EQ(Route(routes, Uplinks(), "alert", "x", "warning"),
+  EXPECT_EQ(Route(routes, Uplinks(), rules::EventKind::kAlert, "x", "warning"),
             (std::vector<std::string>{"cloud", "am"}));
-  EXPECT_EQ(Route(routes, Uplinks(), "aggregate", "boiler-3", ""),
+  EXPECT_EQ(Route(routes, Uplinks(), rules::EventKind::kAggregate, "boiler-3", ""),
             (std::vector<std::string>{"influx"}));
-  EXPECT_TRUE(Route(routes, Uplinks(), "aggregate", "pump-1", "").empty());
+  EXPECT_TRUE(Route(routes, Uplinks(), rules::EventKind::kAggregate, "pump-1", "").empty());
 }
 
 TEST(HttpStatus, TwoHundredsDeliverTransientRetryOtherReject) {

@@ -81,12 +81,20 @@ class Skipped : public ::testing::Test {
     store::CommitBatch batch;
     for (int i = 0; i < std::max(alerts, aggregates); ++i) {
       if (i < alerts) {
-        batch.events.push_back(
-            {"a" + std::to_string(i), "alert", "hot", Format(kAlert, i), Millis(i), {to}});
+        batch.events.push_back({"a" + std::to_string(i),
+                                rules::EventKind::kAlert,
+                                "hot",
+                                Format(kAlert, i),
+                                Millis(i),
+                                {to}});
       }
       if (i < aggregates) {
-        batch.events.push_back(
-            {"g" + std::to_string(i), "aggregate", "hot", Format(kAggregate, i), Millis(i), {to}});
+        batch.events.push_back({"g" + std::to_string(i),
+                                rules::EventKind::kAggregate,
+                                "hot",
+                                Format(kAggregate, i),
+                                Millis(i),
+                                {to}});
       }
     }
     ASSERT_TRUE(store_->Commit(batch, Millis(0)).ok());
