@@ -27,19 +27,21 @@ json Alert(const std::string& agent, const std::string& rule, const json& key,
 
 }  // namespace
 
-AlertmanagerSink::AlertmanagerSink(config::UplinkConfig config, SinkContext context,
-                                   std::unique_ptr<HttpClient> client)
+AlertmanagerSink::AlertmanagerSink(config::UplinkConfig config, const std::string& url,
+                                   SinkContext context, std::unique_ptr<HttpClient> client)
     : config_(std::move(config)), context_(std::move(context)), client_(std::move(client)) {
-  endpoint_ = config_.url;
+  endpoint_ = url;
   while (!endpoint_.empty() && endpoint_.back() == '/') endpoint_.pop_back();
   endpoint_ += "/api/v2/alerts";
 }
 
-Result<std::unique_ptr<Sink>> AlertmanagerSink::Create(const config::UplinkConfig& config,
-                                                       const SinkContext& context) {
-  auto client = HttpClient::Create(config);
+Result<std::unique_ptr<Sink>> AlertmanagerSink::Create(
+    const config::UplinkConfig& config, const config::AlertmanagerUplink& alertmanager,
+    const SinkContext& context) {
+  auto client = HttpClient::Create(config, alertmanager.headers);
   if (!client.ok()) return Result<std::unique_ptr<Sink>>::Error(client.error());
-  return std::unique_ptr<Sink>(new AlertmanagerSink(config, context, std::move(client.value())));
+  return std::unique_ptr<Sink>(
+      new AlertmanagerSink(config, alertmanager.url, context, std::move(client.value())));
 }
 
 Verdict AlertmanagerSink::Post(const std::string& body) {

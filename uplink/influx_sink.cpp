@@ -78,9 +78,9 @@ std::string LineProtocol(const std::string& event_json, long long units_per_ms) 
   return line + " " + fields + " " + std::to_string(stamp);
 }
 
-InfluxSink::InfluxSink(config::UplinkConfig config, std::unique_ptr<HttpClient> client)
-    : config_(std::move(config)), client_(std::move(client)) {
-  const std::string& url = config_.url;
+InfluxSink::InfluxSink(config::InfluxUplink influx, std::unique_ptr<HttpClient> client)
+    : influx_(std::move(influx)), client_(std::move(client)) {
+  const std::string& url = influx_.url;
   if (url.find("precision=ms") != std::string::npos) {
     per_ms_ = 1;
   } else if (url.find("precision=s") != std::string::npos) {
@@ -90,10 +90,11 @@ InfluxSink::InfluxSink(config::UplinkConfig config, std::unique_ptr<HttpClient> 
   }
 }
 
-Result<std::unique_ptr<Sink>> InfluxSink::Create(const config::UplinkConfig& config) {
-  auto client = HttpClient::Create(config);
+Result<std::unique_ptr<Sink>> InfluxSink::Create(const config::UplinkConfig& config,
+                                                 const config::InfluxUplink& influx) {
+  auto client = HttpClient::Create(config, influx.headers);
   if (!client.ok()) return Result<std::unique_ptr<Sink>>::Error(client.error());
-  return std::unique_ptr<Sink>(new InfluxSink(config, std::move(client.value())));
+  return std::unique_ptr<Sink>(new InfluxSink(influx, std::move(client.value())));
 }
 
 Verdict InfluxSink::Send(const std::vector<store::OutboxRow>& batch) {
@@ -113,11 +114,11 @@ Verdict InfluxSink::Send(const std::vector<store::OutboxRow>& batch) {
     v.outcome = Verdict::Outcome::kDelivered;
   } else {
     std::vector<std::string> headers = {"Content-Type: text/plain; charset=utf-8"};
-    if (config_.gzip) {
+    if (influx_.gzip) {
       body = Gzip(body);
       headers.emplace_back("Content-Encoding: gzip");
     }
-    v = client_->Post(config_.url, body, headers);
+    v = client_->Post(influx_.url, body, headers);
   }
   if (v.outcome == Verdict::Outcome::kDelivered) v.skipped = skipped;
   return v;

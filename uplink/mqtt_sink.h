@@ -34,15 +34,18 @@ mqtt::ssl_options SslOptions(const config::TlsConfig& tls);
 class MqttSink final : public Sink {
  public:
   static Result<std::unique_ptr<Sink>> Create(const config::UplinkConfig& config,
+                                              const config::MqttUplink& settings,
                                               const SinkContext& context);
   ~MqttSink() override;
   Verdict Send(const std::vector<store::OutboxRow>& batch) override;
 
  private:
-  MqttSink(config::UplinkConfig config, std::unique_ptr<mqtt::async_client> client);
+  MqttSink(config::UplinkConfig config, config::MqttUplink settings,
+           std::unique_ptr<mqtt::async_client> client);
   bool Connect(std::string* error);
 
-  config::UplinkConfig config_;
+  config::UplinkConfig config_;  // the keys every uplink has (name, timeout, tls)
+  config::MqttUplink mqtt_;
   std::unique_ptr<mqtt::async_client> client_;
 };
 

@@ -49,8 +49,9 @@ struct SinkContext {
   std::map<std::string, std::string> rule_descriptions;  // rule id → description
 };
 
-// The factory: one explicit switch over `type`. Fails for an unknown type, or when the sink
-// cannot be set up.
+// The factory: one explicit switch (a std::visit) over the uplink's type, whose sink gets the
+// keys of that type and no other. Fails when the sink cannot be set up (libcurl or Paho
+// refuses it).
 Result<std::unique_ptr<Sink>> MakeSink(const config::UplinkConfig& config,
                                        const SinkContext& context = {});
 

@@ -96,7 +96,7 @@ TEST_F(DispatcherAck, FailedAckBacksOffWithoutResendingAndDeletesOnceTheStoreAcc
 
   config::UplinkConfig u;
   u.name = "cloud";
-  u.type = "http";
+  u.type = config::HttpUplink{};
   u.batch_max_events = 10;
   u.batch_max_delay = Millis(0);
   u.retry_initial = Millis(40);
@@ -143,7 +143,7 @@ TEST_F(DispatcherAck, StopsWhileTheAckKeepsFailingAndKeepsTheRows) {
       "BEGIN SELECT RAISE(ABORT, 'delete refused by the test'); END");
   config::UplinkConfig u;
   u.name = "cloud";
-  u.type = "http";
+  u.type = config::HttpUplink{};
   u.batch_max_delay = Millis(0);
   u.retry_initial = Millis(50);
   u.retry_max = Millis(60'000);

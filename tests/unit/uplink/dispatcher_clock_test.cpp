@@ -58,7 +58,7 @@ class DispatcherClock : public ::testing::Test {
     ASSERT_TRUE(s.ok()) << s.error();
     store_ = std::move(s.value());
     uplink_.name = "cloud";
-    uplink_.type = "http";
+    uplink_.type = config::HttpUplink{};
     uplink_.batch_max_events = 10;
     uplink_.batch_max_delay = Millis(0);
     uplink_.retry_initial = Millis(1000);

@@ -89,8 +89,9 @@ class HttpDelivery : public ::testing::Test {
   config::UplinkConfig Config(const std::string& url) {
     config::UplinkConfig u;
     u.name = "cloud";
-    u.type = "http";
-    u.url = url;
+    config::HttpUplink http;
+    http.url = url;
+    u.type = http;
     u.batch_max_events = 3;
     u.batch_max_delay = Millis(0);
     u.retry_initial = Millis(20);
