@@ -24,49 +24,33 @@ std::string FormatNumber(double v, int decimals) {
 
 }  // namespace
 
-std::string RenderSummary(const std::string& text, const Values& values, const TagSource& key) {
-  std::string out;
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    std::size_t open = text.find('{', pos);
-    std::size_t close = open == std::string::npos ? open : text.find('}', open);
-    if (open == std::string::npos || close == std::string::npos) {
-      out.append(text, pos, std::string::npos);
-      break;
-    }
-    out.append(text, pos, open - pos);
-    std::string inner = text.substr(open + 1, close - open - 1);
-    int decimals = -1;
-    if (std::size_t colon = inner.find(":."); colon != std::string::npos) {
-      decimals = std::atoi(inner.c_str() + colon + 2);
-      inner.resize(colon);
-    }
-    bool done = false;
-    for (std::size_t i = 0; i < values.size() && !done; ++i) {
-      if (values[i].first != inner) continue;
-      const Value& v = values[i].second;
+std::string RenderSummary(const config::TextTemplate& summary, const Values& values,
+                          const TagSource& key) {
+  auto lookup = [&](const config::TextPiece& placeholder, std::string* out) {
+    const std::string& name = placeholder.text;
+    const int decimals = placeholder.decimals;
+    for (const auto& [value_name, v] : values) {
+      if (value_name != name) continue;
       if (v.kind == Value::Kind::kBool) {
-        out += v.number != 0 ? "true" : "false";
+        *out += v.number != 0 ? "true" : "false";
       } else {
-        out += v.is_null() ? "null" : FormatNumber(v.number, decimals);
+        *out += v.is_null() ? "null" : FormatNumber(v.number, decimals);
       }
-      done = true;
+      return true;
     }
-    if (!done) {
-      const std::string* tag = key.Find(inner);
-      char* end = nullptr;
-      const double number = tag != nullptr && decimals >= 0 ? std::strtod(tag->c_str(), &end) : 0;
-      if (tag == nullptr) {
-        out += text.substr(open, close - open + 1);
-      } else if (end != nullptr && end != tag->c_str() && *end == '\0' && std::isfinite(number)) {
-        out += FormatNumber(number, decimals);  // {devices.max_temp:.1f} of a numeric cell
-      } else {
-        out += *tag;
-      }
+    const std::string* tag = key.Find(name);
+    if (tag == nullptr) return false;
+    char* end = nullptr;
+    const double number = decimals >= 0 ? std::strtod(tag->c_str(), &end) : 0;
+    if (end != nullptr && end != tag->c_str() && *end == '\0' && std::isfinite(number)) {
+      *out += FormatNumber(number, decimals);  // {devices.max_temp:.1f} of a numeric cell
+    } else {
+      *out += *tag;
     }
-    pos = close + 1;
-  }
-  return out;
+    return true;
+  };
+  return summary.Render(lookup, config::TextTemplate::Escape::kPlain,
+                        config::TextTemplate::Unknown::kAsWritten);
 }
 
 Event AlertLifecycle::MakeEvent(const RuleState& rs, const std::string& key_str, const KeyState& ks,

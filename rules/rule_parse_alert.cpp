@@ -97,7 +97,10 @@ void ParseAlertObject(JsonReader& r, const json& al, const std::string& ap,
   r.Duration(al, "for", ap, &spec.for_duration);
   r.Duration(al, "repeat", ap, &spec.repeat);
   r.String(al, "severity", ap, &spec.severity);
-  r.String(al, "summary", ap, &spec.summary);
+  std::string summary;
+  r.String(al, "summary", ap, &summary);
+  spec.summary =
+      config::TextTemplate::Parse(summary, config::TextTemplate::Syntax::kFormat).value();
   if (auto l = al.find("labels"); l != al.end()) {
     if (!l->is_object()) r.Error(ap + "/labels", "must be an object of strings");
     for (auto it = l->begin(); l->is_object() && it != l->end(); ++it) {
@@ -108,7 +111,7 @@ void ParseAlertObject(JsonReader& r, const json& al, const std::string& ap,
       }
     }
   }
-  CheckSummary(r, spec.summary, ap + "/summary", *rule, limits);
+  CheckSummary(r, summary, ap + "/summary", *rule, limits);
   rule->alert = std::move(spec);
 }
 

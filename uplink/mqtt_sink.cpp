@@ -25,46 +25,37 @@ mqtt::ssl_options SslOptions(const config::TlsConfig& tls) {
   if (!tls.key_file.empty()) ssl.private_key(tls.key_file);
   return ssl.finalize();
 }
-namespace {
-
-std::string Level(std::string value) {
-  for (char& c : value) {
-    if (c == '+' || c == '#' || c == '/') c = '_';
-  }
-  return value.empty() ? "_" : value;
-}
-
-}  // namespace
-
-std::string ExpandTopic(const std::string& topic_template, const std::string& event_json) {
+std::string ExpandTopic(const config::TextTemplate& topic, const std::string& event_json) {
   nlohmann::json e = nlohmann::json::parse(event_json, nullptr, false);
   if (!e.is_object()) e = nlohmann::json::object();
-  std::string out;
-  std::size_t pos = 0;
-  while (pos < topic_template.size()) {
-    std::size_t open = topic_template.find('{', pos);
-    std::size_t close = open == std::string::npos ? open : topic_template.find('}', open);
-    if (close == std::string::npos) {
-      out.append(topic_template, pos, std::string::npos);
-      break;
-    }
-    out.append(topic_template, pos, open - pos);
-    const std::string name = topic_template.substr(open + 1, close - open - 1);
-    std::string value;
+  auto lookup = [&e](const config::TextPiece& placeholder, std::string* value) {
+    const std::string& name = placeholder.text;
     if (name == "agent" || name == "kind" || name == "rule") {
-      value = e.value(name, "");
+      *value = e.value(name, "");
     } else if (e.contains("key") && e["key"].contains(name) && e["key"][name].is_string()) {
-      value = e["key"][name].get<std::string>();
+      *value = e["key"][name].get<std::string>();
     }
-    out += Level(value);
-    pos = close + 1;
-  }
-  return out;
+    return true;
+  };
+  return topic.Render(lookup, config::TextTemplate::Escape::kTopicLevel,
+                      config::TextTemplate::Unknown::kEmpty);
+}
+
+std::string ExpandTopic(const std::string& topic_template, const std::string& event_json) {
+  return ExpandTopic(
+      config::TextTemplate::Parse(topic_template, config::TextTemplate::Syntax::kLenient).value(),
+      event_json);
 }
 
 MqttSink::MqttSink(config::UplinkConfig config, config::MqttUplink settings,
                    std::unique_ptr<mqtt::async_client> client)
-    : config_(std::move(config)), mqtt_(std::move(settings)), client_(std::move(client)) {}
+    : config_(std::move(config)),
+      mqtt_(std::move(settings)),
+      topic_(
+          config::TextTemplate::Parse(mqtt_.topic, config::TextTemplate::Syntax::kLenient).value()),
+      client_(std::move(client)) {
+  if (!mqtt_.payload.empty()) payload_.emplace(mqtt_.payload);
+}
 
 MqttSink::~MqttSink() {
   try {
@@ -117,10 +108,10 @@ Verdict MqttSink::Send(const std::vector<store::OutboxRow>& batch) {
   std::vector<std::pair<std::string, std::string>> messages;
   messages.reserve(batch.size());
   for (const auto& row : batch) {
-    if (mqtt_.payload.empty()) {
-      messages.emplace_back(ExpandTopic(mqtt_.topic, row.json), row.json);
-    } else if (std::optional<std::string> body = RenderPayload(mqtt_.payload, row.json)) {
-      messages.emplace_back(ExpandTopic(mqtt_.topic, row.json), std::move(*body));
+    if (!payload_) {
+      messages.emplace_back(ExpandTopic(topic_, row.json), row.json);
+    } else if (std::optional<std::string> body = payload_->Render(row.json)) {
+      messages.emplace_back(ExpandTopic(topic_, row.json), std::move(*body));
     } else {
       ++v.skipped;
     }
