@@ -414,8 +414,9 @@ void Pipeline::Commit(Millis now, bool checkpoint) {
                               position_ != checkpoint_position_ || !ticks_.empty());
   // At once when an alert changed (the endpoint lists firing alerts before they are delivered),
   // else once a second, also with nothing to commit (the figures catch up once input stops).
-  const bool alerts_changed = std::any_of(events_.begin(), events_.end(),
-                                          [](const rules::Event& e) { return e.kind == "alert"; });
+  const bool alerts_changed =
+      std::any_of(events_.begin(), events_.end(),
+                  [](const rules::Event& e) { return e.kind == rules::EventKind::kAlert; });
   if (alerts_changed || now - snapshot_time_ >= kSnapshotInterval) {
     Snapshot fresh{engine_->Stats(), engine_->Firing()};
     snapshot_time_ = now;
@@ -497,10 +498,10 @@ void Pipeline::Commit(Millis now, bool checkpoint) {
 
   for (std::size_t i = 0; i < events_.size(); ++i) {
     const auto& e = events_[i];
-    if (e.kind == "alert") {
+    if (e.kind == rules::EventKind::kAlert) {
       metrics_->alert_events.fetch_add(1, std::memory_order_relaxed);
-      log::Info("alert " + e.state + ": " + e.rule + " {" + DescribeKey(e.key) + "} " + e.severity +
-                ": " + e.summary);
+      log::Info("alert " + rules::EventStateName(e.state) + ": " + e.rule + " {" +
+                DescribeKey(e.key) + "} " + e.severity + ": " + e.summary);
     } else {
       metrics_->aggregate_events.fetch_add(1, std::memory_order_relaxed);
       if (config_.uplinks.empty()) log::Info("event: " + batch.events[i].json);

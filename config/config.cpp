@@ -216,6 +216,52 @@ void ReadHttp(JsonReader& r, const json& root, HttpConfig* http) {
   }
 }
 
+void UrlSecrets(std::string_view url, std::vector<std::string>* out) {
+  const std::size_t scheme = url.find("://");
+  const std::size_t host = scheme == std::string_view::npos ? 0 : scheme + 3;
+  const std::size_t path = url.find_first_of("/?#", host);
+  const std::string_view authority = url.substr(host, path - host);
+  if (const std::size_t at = authority.rfind('@'); at != std::string_view::npos) {
+    const std::string_view info = authority.substr(0, at);
+    if (const std::size_t colon = info.find(':'); colon != std::string_view::npos) {
+      out->emplace_back(info.substr(colon + 1));
+    }
+  }
+  std::size_t q = url.find('?');
+  while (q != std::string_view::npos) {
+    const std::size_t end = url.find_first_of("&#", q + 1);
+    const std::string_view param = url.substr(q + 1, end - q - 1);
+    if (const std::size_t eq = param.find('='); eq != std::string_view::npos) {
+      const std::string name = Lower(param.substr(0, eq));
+      bool secret =
+          name.find("token") != std::string::npos || name.find("secret") != std::string::npos ||
+          name.find("key") != std::string::npos || name.find("password") != std::string::npos;
+      for (const char* exact : {"p", "pass", "pwd", "auth", "sig", "signature"}) {
+        secret = secret || name == exact;
+      }
+      if (secret) out->emplace_back(param.substr(eq + 1));
+    }
+    q = end == std::string_view::npos || url[end] == '#' ? std::string_view::npos : end;
+  }
+}
+
+void HeaderSecrets(const std::vector<std::pair<std::string, std::string>>& headers,
+                   std::vector<std::string>* out) {
+  for (const auto& [name, value] : headers) {
+    const std::string n = Lower(name);
+    if (n.find("auth") == std::string::npos && n.find("token") == std::string::npos &&
+        n.find("key") == std::string::npos && n.find("secret") == std::string::npos &&
+        n.find("cookie") == std::string::npos && n.find("password") == std::string::npos) {
+      continue;
+    }
+    out->push_back(value);
+    // "Bearer abc", "Basic abc": the credentials alone too.
+    if (const std::size_t space = value.find(' '); space != std::string::npos) {
+      out->push_back(value.substr(space + 1));
+    }
+  }
+}
+
 }  // namespace parse
 
 namespace {
@@ -247,60 +293,12 @@ void SubstituteAll(json& node, const std::string& pointer, const std::string& di
   }
 }
 
-// The password of a URL's user info ("scheme://user:password@host/…") and the values of its
-// query parameters whose names say secret ("?u=vigil&p=…", "token=…").
-void UrlSecrets(std::string_view url, std::vector<std::string>* out) {
-  const std::size_t scheme = url.find("://");
-  const std::size_t host = scheme == std::string_view::npos ? 0 : scheme + 3;
-  const std::size_t path = url.find_first_of("/?#", host);
-  const std::string_view authority = url.substr(host, path - host);
-  if (const std::size_t at = authority.rfind('@'); at != std::string_view::npos) {
-    const std::string_view info = authority.substr(0, at);
-    if (const std::size_t colon = info.find(':'); colon != std::string_view::npos) {
-      out->emplace_back(info.substr(colon + 1));
-    }
-  }
-  std::size_t q = url.find('?');
-  while (q != std::string_view::npos) {
-    const std::size_t end = url.find_first_of("&#", q + 1);
-    const std::string_view param = url.substr(q + 1, end - q - 1);
-    if (const std::size_t eq = param.find('='); eq != std::string_view::npos) {
-      const std::string name = Lower(param.substr(0, eq));
-      bool secret =
-          name.find("token") != std::string::npos || name.find("secret") != std::string::npos ||
-          name.find("key") != std::string::npos || name.find("password") != std::string::npos;
-      for (const char* exact : {"p", "pass", "pwd", "auth", "sig", "signature"}) {
-        secret = secret || name == exact;
-      }
-      if (secret) out->emplace_back(param.substr(eq + 1));
-    }
-    q = end == std::string_view::npos || url[end] == '#' ? std::string_view::npos : end;
-  }
-}
-
 // Config::secrets besides the substituted values.
 void CollectSecrets(Config* c) {
   std::vector<std::string>& s = c->secrets;
   s.push_back(c->mqtt.password);
-  UrlSecrets(c->mqtt.uri, &s);
-  for (const auto& u : c->uplinks) {
-    s.push_back(u.password);
-    UrlSecrets(u.url, &s);
-    UrlSecrets(u.uri, &s);
-    for (const auto& [name, value] : u.headers) {
-      const std::string n = Lower(name);
-      if (n.find("auth") == std::string::npos && n.find("token") == std::string::npos &&
-          n.find("key") == std::string::npos && n.find("secret") == std::string::npos &&
-          n.find("cookie") == std::string::npos && n.find("password") == std::string::npos) {
-        continue;
-      }
-      s.push_back(value);
-      // "Bearer abc", "Basic abc": the credentials alone too.
-      if (const std::size_t space = value.find(' '); space != std::string::npos) {
-        s.push_back(value.substr(space + 1));
-      }
-    }
-  }
+  parse::UrlSecrets(c->mqtt.uri, &s);
+  // The uplinks' were collected as they were read (parse::ReadUplinks).
   s.erase(std::remove(s.begin(), s.end(), std::string()), s.end());
   std::sort(s.begin(), s.end());
   s.erase(std::unique(s.begin(), s.end()), s.end());
@@ -329,7 +327,7 @@ ConfigResult ParseConfig(std::string_view text, const std::string& path) {
   parse::ReadMqtt(r, o, c.dir, c.agent.id, &c.mqtt);
   parse::ReadRuleFiles(r, o, c.dir, &c.rule_paths, &c.rule_limits);
   parse::ReadStore(r, o, &c.store);
-  parse::ReadUplinks(r, o, c.dir, &c.uplinks);
+  parse::ReadUplinks(r, o, c.dir, &c.uplinks, &c.secrets);
   parse::ReadRoutes(r, o, c.uplinks, &c.routes);
   parse::ReadTables(r, o, c.dir, &c.tables, &c.rule_limits);
   parse::ReadHttp(r, o, &c.http);

@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "config/diagnostic.h"
@@ -102,29 +103,58 @@ struct StoreConfig {
   Millis ttl{7ll * 24 * 3'600'000};
 };
 
-struct UplinkConfig {
-  std::string name;
-  std::string type;  // "http", "alertmanager", "influxdb", "mqtt"
-  std::string url;   // http, alertmanager, influxdb
+// `type: "http"` (SPEC §9): POSTs batches of events as a JSON array.
+struct HttpUplink {
+  static constexpr std::string_view kType = "http";
+  std::string url;
   std::vector<std::pair<std::string, std::string>> headers;  // values may be secrets
+  bool gzip = false;
+};
+
+// `type: "alertmanager"`: alert events in Alertmanager's schema, to `<url>/api/v2/alerts`.
+struct AlertmanagerUplink {
+  static constexpr std::string_view kType = "alertmanager";
+  std::string url;
+  std::vector<std::pair<std::string, std::string>> headers;  // values may be secrets
+};
+
+// `type: "influxdb"`: aggregate events as line protocol, to the write URL.
+struct InfluxUplink {
+  static constexpr std::string_view kType = "influxdb";
+  std::string url;
+  std::vector<std::pair<std::string, std::string>> headers;  // values may be secrets
+  bool gzip = false;
+};
+
+// `type: "mqtt"`: one message per event on a broker (a cloud broker, or the local one for
+// actions).
+struct MqttUplink {
+  static constexpr std::string_view kType = "mqtt";
+  std::string uri;
+  std::string topic = "vigil/{agent}/{kind}/{rule}";
+  int qos = 1;
+  std::string username;
+  std::string password;  // secret: never logged
+  // Actions (a command to devices, e.g. on the local broker): the message body per event:
+  // the JSON text of a template keyed by state (`firing`, `resolved`) or kind (`aggregate`);
+  // empty: the event's JSON (SPEC §6). See uplink/README.md.
+  std::string payload;
+  bool retain = false;
+};
+
+// One uplink (`uplinks[]`): the keys every type has, and `type`, the uplink's type holding
+// the keys only that type has, so that no code can read a key of another type (MakeSink
+// visits it). A key of another type in the file is accepted as it always was, and not kept.
+struct UplinkConfig {
+  using Type = std::variant<HttpUplink, AlertmanagerUplink, InfluxUplink, MqttUplink>;
+  std::string name;
+  Type type;  // as a config file gives it, never the default: `type` is required
   std::size_t batch_max_events = 500;
   Millis batch_max_delay{1000};
   Millis retry_initial{1000};
   Millis retry_max{300'000};
   Millis timeout{10'000};
-  bool gzip = false;
   TlsConfig tls;
-  // mqtt uplinks
-  std::string uri;
-  std::string topic = "vigil/{agent}/{kind}/{rule}";
-  int qos = 1;
-  std::string username;
-  std::string password;
-  // mqtt actions (a command to devices, e.g. on the local broker): the message body per
-  // event: the JSON text of a template keyed by state (`firing`, `resolved`) or kind
-  // (`aggregate`); empty: the event's JSON (SPEC §6). See uplink/README.md.
-  std::string payload;
-  bool retain = false;
 };
 
 struct RouteConfig {

@@ -12,6 +12,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "config/config.h"
@@ -41,6 +42,17 @@ void ReadTls(JsonReader& r, const json& o, const std::string& p, const std::stri
 // unless `uri` asks for TLS (ssl://, mqtts://, wss://).
 void CheckMqttTls(JsonReader& r, const std::string& pointer, const std::string& uri);
 
+// The secrets of a URL (Config::secrets): the password of its user info
+// ("scheme://user:password@host/…") and the values of its query parameters whose names say
+// secret ("?u=vigil&p=…", "token=…"); appended to *out.
+void UrlSecrets(std::string_view url, std::vector<std::string>* out);
+
+// The secrets among `headers`: the values of those named like Authorization, *token*, *key*,
+// *secret*, *auth*, *cookie*, *password*, and the credentials after "Bearer "/"Basic ";
+// appended to *out.
+void HeaderSecrets(const std::vector<std::pair<std::string, std::string>>& headers,
+                   std::vector<std::string>* out);
+
 // --- Sections, in ParseConfig's order -------------------------------------------------------
 
 // `agent` (config.cpp): id (default: the host name), state_dir (resolved), log_level.
@@ -58,9 +70,11 @@ void ReadRuleFiles(JsonReader& r, const json& root, const std::string& dir,
 // `store` (config.cpp): size, intervals, sync, retention.
 void ReadStore(JsonReader& r, const json& root, StoreConfig* store);
 
-// `uplinks` (config_uplinks.cpp): a list; names unique.
+// `uplinks` (config_uplinks.cpp): a list; names unique; each uplink's type (UplinkConfig::type)
+// with the keys of that type. Every uplink's secrets (its password, URLs and headers, also
+// those of keys its type does not keep) are appended to *secrets.
 void ReadUplinks(JsonReader& r, const json& root, const std::string& dir,
-                 std::vector<UplinkConfig>* uplinks);
+                 std::vector<UplinkConfig>* uplinks, std::vector<std::string>* secrets);
 
 // `routes` (config_uplinks.cpp): a list; every `to` names one of `uplinks`.
 void ReadRoutes(JsonReader& r, const json& root, const std::vector<UplinkConfig>& uplinks,

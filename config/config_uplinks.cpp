@@ -35,7 +35,7 @@ void CheckTemplateValue(JsonReader& r, const json& v, const std::string& p, int 
 }
 
 // `payload` of an mqtt uplink: the message body per alert state or kind.
-void ReadActionPayload(JsonReader& r, const json& o, const std::string& p, UplinkConfig* u) {
+void ReadActionPayload(JsonReader& r, const json& o, const std::string& p, std::string* payload) {
   const std::initializer_list<std::string_view> keys = {"firing", "resolved", "aggregate"};
   if (!o.is_object() || o.empty()) {
     r.Error(p, "must be an object with at least one of firing, resolved, aggregate");
@@ -56,18 +56,19 @@ void ReadActionPayload(JsonReader& r, const json& o, const std::string& p, Uplin
       CheckTemplateValue(r, it.value(), ptr, 1);
     }
   }
-  if (static_cast<std::size_t>(r.errors()) == errors) u->payload = o.dump();
+  if (static_cast<std::size_t>(r.errors()) == errors) *payload = o.dump();
 }
 
 // `headers` of uplink object `o` (at `p`): name → string.
-void ReadHeaders(JsonReader& r, const json& o, const std::string& p, UplinkConfig* u) {
+void ReadHeaders(JsonReader& r, const json& o, const std::string& p,
+                 std::vector<std::pair<std::string, std::string>>* headers) {
   if (auto h = o.find("headers"); h != o.end()) {
     if (!h->is_object()) r.Error(p + "/headers", "must be an object of strings");
     for (auto it = h->begin(); h->is_object() && it != h->end(); ++it) {
       if (!it->is_string()) {
         r.Error(p + "/headers/" + it.key(), "must be a string");
       } else {
-        u->headers.emplace_back(it.key(), it->get<std::string>());
+        headers->emplace_back(it.key(), it->get<std::string>());
       }
     }
   }
@@ -99,47 +100,98 @@ void ReadRetry(JsonReader& r, const json& o, const std::string& p, UplinkConfig*
   }
 }
 
-// Uplink object `o` at pointer `p`.
+// Every key of an uplink object as read, whichever type it belongs to: each is read and
+// checked alike for any type (so the diagnostics keep one order, and a key of another type
+// stays allowed), then the uplink keeps those of its type.
+struct UplinkKeys {
+  std::string type;
+  std::string url;
+  std::string uri;
+  std::vector<std::pair<std::string, std::string>> headers;
+  bool gzip = false;
+  std::string topic = MqttUplink{}.topic;
+  int qos = MqttUplink{}.qos;
+  std::string username;
+  std::string password;
+  std::string payload;
+  bool retain = false;
+};
+
+// The secrets among an uplink's keys (Config::secrets), those of other types too: the
+// password, the URLs', the authorization-like headers'.
+void UplinkSecrets(const UplinkKeys& k, std::vector<std::string>* secrets) {
+  secrets->push_back(k.password);
+  UrlSecrets(k.url, secrets);
+  UrlSecrets(k.uri, secrets);
+  HeaderSecrets(k.headers, secrets);
+}
+
+// The type's part of the uplink: the keys only it has. An unknown type (an error already)
+// leaves the default.
+void KeepTypeKeys(UplinkKeys&& k, UplinkConfig* u) {
+  if (k.type == HttpUplink::kType) {
+    u->type = HttpUplink{.url = std::move(k.url), .headers = std::move(k.headers), .gzip = k.gzip};
+  } else if (k.type == AlertmanagerUplink::kType) {
+    u->type = AlertmanagerUplink{.url = std::move(k.url), .headers = std::move(k.headers)};
+  } else if (k.type == InfluxUplink::kType) {
+    u->type =
+        InfluxUplink{.url = std::move(k.url), .headers = std::move(k.headers), .gzip = k.gzip};
+  } else if (k.type == MqttUplink::kType) {
+    u->type = MqttUplink{.uri = std::move(k.uri),
+                         .topic = std::move(k.topic),
+                         .qos = k.qos,
+                         .username = std::move(k.username),
+                         .password = std::move(k.password),
+                         .payload = std::move(k.payload),
+                         .retain = k.retain};
+  }
+}
+
+// Uplink object `o` at pointer `p`; its secrets appended to *secrets.
 void ReadUplink(JsonReader& r, const json& o, const std::string& p, const std::string& dir,
-                UplinkConfig* u) {
+                UplinkConfig* u, std::vector<std::string>* secrets) {
   if (!r.CheckObject(o, p,
                      {"name", "type", "url", "headers", "batch", "retry", "timeout", "gzip", "tls",
                       "uri", "topic", "qos", "username", "password", "payload", "retain"})) {
     return;
   }
+  UplinkKeys k;
   r.String(o, "name", p, &u->name);
   if (u->name.empty()) r.Error(p + "/name", "an uplink needs a name");
-  r.String(o, "type", p, &u->type);
-  if (u->type != "http" && u->type != "alertmanager" && u->type != "influxdb" &&
-      u->type != "mqtt") {
+  r.String(o, "type", p, &k.type);
+  const bool mqtt = k.type == MqttUplink::kType;
+  if (k.type != HttpUplink::kType && k.type != AlertmanagerUplink::kType &&
+      k.type != InfluxUplink::kType && !mqtt) {
     r.Error(p + "/type",
-            "unknown uplink type \"" + u->type + "\" (http, alertmanager, influxdb, mqtt)");
+            "unknown uplink type \"" + k.type + "\" (http, alertmanager, influxdb, mqtt)");
   }
-  r.String(o, "url", p, &u->url);
-  r.String(o, "uri", p, &u->uri);
-  if (u->type == "mqtt" ? u->uri.empty() : u->url.empty()) {
-    r.Error(p + (u->type == "mqtt" ? "/uri" : "/url"), "missing");
-  }
-  ReadHeaders(r, o, p, u);
+  r.String(o, "url", p, &k.url);
+  r.String(o, "uri", p, &k.uri);
+  if (mqtt ? k.uri.empty() : k.url.empty()) r.Error(p + (mqtt ? "/uri" : "/url"), "missing");
+  ReadHeaders(r, o, p, &k.headers);
   ReadBatch(r, o, p, u);
   ReadRetry(r, o, p, u);
   r.Duration(o, "timeout", p, &u->timeout);
-  r.Bool(o, "gzip", p, &u->gzip);
+  r.Bool(o, "gzip", p, &k.gzip);
   if (o.contains("tls")) {
     ReadTls(r, o["tls"], p + "/tls", dir, &u->tls);
-    if (u->type == "mqtt" && !u->uri.empty()) CheckMqttTls(r, p + "/tls", u->uri);
+    if (mqtt && !k.uri.empty()) CheckMqttTls(r, p + "/tls", k.uri);
   }
-  r.String(o, "topic", p, &u->topic);
-  std::int64_t qos = u->qos;
+  r.String(o, "topic", p, &k.topic);
+  std::int64_t qos = k.qos;
   r.Int(o, "qos", p, 0, 2, &qos);
-  u->qos = static_cast<int>(qos);
-  r.String(o, "username", p, &u->username);
-  r.String(o, "password", p, &u->password);
+  k.qos = static_cast<int>(qos);
+  r.String(o, "username", p, &k.username);
+  r.String(o, "password", p, &k.password);
   for (const char* key : {"payload", "retain"}) {
-    if (o.contains(key) && u->type != "mqtt") r.Error(p + "/" + key, "only for mqtt uplinks");
+    if (o.contains(key) && !mqtt) r.Error(p + "/" + key, "only for mqtt uplinks");
   }
-  if (auto pl = o.find("payload"); pl != o.end()) ReadActionPayload(r, *pl, p + "/payload", u);
-  r.Bool(o, "retain", p, &u->retain);
+  if (auto pl = o.find("payload"); pl != o.end()) {
+    ReadActionPayload(r, *pl, p + "/payload", &k.payload);
+  }
+  r.Bool(o, "retain", p, &k.retain);
+  UplinkSecrets(k, secrets);
+  KeepTypeKeys(std::move(k), u);
 }
 
 // Route object `ro` at pointer `p`; nullopt when it is not an object.
@@ -168,14 +220,14 @@ std::optional<RouteConfig> ReadRoute(JsonReader& r, const json& ro, const std::s
 }  // namespace
 
 void ReadUplinks(JsonReader& r, const json& root, const std::string& dir,
-                 std::vector<UplinkConfig>* uplinks) {
+                 std::vector<UplinkConfig>* uplinks, std::vector<std::string>* secrets) {
   auto u = root.find("uplinks");
   if (u == root.end()) return;
   if (!u->is_array()) r.Error("/uplinks", "must be a list");
   for (std::size_t i = 0; u->is_array() && i < u->size(); ++i) {
     UplinkConfig up;
     std::string p = "/uplinks/" + std::to_string(i);
-    ReadUplink(r, (*u)[i], p, dir, &up);
+    ReadUplink(r, (*u)[i], p, dir, &up, secrets);
     for (const auto& other : *uplinks) {
       if (other.name == up.name) r.Error(p + "/name", "duplicate uplink \"" + up.name + "\"");
     }

@@ -124,7 +124,7 @@ void Engine::Impl::Emit(RuleState& rs, const std::string& key_str, KeyState& ks,
     }
     if (rule.emit_aggregate) {
       Event e;
-      e.kind = "aggregate";
+      e.kind = EventKind::kAggregate;
       e.agent = agent;
       e.rule = rule.id;
       e.key = *ks.key;
@@ -134,7 +134,7 @@ void Engine::Impl::Emit(RuleState& rs, const std::string& key_str, KeyState& ks,
       std::vector<std::string> parts = {agent,
                                         rule.id,
                                         key_str,
-                                        "aggregate",
+                                        EventKindName(EventKind::kAggregate),
                                         std::to_string(w.bounds.start.count()),
                                         std::to_string(w.bounds.end.count())};
       if (w.seq >= 0) parts.push_back(std::to_string(w.seq));

@@ -24,57 +24,41 @@ std::string FormatNumber(double v, int decimals) {
 
 }  // namespace
 
-std::string RenderSummary(const std::string& text, const Values& values, const TagSource& key) {
-  std::string out;
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    std::size_t open = text.find('{', pos);
-    std::size_t close = open == std::string::npos ? open : text.find('}', open);
-    if (open == std::string::npos || close == std::string::npos) {
-      out.append(text, pos, std::string::npos);
-      break;
-    }
-    out.append(text, pos, open - pos);
-    std::string inner = text.substr(open + 1, close - open - 1);
-    int decimals = -1;
-    if (std::size_t colon = inner.find(":."); colon != std::string::npos) {
-      decimals = std::atoi(inner.c_str() + colon + 2);
-      inner.resize(colon);
-    }
-    bool done = false;
-    for (std::size_t i = 0; i < values.size() && !done; ++i) {
-      if (values[i].first != inner) continue;
-      const Value& v = values[i].second;
+std::string RenderSummary(const config::TextTemplate& summary, const Values& values,
+                          const TagSource& key) {
+  auto lookup = [&](const config::TextPiece& placeholder, std::string* out) {
+    const std::string& name = placeholder.text;
+    const int decimals = placeholder.decimals;
+    for (const auto& [value_name, v] : values) {
+      if (value_name != name) continue;
       if (v.kind == Value::Kind::kBool) {
-        out += v.number != 0 ? "true" : "false";
+        *out += v.number != 0 ? "true" : "false";
       } else {
-        out += v.is_null() ? "null" : FormatNumber(v.number, decimals);
+        *out += v.is_null() ? "null" : FormatNumber(v.number, decimals);
       }
-      done = true;
+      return true;
     }
-    if (!done) {
-      const std::string* tag = key.Find(inner);
-      char* end = nullptr;
-      const double number = tag != nullptr && decimals >= 0 ? std::strtod(tag->c_str(), &end) : 0;
-      if (tag == nullptr) {
-        out += text.substr(open, close - open + 1);
-      } else if (end != nullptr && end != tag->c_str() && *end == '\0' && std::isfinite(number)) {
-        out += FormatNumber(number, decimals);  // {devices.max_temp:.1f} of a numeric cell
-      } else {
-        out += *tag;
-      }
+    const std::string* tag = key.Find(name);
+    if (tag == nullptr) return false;
+    char* end = nullptr;
+    const double number = decimals >= 0 ? std::strtod(tag->c_str(), &end) : 0;
+    if (end != nullptr && end != tag->c_str() && *end == '\0' && std::isfinite(number)) {
+      *out += FormatNumber(number, decimals);  // {devices.max_temp:.1f} of a numeric cell
+    } else {
+      *out += *tag;
     }
-    pos = close + 1;
-  }
-  return out;
+    return true;
+  };
+  return summary.Render(lookup, config::TextTemplate::Escape::kPlain,
+                        config::TextTemplate::Unknown::kAsWritten);
 }
 
 Event AlertLifecycle::MakeEvent(const RuleState& rs, const std::string& key_str, const KeyState& ks,
-                                const std::string& state, const Values& values,
+                                EventState state, const Values& values,
                                 std::optional<WindowBounds> window, std::int64_t t) const {
   const CompiledRule& rule = *rs.rule;
   Event e;
-  e.kind = "alert";
+  e.kind = EventKind::kAlert;
   e.agent = agent_;
   e.rule = rule.id;
   e.key = *ks.key;
@@ -86,7 +70,8 @@ Event AlertLifecycle::MakeEvent(const RuleState& rs, const std::string& key_str,
   e.window = window;
   e.time = Millis(t);
   e.alert_id = ks.Episode().alert_id;
-  e.id = StableHash({agent_, rule.id, key_str, "alert", e.alert_id, state, std::to_string(t)});
+  e.id = StableHash({agent_, rule.id, key_str, EventKindName(EventKind::kAlert), e.alert_id,
+                     EventStateName(state), std::to_string(t)});
   return e;
 }
 
@@ -104,7 +89,7 @@ void AlertLifecycle::Evaluate(RuleState& rs, const std::string& key_str, KeyStat
   EvalContext ctx{numbers.data(), nullptr, &FindTagThunk, &key};
   const bool holds = alert.when->EvalBool(ctx);
 
-  auto notify = [&](const std::string& state) {
+  auto notify = [&](EventState state) {
     ks.MutableEpisode().last_notify = t;
     ks.MutableEpisode().summary = RenderSummary(alert.summary, values, key);
     if (rule.emit_alert) out->push_back(MakeEvent(rs, key_str, ks, state, values, window, t));
@@ -126,18 +111,18 @@ void AlertLifecycle::Evaluate(RuleState& rs, const std::string& key_str, KeyStat
         ++rs.firing;
         ep.fired_at = t;
         ep.alert_id = StableHash({agent_, rule.id, key_str, std::to_string(ep.since)});
-        notify("firing");
+        notify(EventState::kFiring);
       }
       return;
     case AlertState::kFiring: {
       bool clear = alert.clear_when ? alert.clear_when->EvalBool(ctx) : !holds;
       if (clear) {
-        notify("resolved");
+        notify(EventState::kResolved);
         ks.state = AlertState::kInactive;
         --rs.firing;
         ks.MutableEpisode().alert_id.clear();
       } else if (alert.repeat.count() > 0 && t - ks.Episode().last_notify >= alert.repeat.count()) {
-        notify("firing");
+        notify(EventState::kFiring);
       }
       return;
     }
@@ -148,7 +133,8 @@ void AlertLifecycle::ResolveAll(RuleState& rs, Millis now, std::vector<Event>* o
   if (!rs.rule->alert) return;
   for (auto& [key_str, ks] : Sorted(rs)) {
     if (ks->state != AlertState::kFiring) continue;
-    out->push_back(MakeEvent(rs, *key_str, *ks, "resolved", {}, std::nullopt, now.count()));
+    out->push_back(
+        MakeEvent(rs, *key_str, *ks, EventState::kResolved, {}, std::nullopt, now.count()));
     ks->state = AlertState::kInactive;
     --rs.firing;
     ks->MutableEpisode().alert_id.clear();

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "config/text_template.h"
 #include "rules/engine.h"
 #include "rules/event.h"
 #include "rules/expr.h"
@@ -35,10 +36,12 @@ struct AlertEpisode {
 
 using Values = std::vector<std::pair<std::string, Value>>;
 
-// `alert.summary` rendered: `{name}` is a value of `values` (an aggregate, or a detector's
-// value / score / anomaly), else a tag or table column of `key`; `{name:.N}` prints a number
-// (a numeric cell too) with N decimals; an unknown name is left as written.
-std::string RenderSummary(const std::string& text, const Values& values, const TagSource& key);
+// `alert.summary` (parsed at load, config::TextTemplate's kFormat syntax) rendered: `{name}`
+// is a value of `values` (an aggregate, or a detector's value / score / anomaly), else a tag
+// or table column of `key`; `{name:.N}` prints a number (a numeric cell too) with N decimals;
+// an unknown name is left as written.
+std::string RenderSummary(const config::TextTemplate& summary, const Values& values,
+                          const TagSource& key);
 
 // Runs the lifecycle for the engine's keys. Holds only scratch (one per engine thread).
 class AlertLifecycle {
@@ -61,8 +64,8 @@ class AlertLifecycle {
  private:
   // An alert event of the key's current episode (its alert_id and last summary), at `t`.
   Event MakeEvent(const RuleState& rs, const std::string& key_str, const KeyState& ks,
-                  const std::string& state, const Values& values,
-                  std::optional<WindowBounds> window, std::int64_t t) const;
+                  EventState state, const Values& values, std::optional<WindowBounds> window,
+                  std::int64_t t) const;
 
   std::string agent_;
   std::vector<double> numbers_;  // scratch: no allocation per evaluation once grown

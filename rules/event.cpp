@@ -30,6 +30,41 @@ std::uint64_t Hash64(const std::vector<std::string>& parts, std::uint64_t seed) 
 
 }  // namespace
 
+const std::string& EventKindName(EventKind kind) {
+  static const std::string kAlert = "alert";
+  static const std::string kAggregate = "aggregate";
+  return kind == EventKind::kAlert ? kAlert : kAggregate;
+}
+
+const std::string& EventStateName(EventState state) {
+  static const std::string kNone;
+  static const std::string kFiring = "firing";
+  static const std::string kResolved = "resolved";
+  switch (state) {
+    case EventState::kFiring:
+      return kFiring;
+    case EventState::kResolved:
+      return kResolved;
+    case EventState::kNone:
+      break;
+  }
+  return kNone;
+}
+
+std::optional<EventKind> ParseEventKind(std::string_view name) {
+  for (EventKind kind : {EventKind::kAlert, EventKind::kAggregate}) {
+    if (name == EventKindName(kind)) return kind;
+  }
+  return std::nullopt;
+}
+
+std::optional<EventState> ParseEventState(std::string_view name) {
+  for (EventState state : {EventState::kFiring, EventState::kResolved}) {
+    if (name == EventStateName(state)) return state;
+  }
+  return std::nullopt;
+}
+
 std::string StableHash(const std::vector<std::string>& parts) {
   char buf[33];
   std::snprintf(buf, sizeof buf, "%016llx%016llx",
@@ -42,14 +77,14 @@ std::string ToJson(const Event& e) {
   // nlohmann::ordered_json keeps insertion order: the order of SPEC §6.
   nlohmann::ordered_json j;
   j["id"] = e.id;
-  j["kind"] = e.kind;
+  j["kind"] = EventKindName(e.kind);
   j["agent"] = e.agent;
   j["rule"] = e.rule;
   nlohmann::ordered_json key = nlohmann::ordered_json::object();
   for (const auto& [name, value] : e.key) key[name] = value;
   j["key"] = std::move(key);
-  if (e.kind == "alert") {
-    j["state"] = e.state;
+  if (e.kind == EventKind::kAlert) {
+    j["state"] = EventStateName(e.state);
     j["severity"] = e.severity;
     j["summary"] = e.summary;
     nlohmann::ordered_json labels = nlohmann::ordered_json::object();
@@ -79,7 +114,7 @@ std::string ToJson(const Event& e) {
                    {"end", config::FormatRfc3339(e.window->end)}};
   }
   j["time"] = config::FormatRfc3339(e.time);
-  if (e.kind == "alert") j["alert_id"] = e.alert_id;
+  if (e.kind == EventKind::kAlert) j["alert_id"] = e.alert_id;
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

@@ -2,6 +2,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -30,14 +31,29 @@ struct WindowBounds {
   Millis end{0};
 };
 
+// What an event is (SPEC §6 `kind`).
+enum class EventKind { kAlert, kAggregate };
+// An alert event's state (SPEC §6 `state`); aggregate events have none.
+enum class EventState { kNone, kFiring, kResolved };
+
+// The SPEC §6 spelling, wherever an event's kind or state is text (the event's JSON, the
+// outbox's `kind` column, event ids, logs): "alert", "aggregate"; "firing", "resolved", and ""
+// for kNone.
+const std::string& EventKindName(EventKind kind);
+const std::string& EventStateName(EventState state);
+// The reverse, for text that says what an event is (an outbox row's JSON, a rule's `emit`):
+// nullopt for any other text ("" included).
+std::optional<EventKind> ParseEventKind(std::string_view name);
+std::optional<EventState> ParseEventState(std::string_view name);
+
 // One output event (SPEC §6). Aggregate events have no state, severity, summary, alert_id.
 struct Event {
-  std::string id;    // deterministic, see MakeEventId
-  std::string kind;  // "alert" or "aggregate"
+  std::string id;  // deterministic, see MakeEventId
+  EventKind kind = EventKind::kAggregate;
   std::string agent;
   std::string rule;
-  Tags key;           // the group_by tags of the key
-  std::string state;  // "firing" | "resolved" (alerts)
+  Tags key;                              // the group_by tags of the key
+  EventState state = EventState::kNone;  // alerts: kFiring or kResolved
   std::string severity;
   std::string summary;
   std::vector<std::pair<std::string, std::string>> labels;  // in rule order

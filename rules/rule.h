@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "config/text_template.h"
 #include "config/values.h"
 #include "rules/detector.h"
 #include "rules/expr.h"
@@ -55,7 +56,7 @@ struct AlertSpec {
   Millis for_duration{0};
   Millis repeat{0};  // 0: never
   std::string severity = "warning";
-  std::string summary;
+  config::TextTemplate summary;  // `alert.summary`, parsed at load (kFormat syntax)
   std::vector<std::pair<std::string, std::string>> labels;
 };
 

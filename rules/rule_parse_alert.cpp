@@ -1,11 +1,13 @@
 // `emit`, `alert` (with its summary template) and `output`: what a rule sends.
 
 #include <algorithm>
+#include <optional>
 #include <regex>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "rules/event.h"
 #include "rules/rule_parse.h"
 
 namespace vigil::rules::parse {
@@ -95,7 +97,10 @@ void ParseAlertObject(JsonReader& r, const json& al, const std::string& ap,
   r.Duration(al, "for", ap, &spec.for_duration);
   r.Duration(al, "repeat", ap, &spec.repeat);
   r.String(al, "severity", ap, &spec.severity);
-  r.String(al, "summary", ap, &spec.summary);
+  std::string summary;
+  r.String(al, "summary", ap, &summary);
+  spec.summary =
+      config::TextTemplate::Parse(summary, config::TextTemplate::Syntax::kFormat).value();
   if (auto l = al.find("labels"); l != al.end()) {
     if (!l->is_object()) r.Error(ap + "/labels", "must be an object of strings");
     for (auto it = l->begin(); l->is_object() && it != l->end(); ++it) {
@@ -106,7 +111,7 @@ void ParseAlertObject(JsonReader& r, const json& al, const std::string& ap,
       }
     }
   }
-  CheckSummary(r, spec.summary, ap + "/summary", *rule, limits);
+  CheckSummary(r, summary, ap + "/summary", *rule, limits);
   rule->alert = std::move(spec);
 }
 
@@ -127,12 +132,13 @@ bool ParseEmit(JsonReader& r, const json& o, const std::string& p, CompiledRule*
       r.Error(p + "/emit", "must list \"alert\" and/or \"aggregate\" (or be [] beside output)");
     }
     for (const auto& k : kinds) {
-      if (k == "alert") {
-        rule->emit_alert = true;
-      } else if (k == "aggregate") {
-        rule->emit_aggregate = true;
-      } else {
+      const std::optional<EventKind> kind = ParseEventKind(k);
+      if (!kind) {
         r.Error(p + "/emit", "unknown kind \"" + k + "\" (alert, aggregate)");
+      } else if (*kind == EventKind::kAlert) {
+        rule->emit_alert = true;
+      } else {
+        rule->emit_aggregate = true;
       }
     }
   }

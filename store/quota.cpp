@@ -38,12 +38,12 @@ QuotaDrops TrimToQuota(Store& store, Journal& journal, const QuotaTrim& trim,
     }
     const std::uint64_t budget = std::min(used() - trim.target, pending - trim.outbox_floor);
     std::uint64_t freed = 0;
-    for (auto [kind, count] :
-         {std::pair{"aggregate", &drops.aggregates}, std::pair{"alert", &drops.alerts}}) {
+    for (auto [kind, count] : {std::pair{rules::EventKind::kAggregate, &drops.aggregates},
+                               std::pair{rules::EventKind::kAlert, &drops.alerts}}) {
       if (freed >= budget) break;
       auto r = store.DropOldest(kind, budget - freed);
       if (!r.ok()) {
-        drops.errors.push_back(std::string(kind) + "s: " + r.error());
+        drops.errors.push_back(rules::EventKindName(kind) + "s: " + r.error());
         continue;
       }
       *count += static_cast<std::uint64_t>(r.value().rows);

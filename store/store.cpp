@@ -211,7 +211,7 @@ Status Store::Commit(const CommitBatch& batch, Millis now) {
       for (const std::string& uplink : e.uplinks) {
         insert.BindRef(1, uplink)
             .BindRef(2, e.event_id)
-            .BindRef(3, e.kind)
+            .BindRef(3, rules::EventKindName(e.kind))
             .BindRef(4, e.rule)
             .BindRef(5, e.json)
             .Bind(6, static_cast<std::int64_t>(e.time.count()))
@@ -338,11 +338,13 @@ Result<std::int64_t> Store::DropExpired(Millis before) {
                        [&](Statement& st) { st.Bind(1, std::int64_t{before.count()}); });
 }
 
-Result<Dropped> Store::DropOldest(const std::string& kind, std::uint64_t bytes) {
+Result<Dropped> Store::DropOldest(rules::EventKind kind, std::uint64_t bytes) {
   const auto budget = static_cast<std::int64_t>(
       std::min<std::uint64_t>(bytes, std::numeric_limits<std::int64_t>::max()));
   return impl_->Drop(kDropOldest, [&](Statement& st) {
-    st.Bind(1, kind).Bind(2, budget).Bind(3, static_cast<std::int64_t>(kOutboxRowOverhead));
+    st.BindRef(1, rules::EventKindName(kind))
+        .Bind(2, budget)
+        .Bind(3, static_cast<std::int64_t>(kOutboxRowOverhead));
   });
 }
 

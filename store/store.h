@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "config/result.h"
 #include "config/values.h"
+#include "rules/event.h"
 #include "store/access.h"
 
 namespace vigil::store {
@@ -25,7 +26,7 @@ struct StateRow {
 // One event to put in the outbox, with one delivery row per routed uplink.
 struct OutboxEvent {
   std::string event_id;
-  std::string kind;  // "alert" or "aggregate" (quota drops aggregates first)
+  rules::EventKind kind = rules::EventKind::kAggregate;  // the quota drops aggregates first
   std::string rule;
   std::string json;  // the event as sent (SPEC §6)
   Millis time{0};    // the event's time
@@ -158,7 +159,7 @@ class Store {
   // Quota: deletes the oldest undelivered events of `kind` (every uplink's pending row), oldest
   // first, until at least `bytes` are freed (as MeasureOutbox counts them) or none is left; one
   // event more than needed at most.
-  Result<Dropped> DropOldest(const std::string& kind, std::uint64_t bytes);
+  Result<Dropped> DropOldest(rules::EventKind kind, std::uint64_t bytes);
   // Quota: deletes dead letters (any uplink), oldest (by seq) first, until at least `bytes`
   // are freed (as MeasureOutbox counts them) or none is left; one row more than needed at most.
   Result<Dropped> DropOldestDead(std::uint64_t bytes);

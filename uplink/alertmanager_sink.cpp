@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/log.h"
+#include "rules/event.h"
 
 namespace vigil::uplink {
 namespace {
@@ -26,19 +27,21 @@ json Alert(const std::string& agent, const std::string& rule, const json& key,
 
 }  // namespace
 
-AlertmanagerSink::AlertmanagerSink(config::UplinkConfig config, SinkContext context,
-                                   std::unique_ptr<HttpClient> client)
+AlertmanagerSink::AlertmanagerSink(config::UplinkConfig config, const std::string& url,
+                                   SinkContext context, std::unique_ptr<HttpClient> client)
     : config_(std::move(config)), context_(std::move(context)), client_(std::move(client)) {
-  endpoint_ = config_.url;
+  endpoint_ = url;
   while (!endpoint_.empty() && endpoint_.back() == '/') endpoint_.pop_back();
   endpoint_ += "/api/v2/alerts";
 }
 
-Result<std::unique_ptr<Sink>> AlertmanagerSink::Create(const config::UplinkConfig& config,
-                                                       const SinkContext& context) {
-  auto client = HttpClient::Create(config);
+Result<std::unique_ptr<Sink>> AlertmanagerSink::Create(
+    const config::UplinkConfig& config, const config::AlertmanagerUplink& alertmanager,
+    const SinkContext& context) {
+  auto client = HttpClient::Create(config, alertmanager.headers);
   if (!client.ok()) return Result<std::unique_ptr<Sink>>::Error(client.error());
-  return std::unique_ptr<Sink>(new AlertmanagerSink(config, context, std::move(client.value())));
+  return std::unique_ptr<Sink>(
+      new AlertmanagerSink(config, alertmanager.url, context, std::move(client.value())));
 }
 
 Verdict AlertmanagerSink::Post(const std::string& body) {
@@ -50,11 +53,13 @@ Verdict AlertmanagerSink::Send(const std::vector<store::OutboxRow>& batch) {
   std::size_t skipped = 0;  // aggregates: Alertmanager takes alerts only
   for (const auto& row : batch) {
     json e = json::parse(row.json, nullptr, false);
-    if (!e.is_object() || e.value("kind", "") != "alert") {
+    if (!e.is_object() || rules::ParseEventKind(e.value("kind", "")) != rules::EventKind::kAlert) {
       ++skipped;
       continue;
     }
     const std::string rule = e.value("rule", "");
+    const bool resolved =
+        rules::ParseEventState(e.value("state", "")) == rules::EventState::kResolved;
     auto desc = context_.rule_descriptions.find(rule);
     // An episode starts at its alert_id's firing event; a resolved event without a firing
     // one seen here (sent before a restart) uses its window start.
@@ -62,14 +67,14 @@ Verdict AlertmanagerSink::Send(const std::vector<store::OutboxRow>& batch) {
     std::string starts_at = e.value("time", "");
     if (auto it = firing_.find(alert_id); it != firing_.end()) {
       starts_at = json::parse(it->second).value("startsAt", starts_at);
-    } else if (e.value("state", "") == "resolved" && e.contains("window")) {
+    } else if (resolved && e.contains("window")) {
       starts_at = e["window"].value("start", starts_at);
     }
     json a = Alert(e.value("agent", context_.agent), rule, e.value("key", json::object()),
                    e.value("severity", "warning"), e.value("summary", ""),
                    desc == context_.rule_descriptions.end() ? "" : desc->second,
                    e.value("labels", json::object()), starts_at);
-    if (e.value("state", "") == "resolved") {
+    if (resolved) {
       a["endsAt"] = e.value("time", "");
       firing_.erase(alert_id);
     } else {

@@ -19,6 +19,7 @@ namespace vigil::uplink {
 class AlertmanagerSink final : public Sink {
  public:
   static Result<std::unique_ptr<Sink>> Create(const config::UplinkConfig& config,
+                                              const config::AlertmanagerUplink& alertmanager,
                                               const SinkContext& context);
   Verdict Send(const std::vector<store::OutboxRow>& batch) override;
   void Seed(const std::vector<rules::FiringAlert>& firing) override;
@@ -27,7 +28,7 @@ class AlertmanagerSink final : public Sink {
   static constexpr Millis kResend{60'000};
 
  private:
-  AlertmanagerSink(config::UplinkConfig config, SinkContext context,
+  AlertmanagerSink(config::UplinkConfig config, const std::string& url, SinkContext context,
                    std::unique_ptr<HttpClient> client);
   Verdict Post(const std::string& body);
 

@@ -60,7 +60,7 @@ std::string Gzip(const std::string& data) {
 }
 
 struct HttpClient::Impl {
-  config::UplinkConfig config;
+  Headers headers;  // the uplink's, sent with every request
   CURL* curl = nullptr;
   ~Impl() { curl_easy_cleanup(curl); }
 };
@@ -68,11 +68,12 @@ struct HttpClient::Impl {
 HttpClient::HttpClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HttpClient::~HttpClient() = default;
 
-Result<std::unique_ptr<HttpClient>> HttpClient::Create(const config::UplinkConfig& config) {
+Result<std::unique_ptr<HttpClient>> HttpClient::Create(const config::UplinkConfig& config,
+                                                       Headers headers) {
   using R = Result<std::unique_ptr<HttpClient>>;
   std::call_once(g_curl_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   auto impl = std::make_unique<Impl>();
-  impl->config = config;
+  impl->headers = std::move(headers);
   impl->curl = curl_easy_init();
   if (impl->curl == nullptr) return R::Error("uplink " + config.name + ": cannot set up libcurl");
   CURL* c = impl->curl;
@@ -98,7 +99,7 @@ Verdict HttpClient::Post(const std::string& url, const std::string& body,
   CURL* c = impl_->curl;
   curl_slist* list = nullptr;
   for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
-  for (const auto& [name, value] : impl_->config.headers) {
+  for (const auto& [name, value] : impl_->headers) {
     list = curl_slist_append(list, std::string(name).append(": ").append(value).c_str());
   }
   std::string response;

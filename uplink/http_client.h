@@ -12,12 +12,15 @@
 namespace vigil::uplink {
 
 // One libcurl easy handle for one uplink: POSTs with the uplink's timeout, TLS settings
-// (verification on unless insecure_skip_verify; ca_file, cert_file, key_file) and headers,
-// keeping the connection alive between requests. Classifies the answer as SPEC §8 says.
-// Not thread-safe: one dispatcher thread owns it.
+// (verification on unless insecure_skip_verify; ca_file, cert_file, key_file) and headers
+// (those of its type: http, alertmanager, influxdb), keeping the connection alive between
+// requests. Classifies the answer as SPEC §8 says. Not thread-safe: one dispatcher thread
+// owns it.
 class HttpClient {
  public:
-  static Result<std::unique_ptr<HttpClient>> Create(const config::UplinkConfig& config);
+  using Headers = std::vector<std::pair<std::string, std::string>>;
+  static Result<std::unique_ptr<HttpClient>> Create(const config::UplinkConfig& config,
+                                                    Headers headers);
   ~HttpClient();
 
   // POSTs `body` to `url` with the uplink's headers plus `headers` ("Name: value").

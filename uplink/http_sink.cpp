@@ -4,10 +4,11 @@
 
 namespace vigil::uplink {
 
-Result<std::unique_ptr<Sink>> HttpSink::Create(const config::UplinkConfig& config) {
-  auto client = HttpClient::Create(config);
+Result<std::unique_ptr<Sink>> HttpSink::Create(const config::UplinkConfig& config,
+                                               const config::HttpUplink& http) {
+  auto client = HttpClient::Create(config, http.headers);
   if (!client.ok()) return Result<std::unique_ptr<Sink>>::Error(client.error());
-  return std::unique_ptr<Sink>(new HttpSink(config, std::move(client.value())));
+  return std::unique_ptr<Sink>(new HttpSink(http, std::move(client.value())));
 }
 
 Verdict HttpSink::Send(const std::vector<store::OutboxRow>& batch) {
@@ -22,11 +23,11 @@ Verdict HttpSink::Send(const std::vector<store::OutboxRow>& batch) {
   body.push_back(']');
   std::vector<std::string> headers = {"Content-Type: application/json",
                                       "Idempotency-Key: " + rules::StableHash(ids)};
-  if (config_.gzip) {
+  if (http_.gzip) {
     body = Gzip(body);
     headers.emplace_back("Content-Encoding: gzip");
   }
-  return client_->Post(config_.url, body, headers);
+  return client_->Post(http_.url, body, headers);
 }
 
 }  // namespace vigil::uplink

@@ -13,13 +13,14 @@ namespace vigil::uplink {
 // `Idempotency-Key` = hash of the batch's event ids.
 class HttpSink final : public Sink {
  public:
-  static Result<std::unique_ptr<Sink>> Create(const config::UplinkConfig& config);
+  static Result<std::unique_ptr<Sink>> Create(const config::UplinkConfig& config,
+                                              const config::HttpUplink& http);
   Verdict Send(const std::vector<store::OutboxRow>& batch) override;
 
  private:
-  HttpSink(config::UplinkConfig config, std::unique_ptr<HttpClient> client)
-      : config_(std::move(config)), client_(std::move(client)) {}
-  config::UplinkConfig config_;
+  HttpSink(config::HttpUplink http, std::unique_ptr<HttpClient> client)
+      : http_(std::move(http)), client_(std::move(client)) {}
+  config::HttpUplink http_;
   std::unique_ptr<HttpClient> client_;
 };
 

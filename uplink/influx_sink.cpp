@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 
+#include "rules/event.h"
+
 namespace vigil::uplink {
 namespace {
 
@@ -38,7 +40,8 @@ std::string Key(std::string_view s) { return Escape(s, ",= "); }
 
 std::string LineProtocol(const std::string& event_json, long long units_per_ms) {
   json e = json::parse(event_json, nullptr, false);
-  if (!e.is_object() || e.value("kind", "") != "aggregate") return "";
+  if (!e.is_object() || rules::ParseEventKind(e.value("kind", "")) != rules::EventKind::kAggregate)
+    return "";
   std::string line = Measurement(e.value("rule", ""));
   if (line.empty()) return "";
   json tags = e.value("key", json::object());
@@ -75,9 +78,9 @@ std::string LineProtocol(const std::string& event_json, long long units_per_ms) 
   return line + " " + fields + " " + std::to_string(stamp);
 }
 
-InfluxSink::InfluxSink(config::UplinkConfig config, std::unique_ptr<HttpClient> client)
-    : config_(std::move(config)), client_(std::move(client)) {
-  const std::string& url = config_.url;
+InfluxSink::InfluxSink(config::InfluxUplink influx, std::unique_ptr<HttpClient> client)
+    : influx_(std::move(influx)), client_(std::move(client)) {
+  const std::string& url = influx_.url;
   if (url.find("precision=ms") != std::string::npos) {
     per_ms_ = 1;
   } else if (url.find("precision=s") != std::string::npos) {
@@ -87,10 +90,11 @@ InfluxSink::InfluxSink(config::UplinkConfig config, std::unique_ptr<HttpClient> 
   }
 }
 
-Result<std::unique_ptr<Sink>> InfluxSink::Create(const config::UplinkConfig& config) {
-  auto client = HttpClient::Create(config);
+Result<std::unique_ptr<Sink>> InfluxSink::Create(const config::UplinkConfig& config,
+                                                 const config::InfluxUplink& influx) {
+  auto client = HttpClient::Create(config, influx.headers);
   if (!client.ok()) return Result<std::unique_ptr<Sink>>::Error(client.error());
-  return std::unique_ptr<Sink>(new InfluxSink(config, std::move(client.value())));
+  return std::unique_ptr<Sink>(new InfluxSink(influx, std::move(client.value())));
 }
 
 Verdict InfluxSink::Send(const std::vector<store::OutboxRow>& batch) {
@@ -110,11 +114,11 @@ Verdict InfluxSink::Send(const std::vector<store::OutboxRow>& batch) {
     v.outcome = Verdict::Outcome::kDelivered;
   } else {
     std::vector<std::string> headers = {"Content-Type: text/plain; charset=utf-8"};
-    if (config_.gzip) {
+    if (influx_.gzip) {
       body = Gzip(body);
       headers.emplace_back("Content-Encoding: gzip");
     }
-    v = client_->Post(config_.url, body, headers);
+    v = client_->Post(influx_.url, body, headers);
   }
   if (v.outcome == Verdict::Outcome::kDelivered) v.skipped = skipped;
   return v;

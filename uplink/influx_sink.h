@@ -18,12 +18,13 @@ namespace vigil::uplink {
 // Alert events, and aggregates without a numeric value, are not sent: they are `skipped`.
 class InfluxSink final : public Sink {
  public:
-  static Result<std::unique_ptr<Sink>> Create(const config::UplinkConfig& config);
+  static Result<std::unique_ptr<Sink>> Create(const config::UplinkConfig& config,
+                                              const config::InfluxUplink& influx);
   Verdict Send(const std::vector<store::OutboxRow>& batch) override;
 
  private:
-  InfluxSink(config::UplinkConfig config, std::unique_ptr<HttpClient> client);
-  config::UplinkConfig config_;
+  InfluxSink(config::InfluxUplink influx, std::unique_ptr<HttpClient> client);
+  config::InfluxUplink influx_;
   std::unique_ptr<HttpClient> client_;
   long long per_ms_ = 1'000'000;  // timestamp units per millisecond (0: seconds)
 };

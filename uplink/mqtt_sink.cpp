@@ -25,45 +25,37 @@ mqtt::ssl_options SslOptions(const config::TlsConfig& tls) {
   if (!tls.key_file.empty()) ssl.private_key(tls.key_file);
   return ssl.finalize();
 }
-namespace {
-
-std::string Level(std::string value) {
-  for (char& c : value) {
-    if (c == '+' || c == '#' || c == '/') c = '_';
-  }
-  return value.empty() ? "_" : value;
-}
-
-}  // namespace
-
-std::string ExpandTopic(const std::string& topic_template, const std::string& event_json) {
+std::string ExpandTopic(const config::TextTemplate& topic, const std::string& event_json) {
   nlohmann::json e = nlohmann::json::parse(event_json, nullptr, false);
   if (!e.is_object()) e = nlohmann::json::object();
-  std::string out;
-  std::size_t pos = 0;
-  while (pos < topic_template.size()) {
-    std::size_t open = topic_template.find('{', pos);
-    std::size_t close = open == std::string::npos ? open : topic_template.find('}', open);
-    if (close == std::string::npos) {
-      out.append(topic_template, pos, std::string::npos);
-      break;
-    }
-    out.append(topic_template, pos, open - pos);
-    const std::string name = topic_template.substr(open + 1, close - open - 1);
-    std::string value;
+  auto lookup = [&e](const config::TextPiece& placeholder, std::string* value) {
+    const std::string& name = placeholder.text;
     if (name == "agent" || name == "kind" || name == "rule") {
-      value = e.value(name, "");
+      *value = e.value(name, "");
     } else if (e.contains("key") && e["key"].contains(name) && e["key"][name].is_string()) {
-      value = e["key"][name].get<std::string>();
+      *value = e["key"][name].get<std::string>();
     }
-    out += Level(value);
-    pos = close + 1;
-  }
-  return out;
+    return true;
+  };
+  return topic.Render(lookup, config::TextTemplate::Escape::kTopicLevel,
+                      config::TextTemplate::Unknown::kEmpty);
 }
 
-MqttSink::MqttSink(config::UplinkConfig config, std::unique_ptr<mqtt::async_client> client)
-    : config_(std::move(config)), client_(std::move(client)) {}
+std::string ExpandTopic(const std::string& topic_template, const std::string& event_json) {
+  return ExpandTopic(
+      config::TextTemplate::Parse(topic_template, config::TextTemplate::Syntax::kLenient).value(),
+      event_json);
+}
+
+MqttSink::MqttSink(config::UplinkConfig config, config::MqttUplink settings,
+                   std::unique_ptr<mqtt::async_client> client)
+    : config_(std::move(config)),
+      mqtt_(std::move(settings)),
+      topic_(
+          config::TextTemplate::Parse(mqtt_.topic, config::TextTemplate::Syntax::kLenient).value()),
+      client_(std::move(client)) {
+  if (!mqtt_.payload.empty()) payload_.emplace(mqtt_.payload);
+}
 
 MqttSink::~MqttSink() {
   try {
@@ -73,12 +65,13 @@ MqttSink::~MqttSink() {
 }
 
 Result<std::unique_ptr<Sink>> MqttSink::Create(const config::UplinkConfig& config,
+                                               const config::MqttUplink& settings,
                                                const SinkContext& context) {
   using R = Result<std::unique_ptr<Sink>>;
   try {
     auto client = std::make_unique<mqtt::async_client>(
-        config.uri, "vigil-" + context.agent + "-" + config.name);
-    return std::unique_ptr<Sink>(new MqttSink(config, std::move(client)));
+        settings.uri, "vigil-" + context.agent + "-" + config.name);
+    return std::unique_ptr<Sink>(new MqttSink(config, settings, std::move(client)));
   } catch (const mqtt::exception& e) {
     return R::Error("uplink " + config.name + ": " + e.what());
   }
@@ -91,18 +84,18 @@ bool MqttSink::Connect(std::string* error) {
                      .connect_timeout(std::chrono::duration_cast<std::chrono::seconds>(
                          std::max(config_.timeout, Millis(1000))))
                      .automatic_reconnect(false);
-  if (!config_.username.empty()) builder.user_name(config_.username);
-  if (!config_.password.empty()) builder.password(config_.password);
-  if (IsTlsUri(config_.uri)) builder.ssl(SslOptions(config_.tls));
+  if (!mqtt_.username.empty()) builder.user_name(mqtt_.username);
+  if (!mqtt_.password.empty()) builder.password(mqtt_.password);
+  if (IsTlsUri(mqtt_.uri)) builder.ssl(SslOptions(config_.tls));
   try {
     auto tok = client_->connect(builder.finalize());
     if (!tok->wait_for(std::chrono::milliseconds(config_.timeout.count() + 2000))) {
-      *error = "connect to " + config_.uri + " timed out";
+      *error = "connect to " + mqtt_.uri + " timed out";
       return false;
     }
   } catch (const mqtt::exception& e) {
     // Paho says "TCP/TLS connect failure" for a refused handshake (wrong CA, bad certificate).
-    *error = "cannot connect to " + config_.uri + ": " + e.what();
+    *error = "cannot connect to " + mqtt_.uri + ": " + e.what();
     return false;
   }
   return true;
@@ -115,10 +108,10 @@ Verdict MqttSink::Send(const std::vector<store::OutboxRow>& batch) {
   std::vector<std::pair<std::string, std::string>> messages;
   messages.reserve(batch.size());
   for (const auto& row : batch) {
-    if (config_.payload.empty()) {
-      messages.emplace_back(ExpandTopic(config_.topic, row.json), row.json);
-    } else if (std::optional<std::string> body = RenderPayload(config_.payload, row.json)) {
-      messages.emplace_back(ExpandTopic(config_.topic, row.json), std::move(*body));
+    if (!payload_) {
+      messages.emplace_back(ExpandTopic(topic_, row.json), row.json);
+    } else if (std::optional<std::string> body = payload_->Render(row.json)) {
+      messages.emplace_back(ExpandTopic(topic_, row.json), std::move(*body));
     } else {
       ++v.skipped;
     }
@@ -136,17 +129,16 @@ Verdict MqttSink::Send(const std::vector<store::OutboxRow>& batch) {
     std::vector<mqtt::delivery_token_ptr> tokens;
     tokens.reserve(messages.size());
     for (const auto& [topic, body] : messages) {
-      tokens.push_back(
-          client_->publish(topic, body.data(), body.size(), config_.qos, config_.retain));
+      tokens.push_back(client_->publish(topic, body.data(), body.size(), mqtt_.qos, mqtt_.retain));
     }
     for (auto& tok : tokens) {
       if (!tok->wait_for(std::chrono::milliseconds(config_.timeout.count()))) {
-        v.error = "publish to " + config_.uri + " timed out";
+        v.error = "publish to " + mqtt_.uri + " timed out";
         return v;
       }
     }
   } catch (const mqtt::exception& e) {
-    v.error = std::string("publish to ") + config_.uri + ": " + e.what();
+    v.error = std::string("publish to ") + mqtt_.uri + ": " + e.what();
     return v;
   }
   v.outcome = Verdict::Outcome::kDelivered;

@@ -1,6 +1,7 @@
 #include "uplink/sink.h"
 
 #include <algorithm>
+#include <variant>
 
 #include "config/log.h"
 #include "uplink/alertmanager_sink.h"
@@ -10,6 +11,8 @@
 
 namespace vigil::uplink {
 namespace {
+
+using SinkResult = Result<std::unique_ptr<Sink>>;
 
 // Glob match with `*` (any run) and `?` (one character).
 bool Glob(std::string_view pattern, std::string_view text) {
@@ -42,21 +45,33 @@ bool Matches(const std::vector<std::string>& patterns, const std::string& value,
 
 Result<std::unique_ptr<Sink>> MakeSink(const config::UplinkConfig& config,
                                        const SinkContext& context) {
-  using R = Result<std::unique_ptr<Sink>>;
   if (config.tls.insecure_skip_verify) {
     log::Warning("uplink " + config.name +
                  ": tls.insecure_skip_verify is on: the server's certificate is not checked");
   }
-  if (config.type == "http") return HttpSink::Create(config);
-  if (config.type == "alertmanager") return AlertmanagerSink::Create(config, context);
-  if (config.type == "influxdb") return InfluxSink::Create(config);
-  if (config.type == "mqtt") return MqttSink::Create(config, context);
-  return R::Error("uplink " + config.name + ": unknown type \"" + config.type + "\"");
+  // The switch: each type's sink gets the keys of its type, and only those.
+  struct Make {
+    const config::UplinkConfig& config;
+    const SinkContext& context;
+    SinkResult operator()(const config::HttpUplink& http) const {
+      return HttpSink::Create(config, http);
+    }
+    SinkResult operator()(const config::AlertmanagerUplink& alertmanager) const {
+      return AlertmanagerSink::Create(config, alertmanager, context);
+    }
+    SinkResult operator()(const config::InfluxUplink& influx) const {
+      return InfluxSink::Create(config, influx);
+    }
+    SinkResult operator()(const config::MqttUplink& mqtt) const {
+      return MqttSink::Create(config, mqtt, context);
+    }
+  };
+  return std::visit(Make{config, context}, config.type);
 }
 
 std::vector<std::string> Route(const std::vector<config::RouteConfig>& routes,
                                const std::vector<config::UplinkConfig>& uplinks,
-                               const std::string& kind, const std::string& rule,
+                               rules::EventKind kind, const std::string& rule,
                                const std::string& severity) {
   std::vector<std::string> out;
   if (routes.empty()) {
@@ -64,7 +79,9 @@ std::vector<std::string> Route(const std::vector<config::RouteConfig>& routes,
     return out;
   }
   for (const auto& route : routes) {
-    if (!Matches(route.kinds, kind, false) || !Matches(route.rules, rule, true)) continue;
+    if (!Matches(route.kinds, rules::EventKindName(kind), false) ||
+        !Matches(route.rules, rule, true))
+      continue;
     if (!route.severities.empty() && !Matches(route.severities, severity, false)) continue;
     for (const auto& to : route.to) {
       if (std::find(out.begin(), out.end(), to) == out.end()) out.push_back(to);

@@ -10,6 +10,7 @@
 #include "config/result.h"
 #include "config/values.h"
 #include "rules/engine.h"
+#include "rules/event.h"
 #include "store/store.h"
 
 namespace vigil::uplink {
@@ -48,8 +49,9 @@ struct SinkContext {
   std::map<std::string, std::string> rule_descriptions;  // rule id → description
 };
 
-// The factory: one explicit switch over `type`. Fails for an unknown type, or when the sink
-// cannot be set up.
+// The factory: one explicit switch (a std::visit) over the uplink's type, whose sink gets the
+// keys of that type and no other. Fails when the sink cannot be set up (libcurl or Paho
+// refuses it).
 Result<std::unique_ptr<Sink>> MakeSink(const config::UplinkConfig& config,
                                        const SinkContext& context = {});
 
@@ -57,7 +59,7 @@ Result<std::unique_ptr<Sink>> MakeSink(const config::UplinkConfig& config,
 // route's `to`; with no routes at all, every uplink.
 std::vector<std::string> Route(const std::vector<config::RouteConfig>& routes,
                                const std::vector<config::UplinkConfig>& uplinks,
-                               const std::string& kind, const std::string& rule,
+                               rules::EventKind kind, const std::string& rule,
                                const std::string& severity);
 
 }  // namespace vigil::uplink

@@ -191,7 +191,8 @@ bool Run(const Corpus& c, const std::string& name, const std::string& detector, 
     engine.Advance(p.t, &events);
     ++readings;
     for (const auto& e : events) {
-      if (e.kind == "alert" && e.state == "firing") firings[e.key.at(0).second].push_back(e.time);
+      if (e.kind == vigil::rules::EventKind::kAlert && e.state == vigil::rules::EventState::kFiring)
+        firings[e.key.at(0).second].push_back(e.time);
     }
     events.clear();
   };

@@ -259,7 +259,7 @@ void BM_GroupCommit(benchmark::State& state) {
     store::CommitBatch batch;
     for (std::size_t i = 0; i < n; ++i) {
       batch.events.push_back({"e" + std::to_string(position) + "-" + std::to_string(i),
-                              "aggregate",
+                              rules::EventKind::kAggregate,
                               "r",
                               event_json,
                               Millis(kT0),

@@ -45,7 +45,7 @@ TEST(Drive, TickReturnsTheMomentOnlyWhenATimerWasDue) {
   ASSERT_TRUE(due);
   EXPECT_EQ(due->after, 7);
   ASSERT_EQ(events.size(), 1u);
-  EXPECT_EQ(events[0].state, "firing");
+  EXPECT_EQ(events[0].state, rules::EventState::kFiring);
   EXPECT_EQ(events[0].time, due->now);
 }
 
@@ -62,7 +62,7 @@ TEST(Drive, RecoveryFiresRecordedTicksBetweenTheMessagesTheyCameAfter) {
   ASSERT_TRUE(tick);
   live.Feed(Reading(kT0 + Millis(41'000)), kT0 + Millis(41'000), &live_events);  // message 2
   ASSERT_EQ(live_events.size(), 2u);
-  EXPECT_EQ(live_events[1].state, "resolved");
+  EXPECT_EQ(live_events[1].state, rules::EventState::kResolved);
 
   rules::Engine engine("a", rules);
   Drive recovery(&engine);
@@ -76,7 +76,7 @@ TEST(Drive, RecoveryFiresRecordedTicksBetweenTheMessagesTheyCameAfter) {
   recovery.Feed(Reading(kT0 + Millis(41'000)), kT0 + Millis(41'000), &events);
   ASSERT_EQ(events.size(), 1u) << "without the tick the alert never fired: nothing resolves";
   EXPECT_EQ(events[0].id, live_events[1].id);
-  EXPECT_EQ(events[0].state, "resolved");
+  EXPECT_EQ(events[0].state, rules::EventState::kResolved);
   EXPECT_EQ(recovery.CatchUp(std::numeric_limits<std::int64_t>::max()), 0u);
 }
 

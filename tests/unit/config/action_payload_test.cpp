@@ -28,7 +28,7 @@ TEST(ActionPayload, ReadsTheTemplateAndRetain) {
       "payload": { "firing": { "on": true, "why": "{summary}", "avg": "{values.avg}" },
                    "resolved": { "on": false }, "aggregate": ["{device}", 1, "{{x}}"] })");
   ASSERT_TRUE(r.config.has_value()) << Errors(r);
-  const UplinkConfig& u = r.config->uplinks.at(0);
+  const auto& u = std::get<MqttUplink>(r.config->uplinks.at(0).type);
   EXPECT_TRUE(u.retain);
   EXPECT_EQ(nlohmann::json::parse(u.payload), nlohmann::json::parse(R"({
       "firing": { "on": true, "why": "{summary}", "avg": "{values.avg}" },
@@ -38,8 +38,8 @@ TEST(ActionPayload, ReadsTheTemplateAndRetain) {
 TEST(ActionPayload, WithoutPayloadEventsAreSentAsTheyAreAndNotRetained) {
   ConfigResult r = WithUplink(R"("type": "mqtt", "uri": "tcp://127.0.0.1:1883")");
   ASSERT_TRUE(r.config.has_value()) << Errors(r);
-  EXPECT_EQ(r.config->uplinks.at(0).payload, "");
-  EXPECT_FALSE(r.config->uplinks.at(0).retain);
+  EXPECT_EQ(std::get<MqttUplink>(r.config->uplinks.at(0).type).payload, "");
+  EXPECT_FALSE(std::get<MqttUplink>(r.config->uplinks.at(0).type).retain);
 }
 
 TEST(ActionPayload, EveryKindOfEntryValueButNull) {

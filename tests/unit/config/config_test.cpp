@@ -45,7 +45,11 @@ TEST(Config, ReadsUplinksAndRoutes) {
   EXPECT_EQ(u.retry_initial, Millis(100));
   EXPECT_EQ(u.retry_max, Millis(2000));
   EXPECT_EQ(u.timeout, Millis(3000));
-  EXPECT_TRUE(u.gzip);
+  ASSERT_TRUE(std::holds_alternative<HttpUplink>(u.type));
+  const auto& http = std::get<HttpUplink>(u.type);
+  EXPECT_EQ(http.url, "http://127.0.0.1:1/x");
+  EXPECT_EQ(http.headers, (std::vector<std::pair<std::string, std::string>>{{"X-A", "b"}}));
+  EXPECT_TRUE(http.gzip);
   EXPECT_EQ(r.config->mqtt.subscriptions[0].qos, 2);
   EXPECT_EQ(r.config->routes.at(0).rules, std::vector<std::string>{"boiler-*"});
 }

@@ -125,7 +125,7 @@ TEST(EngineReload, MovedKeysContinueAsIfNoReload) {
   // The episodes firing at the reload resolve after it, under their alert ids.
   std::vector<std::string> resolved_ids;
   for (const auto& e : tail) {
-    if (e.rule == "hot" && e.state == "resolved" && resolved_ids.size() < 2) {
+    if (e.rule == "hot" && e.state == EventState::kResolved && resolved_ids.size() < 2) {
       resolved_ids.push_back(e.alert_id);
     }
   }

@@ -311,8 +311,8 @@ TEST(EngineState, FiringListFollowsTheAlertEvents) {
   for (std::size_t i = 0; i < readings.size(); ++i) {
     engine->Process(readings[i], readings[i].time, &events);
     for (; seen < events.size(); ++seen) {
-      if (events[seen].kind != "alert") continue;
-      fires[events[seen].key.at(0).second] = events[seen].state == "firing";
+      if (events[seen].kind != EventKind::kAlert) continue;
+      fires[events[seen].key.at(0).second] = events[seen].state == EventState::kFiring;
       ++changes;
     }
     ASSERT_EQ(listed(*engine), expected()) << "after reading " << i;

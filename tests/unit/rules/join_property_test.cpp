@@ -184,8 +184,8 @@ TEST(JoinProperty, RestoredEngineContinuesJoinsAndDerivedStreamsExactly) {
   run_from(whole, 0, &expected);
   std::size_t alerts = 0, derived = 0;
   for (const Event& e : expected) {
-    alerts += e.kind == "alert";
-    derived += e.rule == "damp" && e.kind == "aggregate";
+    alerts += e.kind == EventKind::kAlert;
+    derived += e.rule == "damp" && e.kind == EventKind::kAggregate;
   }
   ASSERT_GT(alerts, 0u);
   ASSERT_GT(derived, 10u);

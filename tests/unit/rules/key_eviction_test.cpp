@@ -236,7 +236,7 @@ TEST(KeyEviction, AbsentKeysAreNeverEvicted) {
   EXPECT_FALSE(engine.Advance(Millis(kT0 + 30 * kSec), &events));
   EXPECT_TRUE(engine.Advance(Millis(kT0 + 60 * kSec), &events));  // fires
   ASSERT_EQ(events.size(), 1u);
-  EXPECT_EQ(events[0].state, "firing");
+  EXPECT_EQ(events[0].state, EventState::kFiring);
   engine.Advance(Millis(kT0 + 30LL * 24 * 3'600 * kSec), &events);
   const RuleStats s = StatsOf(engine, "silent");
   EXPECT_EQ(s.keys, 1u);
@@ -492,7 +492,7 @@ TEST(KeyEviction, EvictingQuietKeysChangesNoOutput) {
   std::size_t alerts = 0;
   for (std::size_t i = 0; i < a.size(); ++i) {
     ASSERT_EQ(ToJson(a[i]), ToJson(b[i])) << i;
-    alerts += a[i].kind == "alert";
+    alerts += a[i].kind == EventKind::kAlert;
   }
   EXPECT_GT(alerts, 0u);
 }

@@ -55,7 +55,8 @@ class PolicyTest : public ::testing::Test {
   // One event for uplink "cloud", committed at `at`.
   void Event(const std::string& id, Millis at) {
     CommitBatch batch;
-    batch.events.push_back({id, "alert", "r", "{\"id\":\"" + id + "\"}", at, {"cloud"}});
+    batch.events.push_back(
+        {id, rules::EventKind::kAlert, "r", "{\"id\":\"" + id + "\"}", at, {"cloud"}});
     ASSERT_TRUE(store_->Commit(batch, at).ok());
   }
   std::vector<OutboxRow> Outbox() {

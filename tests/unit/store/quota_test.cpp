@@ -30,14 +30,14 @@ class QuotaTest : public ::testing::Test {
 
     // 10 dead letters d0..d9 (uplink "bad"), then 10 aggregates a0..a9 for "bad" and "good"
     // (20 rows), then 5 alerts x0..x4 for "bad".
-    Commit("d", 10, "aggregate", {"bad"});
+    Commit("d", 10, rules::EventKind::kAggregate, {"bad"});
     auto dead = store_->Pending("bad", 100);
     ASSERT_TRUE(dead.ok());
     std::vector<std::int64_t> seqs;
     for (const auto& r : dead.value()) seqs.push_back(r.seq);
     ASSERT_TRUE(store_->MoveToDead("bad", seqs, "HTTP 400").ok());
-    Commit("a", 10, "aggregate", {"bad", "good"});
-    Commit("x", 5, "alert", {"bad"});
+    Commit("a", 10, rules::EventKind::kAggregate, {"bad", "good"});
+    Commit("x", 5, rules::EventKind::kAlert, {"bad"});
     // 10 journal messages; the checkpoint covers the first 4.
     std::vector<JournalMessage> ms(10, JournalMessage{0, Millis(1), "s/d/t", "{}"});
     std::vector<JournalMessage*> ptrs;
@@ -52,7 +52,7 @@ class QuotaTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
-  void Commit(const std::string& prefix, int n, const std::string& kind,
+  void Commit(const std::string& prefix, int n, rules::EventKind kind,
               std::vector<std::string> uplinks) {
     CommitBatch batch;
     for (int i = 0; i < n; ++i) {

@@ -33,7 +33,8 @@ class StoreTest : public ::testing::Test {
   }
 
   static OutboxEvent Event(const std::string& id, std::vector<std::string> uplinks) {
-    return {id, "alert", "r", "{\"id\":\"" + id + "\"}", Millis(5), std::move(uplinks)};
+    return {id,        rules::EventKind::kAlert, "r", "{\"id\":\"" + id + "\"}",
+            Millis(5), std::move(uplinks)};
   }
 
   std::filesystem::path dir_;
@@ -186,7 +187,7 @@ TEST_F(StoreTest, JournalPositionTtlAndQuotaDrops) {
   auto store = Open();
   CommitBatch batch;
   batch.events = {Event("a1", {"u", "v"}), Event("a2", {"u"})};
-  batch.events[0].kind = batch.events[1].kind = "aggregate";
+  batch.events[0].kind = batch.events[1].kind = rules::EventKind::kAggregate;
   batch.events.push_back(Event("x1", {"u"}));
   batch.journal_position = 42;
   ASSERT_TRUE(store->Commit(batch, Millis(1000)).ok());
@@ -197,7 +198,7 @@ TEST_F(StoreTest, JournalPositionTtlAndQuotaDrops) {
   EXPECT_EQ(store->JournalPosition().value(), 42) << "unset position leaves it";
 
   // Quota: the oldest aggregate event goes first, from every uplink.
-  EXPECT_EQ(store->DropOldest("aggregate", 1).value().rows, 2);
+  EXPECT_EQ(store->DropOldest(rules::EventKind::kAggregate, 1).value().rows, 2);
   auto left = store->Pending("u", 10).value();
   ASSERT_EQ(left.size(), 3u);
   EXPECT_EQ(left[0].event_id, "a2");

@@ -68,7 +68,8 @@ class DispatcherAck : public ::testing::Test {
     store::CommitBatch batch;
     for (int i = 0; i < n; ++i) {
       std::string id = "e" + std::to_string(i);
-      batch.events.push_back({id, "alert", "r", "{\"id\":\"" + id + "\"}", Millis(i), {"cloud"}});
+      batch.events.push_back(
+          {id, rules::EventKind::kAlert, "r", "{\"id\":\"" + id + "\"}", Millis(i), {"cloud"}});
     }
     ASSERT_TRUE(store_->Commit(batch, Millis(0)).ok());
   }
@@ -95,7 +96,7 @@ TEST_F(DispatcherAck, FailedAckBacksOffWithoutResendingAndDeletesOnceTheStoreAcc
 
   config::UplinkConfig u;
   u.name = "cloud";
-  u.type = "http";
+  u.type = config::HttpUplink{};
   u.batch_max_events = 10;
   u.batch_max_delay = Millis(0);
   u.retry_initial = Millis(40);
@@ -142,7 +143,7 @@ TEST_F(DispatcherAck, StopsWhileTheAckKeepsFailingAndKeepsTheRows) {
       "BEGIN SELECT RAISE(ABORT, 'delete refused by the test'); END");
   config::UplinkConfig u;
   u.name = "cloud";
-  u.type = "http";
+  u.type = config::HttpUplink{};
   u.batch_max_delay = Millis(0);
   u.retry_initial = Millis(50);
   u.retry_max = Millis(60'000);

@@ -58,7 +58,7 @@ class DispatcherClock : public ::testing::Test {
     ASSERT_TRUE(s.ok()) << s.error();
     store_ = std::move(s.value());
     uplink_.name = "cloud";
-    uplink_.type = "http";
+    uplink_.type = config::HttpUplink{};
     uplink_.batch_max_events = 10;
     uplink_.batch_max_delay = Millis(0);
     uplink_.retry_initial = Millis(1000);
@@ -71,7 +71,8 @@ class DispatcherClock : public ::testing::Test {
     store::CommitBatch batch;
     for (int i = 0; i < n; ++i) {
       std::string id = "e" + std::to_string(i);
-      batch.events.push_back({id, "alert", "r", "{\"id\":\"" + id + "\"}", at, {"cloud"}});
+      batch.events.push_back(
+          {id, rules::EventKind::kAlert, "r", "{\"id\":\"" + id + "\"}", at, {"cloud"}});
     }
     ASSERT_TRUE(store_->Commit(batch, at).ok());
   }

@@ -89,8 +89,9 @@ class HttpDelivery : public ::testing::Test {
   config::UplinkConfig Config(const std::string& url) {
     config::UplinkConfig u;
     u.name = "cloud";
-    u.type = "http";
-    u.url = url;
+    config::HttpUplink http;
+    http.url = url;
+    u.type = http;
     u.batch_max_events = 3;
     u.batch_max_delay = Millis(0);
     u.retry_initial = Millis(20);
@@ -103,7 +104,8 @@ class HttpDelivery : public ::testing::Test {
     store::CommitBatch batch;
     for (int i = from; i < to; ++i) {
       std::string id = "e" + std::to_string(i);
-      batch.events.push_back({id, "alert", "r", "{\"id\":\"" + id + "\"}", Millis(i), {"cloud"}});
+      batch.events.push_back(
+          {id, rules::EventKind::kAlert, "r", "{\"id\":\"" + id + "\"}", Millis(i), {"cloud"}});
     }
     ASSERT_TRUE(store_->Commit(batch, Millis(0)).ok());
   }

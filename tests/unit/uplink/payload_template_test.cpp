@@ -122,11 +122,12 @@ TEST(RenderPayload, AStringEntryIsSentAsItsTextOtherValuesAsJson) {
 config::UplinkConfig Actuators(const std::string& payload) {
   config::UplinkConfig u;
   u.name = "actuators";
-  u.type = "mqtt";
-  u.uri = "tcp://127.0.0.1:1";  // nothing listens: any connection attempt fails
-  u.topic = "actuators/{device}/fan";
+  config::MqttUplink mqtt;
+  mqtt.uri = "tcp://127.0.0.1:1";  // nothing listens: any connection attempt fails
+  mqtt.topic = "actuators/{device}/fan";
+  mqtt.payload = payload;
+  u.type = mqtt;
   u.timeout = Millis(1000);
-  u.payload = payload;
   return u;
 }
 
@@ -158,7 +159,8 @@ TEST(MqttSinkActions, TheDispatcherAcksSkippedEventsAndCountsThemApart) {
   ASSERT_TRUE(store.ok()) << store.error();
   store::CommitBatch batch;
   for (const char* id : {"e3", "e4"}) {
-    batch.events.push_back({id, "aggregate", "fan-on", kAggregate, Millis(0), {"actuators"}});
+    batch.events.push_back(
+        {id, rules::EventKind::kAggregate, "fan-on", kAggregate, Millis(0), {"actuators"}});
   }
   ASSERT_TRUE(store.value()->Commit(batch, Millis(0)).ok());
   config::UplinkConfig config = Actuators(R"({"firing":{"on":true}})");

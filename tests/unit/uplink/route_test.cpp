@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include "uplink/alertmanager_sink.h"
 #include "uplink/http_sink.h"
 #include "uplink/influx_sink.h"
 #include "uplink/mqtt_sink.h"
@@ -18,7 +19,7 @@ std::vector<config::UplinkConfig> Uplinks() {
 }
 
 TEST(Route, WithoutRoutesEveryEventGoesEverywhere) {
-  EXPECT_EQ(Route({}, Uplinks(), "aggregate", "r", ""),
+  EXPECT_EQ(Route({}, Uplinks(), rules::EventKind::kAggregate, "r", ""),
             (std::vector<std::string>{"cloud", "am", "influx"}));
 }
 
@@ -28,11 +29,11 @@ TEST(Route, MatchesKindsRuleGlobsAndSeverities) {
       {{"aggregate"}, {"boiler-*"}, {}, {"influx"}},
       {{}, {}, {"critical"}, {"cloud"}},
   };
-  EXPECT_EQ(Route(routes, Uplinks(), "alert", "x", "warning"),
+  EXPECT_EQ(Route(routes, Uplinks(), rules::EventKind::kAlert, "x", "warning"),
             (std::vector<std::string>{"cloud", "am"}));
-  EXPECT_EQ(Route(routes, Uplinks(), "aggregate", "boiler-3", ""),
+  EXPECT_EQ(Route(routes, Uplinks(), rules::EventKind::kAggregate, "boiler-3", ""),
             (std::vector<std::string>{"influx"}));
-  EXPECT_TRUE(Route(routes, Uplinks(), "aggregate", "pump-1", "").empty());
+  EXPECT_TRUE(Route(routes, Uplinks(), rules::EventKind::kAggregate, "pump-1", "").empty());
 }
 
 TEST(HttpStatus, TwoHundredsDeliverTransientRetryOtherReject) {
@@ -63,13 +64,37 @@ TEST(Gzip, RoundTripsThroughZlib) {
   EXPECT_EQ(out, text);
 }
 
-TEST(MakeSink, UnknownTypeIsAClearError) {
+// A type's settings with its `url`.
+template <class Type>
+Type Of(const std::string& url) {
+  Type type;
+  type.url = url;
+  return type;
+}
+
+// An uplink's type is one of four (config/ refuses any other): the factory makes that type's
+// sink from it.
+TEST(MakeSink, EachTypeMakesItsSink) {
   config::UplinkConfig u;
   u.name = "x";
-  u.type = "ftp";
-  auto r = MakeSink(u);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error(), "uplink x: unknown type \"ftp\"");
+  u.type = Of<config::HttpUplink>("http://127.0.0.1:1/");
+  auto http = MakeSink(u);
+  ASSERT_TRUE(http.ok()) << http.error();
+  EXPECT_NE(dynamic_cast<HttpSink*>(http.value().get()), nullptr);
+  u.type = Of<config::AlertmanagerUplink>("http://127.0.0.1:1/");
+  auto am = MakeSink(u);
+  ASSERT_TRUE(am.ok()) << am.error();
+  EXPECT_NE(dynamic_cast<AlertmanagerSink*>(am.value().get()), nullptr);
+  u.type = Of<config::InfluxUplink>("http://127.0.0.1:1/write?db=x");
+  auto influx = MakeSink(u);
+  ASSERT_TRUE(influx.ok()) << influx.error();
+  EXPECT_NE(dynamic_cast<InfluxSink*>(influx.value().get()), nullptr);
+  config::MqttUplink mqtt;
+  mqtt.uri = "tcp://127.0.0.1:1";  // not connected before the first batch
+  u.type = mqtt;
+  auto broker = MakeSink(u, {"gw", {}});
+  ASSERT_TRUE(broker.ok()) << broker.error();
+  EXPECT_NE(dynamic_cast<MqttSink*>(broker.value().get()), nullptr);
 }
 
 constexpr const char* kAggregate =

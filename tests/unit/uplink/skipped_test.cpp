@@ -81,12 +81,20 @@ class Skipped : public ::testing::Test {
     store::CommitBatch batch;
     for (int i = 0; i < std::max(alerts, aggregates); ++i) {
       if (i < alerts) {
-        batch.events.push_back(
-            {"a" + std::to_string(i), "alert", "hot", Format(kAlert, i), Millis(i), {to}});
+        batch.events.push_back({"a" + std::to_string(i),
+                                rules::EventKind::kAlert,
+                                "hot",
+                                Format(kAlert, i),
+                                Millis(i),
+                                {to}});
       }
       if (i < aggregates) {
-        batch.events.push_back(
-            {"g" + std::to_string(i), "aggregate", "hot", Format(kAggregate, i), Millis(i), {to}});
+        batch.events.push_back({"g" + std::to_string(i),
+                                rules::EventKind::kAggregate,
+                                "hot",
+                                Format(kAggregate, i),
+                                Millis(i),
+                                {to}});
       }
     }
     ASSERT_TRUE(store_->Commit(batch, Millis(0)).ok());
@@ -109,12 +117,14 @@ class Skipped : public ::testing::Test {
     return d.Stats();
   }
 
-  static config::UplinkConfig Uplink(const std::string& name, const std::string& type,
-                                     const std::string& url) {
+  // An uplink of type `Type` (config::AlertmanagerUplink, config::InfluxUplink) at `url`.
+  template <class Type>
+  static config::UplinkConfig Uplink(const std::string& name, const std::string& url) {
+    Type type;
+    type.url = url;
     config::UplinkConfig u;
     u.name = name;
     u.type = type;
-    u.url = url;
     u.batch_max_events = 100;
     u.batch_max_delay = Millis(0);
     u.timeout = Millis(2000);
@@ -128,7 +138,7 @@ class Skipped : public ::testing::Test {
 TEST_F(Skipped, AlertmanagerCountsAggregatesAsSkipped) {
   Upstream upstream;
   Commit("am", 2, 3);
-  DispatcherStats st = Deliver(Uplink("am", "alertmanager", upstream.base()));
+  DispatcherStats st = Deliver(Uplink<config::AlertmanagerUplink>("am", upstream.base()));
   EXPECT_EQ(st.delivered, 2u);
   EXPECT_EQ(st.skipped, 3u);
   // The batch's two alerts (the sink may re-send the firing ones after it: a second body).
@@ -141,7 +151,8 @@ TEST_F(Skipped, AlertmanagerCountsAggregatesAsSkipped) {
 TEST_F(Skipped, InfluxdbCountsAlertsAsSkipped) {
   Upstream upstream;
   Commit("influx", 2, 3);
-  DispatcherStats st = Deliver(Uplink("influx", "influxdb", upstream.base() + "/write?db=iot"));
+  DispatcherStats st =
+      Deliver(Uplink<config::InfluxUplink>("influx", upstream.base() + "/write?db=iot"));
   EXPECT_EQ(st.delivered, 3u);
   EXPECT_EQ(st.skipped, 2u);
   ASSERT_EQ(upstream.bodies().size(), 1u);
@@ -152,7 +163,8 @@ TEST_F(Skipped, InfluxdbCountsAlertsAsSkipped) {
 TEST_F(Skipped, ABatchWithNothingToSendIsAllSkippedWithoutARequest) {
   Upstream upstream;
   Commit("influx", 4, 0);
-  DispatcherStats st = Deliver(Uplink("influx", "influxdb", upstream.base() + "/write?db=iot"));
+  DispatcherStats st =
+      Deliver(Uplink<config::InfluxUplink>("influx", upstream.base() + "/write?db=iot"));
   EXPECT_EQ(st.delivered, 0u);
   EXPECT_EQ(st.skipped, 4u);
   EXPECT_TRUE(upstream.bodies().empty());
@@ -160,7 +172,7 @@ TEST_F(Skipped, ABatchWithNothingToSendIsAllSkippedWithoutARequest) {
 
 TEST_F(Skipped, AFailedSendSkipsNothing) {
   // Nobody listens: the batch is retried, nothing is counted as skipped or delivered.
-  auto sink = MakeSink(Uplink("am", "alertmanager", "http://127.0.0.1:1"), {"gw", {}});
+  auto sink = MakeSink(Uplink<config::AlertmanagerUplink>("am", "http://127.0.0.1:1"), {"gw", {}});
   ASSERT_TRUE(sink.ok()) << sink.error();
   std::vector<store::OutboxRow> rows = {{1, "am", "a0", Format(kAlert, 0), Millis(0), 0, ""},
                                         {2, "am", "g0", Format(kAggregate, 0), Millis(0), 0, ""}};
