@@ -19,7 +19,6 @@ namespace vigil::rules {
 namespace {
 
 using internal::AlertState;
-using internal::KeyMap;
 using internal::KeyState;
 using internal::RuleState;
 using internal::TagSource;
@@ -203,9 +202,9 @@ void Engine::Impl::Process(const Reading& reading, Millis now, std::vector<Event
     }
     const EvalContext ctx{&reading.value, nullptr, &internal::FindTagThunk, &source};
     if (rule.where && !rule.where->EvalBool(ctx)) continue;
-    KeyMap::value_type* it = index.Lookup(rs, source, number, now);
-    if (it == nullptr) continue;
-    KeyState& ks = it->second;
+    KeyState* found = index.Lookup(rs, source, number, now);
+    if (found == nullptr) continue;
+    KeyState& ks = *found;
     if (!rule.has_window) {
       // A detector alone: each reading is scored and the alert evaluated at its time.
       ++rs.stats.evaluations;
@@ -219,8 +218,8 @@ void Engine::Impl::Process(const Reading& reading, Millis now, std::vector<Event
         rs.next_absent_check =
             std::min(rs.next_absent_check, now.count() + rule.detector->for_duration.count());
       }
-      EvaluateAlert(rs, it->first, ks, values, std::nullopt, t, out);
-      internal::MarkDirty(rs, it->first, ks);
+      EvaluateAlert(rs, rs.KeyOf(ks), ks, values, std::nullopt, t, out);
+      internal::MarkDirty(rs, rs.KeyOf(ks), ks);
       index.Touched(rs, now.count());
       continue;
     }
@@ -232,7 +231,7 @@ void Engine::Impl::Process(const Reading& reading, Millis now, std::vector<Event
     AddSample(rs, ks, ctx, source, t, ks.Watermark(w));
     ks.last_seen = now.count();
     ks.max_time = std::max(ks.max_time, t);
-    CloseReached(rs, it->first, ks, now, out);
+    CloseReached(rs, rs.KeyOf(ks), ks, now, out);
   }
 }
 
@@ -251,9 +250,9 @@ void Engine::Impl::ProcessJoin(RuleState& rs, const Reading& reading, Millis now
     }
     internal::AppendKeyPart(&join_key, name, *v);
   }
-  auto it = index.FindOrAdd(rs, join_key, source, now);
-  if (it == rs.keys.end()) return;
-  KeyState& ks = it->second;
+  KeyState* found = index.FindOrAdd(rs, join_key, source, now);
+  if (found == nullptr) return;
+  KeyState& ks = *found;
   const std::int64_t t = reading.time.count();
   // The join's own watermark: a reading further behind the key's newest than the join's
   // lateness is late (SPEC §5), and what no later reading can pair with is let go.
@@ -281,7 +280,7 @@ void Engine::Impl::ProcessJoin(RuleState& rs, const Reading& reading, Millis now
   ks.last_seen = now.count();
   ks.max_time = std::max(ks.max_time, t);
   ks.join->Trim(ks.max_time - join.lateness.count() - join.within.count());
-  CloseReached(rs, it->first, ks, now, out);
+  CloseReached(rs, rs.KeyOf(ks), ks, now, out);
 }
 
 void Engine::Impl::AddSample(RuleState& rs, KeyState& ks, const EvalContext& ctx,
@@ -384,12 +383,12 @@ void Engine::TakeChanges(std::vector<StateChange>* out) {
   for (RuleState& rs : impl_->index.rules) {
     std::sort(rs.dirty.begin(), rs.dirty.end());
     for (const auto& key_str : rs.dirty) {
-      auto it = rs.keys.find(key_str);
-      if (it == rs.keys.end()) {
+      KeyState* ks = rs.Find(key_str);
+      if (ks == nullptr) {
         out->push_back({rs.rule->id, key_str, std::nullopt});
       } else {
-        it->second.dirty = false;
-        out->push_back({rs.rule->id, key_str, internal::SerializeKey(*rs.rule, it->second)});
+        ks->dirty = false;
+        out->push_back({rs.rule->id, key_str, internal::SerializeKey(*rs.rule, *ks)});
       }
     }
     rs.dirty.clear();
@@ -408,13 +407,12 @@ bool Engine::TakeChanges(std::vector<StateChange>* out, std::size_t max) {
     while (!rs.dirty.empty() && max > 0) {
       std::string key_str = std::move(rs.dirty.back());
       rs.dirty.pop_back();
-      auto it = rs.keys.find(key_str);
-      if (it == rs.keys.end()) {
+      KeyState* ks = rs.Find(key_str);
+      if (ks == nullptr) {
         out->push_back({rs.rule->id, std::move(key_str), std::nullopt});
       } else {
-        it->second.dirty = false;
-        out->push_back(
-            {rs.rule->id, std::move(key_str), internal::SerializeKey(*rs.rule, it->second)});
+        ks->dirty = false;
+        out->push_back({rs.rule->id, std::move(key_str), internal::SerializeKey(*rs.rule, *ks)});
       }
       --max;
       taken = true;
@@ -430,7 +428,7 @@ bool Engine::HasChanges() const {
 
 void Engine::MarkAllChanged() {
   for (RuleState& rs : impl_->index.rules) {
-    for (auto& [key_str, ks] : rs.keys) internal::MarkDirty(rs, key_str, ks);
+    for (KeyState& ks : rs.keys) internal::MarkDirty(rs, rs.KeyOf(ks), ks);
   }
 }
 
@@ -483,7 +481,7 @@ Engine::Handover Engine::TakeStateOf(Engine& old) {
     // the last checkpoint) go at the next checkpoint.
     if (!from.keys.empty()) dropped.insert(from.rule->id);
     std::set<std::string> rows(from.dirty.begin(), from.dirty.end());
-    for (const auto& entry : from.keys) rows.insert(entry.first);
+    for (const KeyState& ks : from.keys) rows.insert(from.KeyOf(ks));
     for (const std::string& key : rows) out.deleted.push_back({from.rule->id, key, std::nullopt});
   }
   out.dropped_rules.assign(dropped.begin(), dropped.end());

@@ -145,8 +145,8 @@ void AlertLifecycle::ListFiring(const RuleState& rs, std::vector<FiringAlert>* o
   if (!rs.rule->alert || rs.firing == 0) return;
   // Few keys fire: find them, then sort only those.
   std::vector<std::pair<const std::string*, const KeyState*>> firing;
-  for (const auto& [key_str, ks] : rs.keys) {
-    if (ks.state == AlertState::kFiring) firing.emplace_back(&key_str, &ks);
+  for (const KeyState& ks : rs.keys) {
+    if (ks.state == AlertState::kFiring) firing.emplace_back(&rs.KeyOf(ks), &ks);
     if (firing.size() == rs.firing) break;
   }
   std::sort(firing.begin(), firing.end(),

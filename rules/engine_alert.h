@@ -22,7 +22,7 @@ struct KeyState;   // engine_keys.h
 struct RuleState;  // engine_keys.h
 struct TagSource;  // engine_keys.h
 
-enum class AlertState { kInactive = 0, kPending = 1, kFiring = 2 };
+enum class AlertState : std::uint8_t { kInactive = 0, kPending = 1, kFiring = 2 };
 
 // What a key's alert keeps between evaluations (KeyState::episode): made when the alert first
 // turns pending.

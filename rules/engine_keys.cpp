@@ -25,10 +25,13 @@ std::int64_t IdleGrid(std::int64_t evict_after) {
   return std::clamp<std::int64_t>(evict_after / 16, 1'000, 60'000);
 }
 
-// After many evictions: hash tables sized for a flood give their buckets back.
+// After many evictions: hash tables and key vectors sized for a flood give their room back.
 template <typename Map>
 void ShrinkIfSparse(Map& map) {
   if (map.bucket_count() > 1024 && map.size() < map.bucket_count() / 8) map.rehash(0);
+}
+void ShrinkIfSparse(std::vector<KeyState>& keys) {
+  if (keys.capacity() > 1024 && keys.size() < keys.capacity() / 8) keys.shrink_to_fit();
 }
 
 // The key of a reading under a rule's group_by, encoded as EncodeKey(KeyTags(…)) would be,
@@ -63,6 +66,11 @@ bool Quiescent(const KeyState& ks) {
   return ks.state == AlertState::kInactive && !(ks.windows && ks.windows->HasOpen());
 }
 
+KeyState* RuleState::Find(const std::string& key_str) {
+  auto found = group->slots.find(key_str);
+  return found == group->slots.end() ? nullptr : AtSlot(found->second);
+}
+
 void MarkDirty(RuleState& rs, const std::string& key_str, KeyState& ks) {
   if (ks.dirty) return;
   ks.dirty = true;
@@ -88,25 +96,15 @@ void KeyIndex::AddRule(std::shared_ptr<const CompiledRule> rule) {
   rs.stats.rule = rule->id;
   rs.xs.resize(rule->aggregates.size());
   rs.tags.resize(rule->aggregates.size());
-  rs.group = rules.size();
   for (const RuleState& other : rules) {
     if (other.rule->group_by_all == rule->group_by_all && other.rule->group_by == rule->group_by) {
       rs.group = other.group;
       break;
     }
   }
+  if (rs.group == nullptr) rs.group = groups_.emplace_back(std::make_unique<KeyGroup>()).get();
   rs.rule = std::move(rule);
   rules.push_back(std::move(rs));
-  GrowGroups();
-}
-
-void KeyIndex::GrowGroups() {
-  group_keys_.resize(rules.size());
-  group_key_reading_.resize(rules.size(), 0);
-  group_slots_.resize(rules.size());
-  group_slot_.resize(rules.size(), kNoSlot);
-  group_refs_.resize(rules.size());
-  group_free_.resize(rules.size());
 }
 
 std::shared_ptr<const Tags> KeyIndex::Intern(const std::string& encoded, const Tags& tags) {
@@ -131,39 +129,20 @@ void KeyIndex::Touched(RuleState& rs, std::int64_t now) {
 
 std::uint32_t KeyIndex::GroupSlot(const RuleState& rs, const TagSource& source,
                                   std::uint64_t number) {
-  const std::size_t g = rs.group;
-  if (group_key_reading_[g] != number) {
-    KeyString(*rs.rule, source, &group_keys_[g]);
-    group_key_reading_[g] = number;
-    auto slot = group_slots_[g].find(group_keys_[g]);
-    group_slot_[g] = slot == group_slots_[g].end() ? kNoSlot : slot->second;
+  KeyGroup& g = *rs.group;
+  if (g.reading != number) {
+    KeyString(*rs.rule, source, &g.key);
+    g.reading = number;
+    auto slot = g.slots.find(g.key);
+    g.slot = slot == g.slots.end() ? kNoSlot : slot->second;
   }
-  return group_slot_[g];
+  return g.slot;
 }
 
-KeyMap::value_type* KeyIndex::Lookup(RuleState& rs, const TagSource& source, std::uint64_t number,
-                                     Millis now) {
-  const std::size_t g = rs.group;
-  std::uint32_t slot = GroupSlot(rs, source, number);
-  if (slot < rs.by_slot.size() && rs.by_slot[slot] != nullptr) return rs.by_slot[slot];
-  const std::string& key_str = group_keys_[g];
-  auto found = FindOrAdd(rs, key_str, source, now);
-  if (found == rs.keys.end()) return nullptr;
-  if (slot == kNoSlot) {
-    if (group_free_[g].empty()) {
-      slot = static_cast<std::uint32_t>(group_refs_[g].size());
-      group_refs_[g].push_back(0);
-    } else {
-      slot = group_free_[g].back();
-      group_free_[g].pop_back();
-    }
-    group_slots_[g].emplace(key_str, slot);
-    group_slot_[g] = slot;
-  }
-  if (rs.by_slot.size() <= slot) rs.by_slot.resize(slot + 1, nullptr);
-  rs.by_slot[slot] = &*found;
-  ++group_refs_[g][slot];
-  return &*found;
+KeyState* KeyIndex::Lookup(RuleState& rs, const TagSource& source, std::uint64_t number,
+                           Millis now) {
+  if (KeyState* ks = rs.AtSlot(GroupSlot(rs, source, number))) return ks;
+  return FindOrAdd(rs, rs.group->key, source, now);
 }
 
 void KeyIndex::Prefetch(const std::vector<std::size_t>& routed, const TagSource& source,
@@ -174,8 +153,8 @@ void KeyIndex::Prefetch(const std::vector<std::size_t>& routed, const TagSource&
     // A rule with a `where` may not take the reading: its key is not looked up before.
     if (rs.rule->join || rs.rule->where) continue;
     const std::uint32_t slot = GroupSlot(rs, source, number);
-    if (slot >= rs.by_slot.size() || rs.by_slot[slot] == nullptr) continue;
-    const KeyState* ks = &rs.by_slot[slot]->second;
+    if (slot >= rs.by_slot.size() || rs.by_slot[slot] == RuleState::kNoKey) continue;
+    const KeyState* ks = &rs.keys[rs.by_slot[slot]];
     __builtin_prefetch(ks);
     __builtin_prefetch(&ks->windows);
     prefetched_.push_back(ks);
@@ -191,21 +170,19 @@ void KeyIndex::Prefetch(const std::vector<std::size_t>& routed, const TagSource&
   }
 }
 
-KeyMap::iterator KeyIndex::FindOrAdd(RuleState& rs, const std::string& key_str,
-                                     const TagSource& source, Millis now) {
-  auto it = rs.keys.find(key_str);
-  if (it != rs.keys.end()) return it;
+KeyState* KeyIndex::FindOrAdd(RuleState& rs, const std::string& key_str, const TagSource& source,
+                              Millis now) {
+  if (KeyState* ks = rs.Find(key_str)) return ks;
   const CompiledRule& rule = *rs.rule;
   if (rs.keys.size() >= rule.max_keys) {
     ++rs.stats.dropped_keys;
-    return rs.keys.end();
+    return nullptr;
   }
   if (max_keys_total_ > 0 && total_keys_ >= max_keys_total_) {
     ++rs.stats.budget_dropped;
-    return rs.keys.end();
+    return nullptr;
   }
-  it = rs.keys.emplace(key_str, KeyState{}).first;
-  ++total_keys_;
+  KeyState& ks = Add(rs, key_str);
   // Past a limit's high-water mark, or at the limit: keys already evictable may have to go.
   if ((max_keys_total_ > 0 &&
        (total_keys_ == HighWater(max_keys_total_) + 1 || total_keys_ == max_keys_total_)) ||
@@ -213,11 +190,36 @@ KeyMap::iterator KeyIndex::FindOrAdd(RuleState& rs, const std::string& key_str,
     next_pressure_check_ = std::min(next_pressure_check_, now.count());
   }
   Tags tags = KeyTags(rule, source);
-  it->second.key = Intern(EncodeKey(tags), tags);
-  if (rule.has_window) it->second.windows = MakeWindowState(rule);
-  if (rule.detector) it->second.detector = MakeDetector(*rule.detector);
-  if (rule.join) it->second.join = std::make_unique<JoinBuffer>();
-  return it;
+  ks.key = Intern(EncodeKey(tags), tags);
+  if (rule.has_window) ks.windows = MakeWindowState(rule);
+  if (rule.detector) ks.detector = MakeDetector(*rule.detector);
+  if (rule.join) ks.join = std::make_unique<JoinBuffer>();
+  return &ks;
+}
+
+KeyState& KeyIndex::Add(RuleState& rs, const std::string& key_str) {
+  KeyGroup& g = *rs.group;
+  auto [found, added] = g.slots.try_emplace(key_str, kNoSlot);
+  if (added) {
+    if (g.free.empty()) {
+      found->second = static_cast<std::uint32_t>(g.keys.size());
+      g.keys.push_back(nullptr);
+      g.refs.push_back(0);
+    } else {
+      found->second = g.free.back();
+      g.free.pop_back();
+    }
+    g.keys[found->second] = &found->first;
+    if (g.key == key_str) g.slot = found->second;  // the reading's key, cached by GroupSlot
+  }
+  const std::uint32_t slot = found->second;
+  ++g.refs[slot];
+  if (rs.by_slot.size() <= slot) rs.by_slot.resize(g.keys.size(), RuleState::kNoKey);
+  rs.by_slot[slot] = static_cast<std::uint32_t>(rs.keys.size());
+  KeyState& ks = rs.keys.emplace_back();
+  ks.slot = slot;
+  ++total_keys_;
+  return ks;
 }
 
 void KeyIndex::SetSchedules(RuleState& rs, const KeyState& ks) {
@@ -239,26 +241,29 @@ void KeyIndex::Adopt(std::size_t index, const std::string& key, KeyState ks) {
   RuleState& rs = rules[index];
   SetSchedules(rs, ks);
   ks.key = Intern(key, *ks.key);
-  auto [it, added] = rs.keys.try_emplace(key);
-  if (added) ++total_keys_;
-  KeyState& slot = it->second;
-  if (slot.state == AlertState::kFiring) --rs.firing;
-  slot = std::move(ks);
-  if (slot.state == AlertState::kFiring) ++rs.firing;
+  KeyState* into = rs.Find(key);
+  if (into == nullptr) into = &Add(rs, key);
+  if (into->state == AlertState::kFiring) --rs.firing;
+  ks.slot = into->slot;
+  *into = std::move(ks);
+  if (into->state == AlertState::kFiring) ++rs.firing;
 }
 
 std::size_t KeyIndex::MoveKeys(std::size_t index, RuleState&& from) {
   RuleState& rs = rules[index];
   rs.rule = from.rule;
-  rs.keys = std::move(from.keys);
-  from.keys.clear();
-  from.by_slot.clear();  // it pointed into the keys moved
   rs.dirty = std::move(from.dirty);
   from.dirty.clear();
   rs.dirty_descending = from.dirty_descending;
   rs.firing = from.firing;
   from.firing = 0;
-  for (auto& [key_str, ks] : rs.keys) {
+  rs.keys.reserve(from.keys.size());
+  for (KeyState& moved : from.keys) {
+    const std::string& key_str = from.KeyOf(moved);  // a slot of the other index's group
+    KeyState& ks = Add(rs, key_str);
+    const std::uint32_t slot = ks.slot;
+    ks = std::move(moved);
+    ks.slot = slot;
     SetSchedules(rs, ks);
     std::weak_ptr<const Tags>& interned = interned_keys_[key_str];
     if (auto shared = interned.lock()) {
@@ -267,34 +272,35 @@ std::size_t KeyIndex::MoveKeys(std::size_t index, RuleState&& from) {
       interned = ks.key;
     }
   }
-  total_keys_ += rs.keys.size();
+  from.keys.clear();
+  from.by_slot.clear();
   return rs.keys.size();
 }
 
-KeyMap::iterator KeyIndex::Evict(RuleState& rs, KeyMap::iterator it) {
-  const std::string& key_str = it->first;
-  const KeyState& ks = it->second;
-  const std::size_t g = rs.group;
-  auto slot_it = group_slots_[g].find(key_str);
-  if (slot_it != group_slots_[g].end()) {
-    const std::uint32_t slot = slot_it->second;
-    if (slot < rs.by_slot.size() && rs.by_slot[slot] == &*it) {
-      rs.by_slot[slot] = nullptr;
-      if (--group_refs_[g][slot] == 0) {  // no rule of the group points at it: reusable
-        group_slots_[g].erase(slot_it);
-        group_free_[g].push_back(slot);
-        group_key_reading_[g] = 0;  // the per-reading cache may name the freed slot
-      }
-    }
-  }
+void KeyIndex::Evict(RuleState& rs, std::size_t at) {
+  KeyGroup& g = *rs.group;
+  KeyState& ks = rs.keys[at];
+  const std::uint32_t slot = ks.slot;
+  const std::string& key_str = *g.keys[slot];
   if (!ks.dirty) {  // its row is deleted at the next TakeChanges
     rs.dirty.push_back(key_str);
     rs.dirty_descending = false;
   }
   if (ks.key.use_count() == 1) interned_keys_.erase(key_str);
+  rs.by_slot[slot] = RuleState::kNoKey;
+  if (--g.refs[slot] == 0) {  // no rule of the group has the key: the slot is reusable
+    g.slots.erase(g.slots.find(key_str));  // by position: key_str is the entry's own key
+    g.keys[slot] = nullptr;
+    g.free.push_back(slot);
+    g.reading = 0;  // the per-reading cache may name the freed slot
+  }
+  if (at + 1 != rs.keys.size()) {
+    ks = std::move(rs.keys.back());
+    rs.by_slot[ks.slot] = static_cast<std::uint32_t>(at);
+  }
+  rs.keys.pop_back();
   ++rs.stats.evicted;
   --total_keys_;
-  return rs.keys.erase(it);
 }
 
 bool KeyIndex::EvictIdle(Millis now) {
@@ -309,22 +315,21 @@ bool KeyIndex::EvictIdle(Millis now) {
     const std::int64_t grid = IdleGrid(after);
     std::int64_t next = kNever;
     const std::size_t before = rs.keys.size();
-    for (auto it = rs.keys.begin(); it != rs.keys.end();) {
-      const KeyState& ks = it->second;
+    // From the back: the last key, which takes an evicted key's place, has been looked at.
+    for (std::size_t at = rs.keys.size(); at-- > 0;) {
+      const KeyState& ks = rs.keys[at];
       const std::int64_t due = GridUp(ks.last_seen + after, grid);
       if (t < due) {
         next = std::min(next, due);
       } else if (Quiescent(ks)) {
-        it = Evict(rs, it);
-        continue;
+        Evict(rs, at);
       }
-      ++it;
     }
     rs.next_evict_check = next;
     if (rs.keys.size() != before) {
       evicted = true;
       ShrinkIfSparse(rs.keys);
-      ShrinkIfSparse(group_slots_[rs.group]);
+      ShrinkIfSparse(rs.group->slots);
     }
   }
   if (evicted) ShrinkIfSparse(interned_keys_);
@@ -334,17 +339,17 @@ bool KeyIndex::EvictIdle(Millis now) {
 bool KeyIndex::EvictUnderPressure(Millis now) {
   const std::int64_t t = now.count();
   if (t < next_pressure_check_) return false;
-  using Entry = KeyMap::iterator;
   struct Candidate {
     std::int64_t last_seen;
     std::size_t rule;
-    Entry entry;
+    std::size_t at;  // in the rule's keys
   };
-  // Oldest silent first; ties by rule, then key: the same keys go whatever the map's order.
-  auto older = [](const Candidate& a, const Candidate& b) {
+  // Oldest silent first; ties by rule, then key: the same keys go whatever the keys' order.
+  auto older = [this](const Candidate& a, const Candidate& b) {
     if (a.last_seen != b.last_seen) return a.last_seen < b.last_seen;
     if (a.rule != b.rule) return a.rule < b.rule;
-    return a.entry->first < b.entry->first;
+    const RuleState& rs = rules[a.rule];
+    return rs.KeyOf(rs.keys[a.at]) < rs.KeyOf(rs.keys[b.at]);
   };
   std::vector<Candidate> candidates;
   std::int64_t next = kNever;  // when a key not evictable yet may become so without a reading
@@ -355,8 +360,8 @@ bool KeyIndex::EvictUnderPressure(Millis now) {
     RuleState& rs = rules[index];
     const CompiledRule& rule = *rs.rule;
     if (!rule.evictable) return;
-    for (auto it = rs.keys.begin(); it != rs.keys.end(); ++it) {
-      const KeyState& ks = it->second;
+    for (std::size_t at = 0; at < rs.keys.size(); ++at) {
+      const KeyState& ks = rs.keys[at];
       if ((ks.arrivals > 1 ? 1 : 0) != tier) continue;
       // Until its next reading (Touched): a warm detector, an alert not inactive, a window
       // that only the watermark closes.
@@ -369,7 +374,7 @@ bool KeyIndex::EvictUnderPressure(Millis now) {
       if (t < eligible) {
         next = std::min(next, eligible);  // also a window its idle timeout closes before
       } else if (!open && ks.state == AlertState::kInactive) {
-        candidates.push_back({ks.last_seen, index, it});
+        candidates.push_back({ks.last_seen, index, at});
       }
     }
   };
@@ -389,7 +394,13 @@ bool KeyIndex::EvictUnderPressure(Millis now) {
         std::nth_element(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(need),
                          candidates.end(), older);
       }
-      for (std::size_t i = 0; i < need; ++i) Evict(rules[candidates[i].rule], candidates[i].entry);
+      // Each rule's from the back: the last key, which takes an evicted key's place, is not
+      // one of those still to go.
+      std::sort(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(need),
+                [](const Candidate& a, const Candidate& b) {
+                  return a.rule != b.rule ? a.rule < b.rule : a.at > b.at;
+                });
+      for (std::size_t i = 0; i < need; ++i) Evict(rules[candidates[i].rule], candidates[i].at);
       evicted += need;
     }
     return evicted;
@@ -416,7 +427,7 @@ bool KeyIndex::EvictUnderPressure(Millis now) {
   if (evicted > 0) {
     for (RuleState& rs : rules) {
       ShrinkIfSparse(rs.keys);
-      ShrinkIfSparse(group_slots_[rs.group]);
+      ShrinkIfSparse(rs.group->slots);
     }
     ShrinkIfSparse(interned_keys_);
   }

@@ -56,9 +56,11 @@ struct KeyState {
   std::unique_ptr<JoinBuffer> join;      // null without a join
   // Alert lifecycle (SPEC §5, engine_alert.h); the episode is made when the alert first turns
   // pending, as most keys never alert (it would cost 80 bytes a key).
-  AlertState state = AlertState::kInactive;
   std::unique_ptr<AlertEpisode> episode;
+  AlertState state = AlertState::kInactive;
   bool dirty = false;  // listed in RuleState::dirty
+  // The key's number in its rule's KeyGroup, which holds its string (RuleState::KeyOf).
+  std::uint32_t slot = std::numeric_limits<std::uint32_t>::max();
 
   const AlertEpisode& Episode() const {
     static const AlertEpisode kNone;
@@ -74,22 +76,39 @@ struct KeyState {
   }
 };
 
-using KeyMap = std::unordered_map<std::string, KeyState>;
+// The keys of the rules with the same group_by, numbered: a key string has one slot, held by
+// every rule of the group that has the key, so that a reading finds its states under all
+// these rules with one hash lookup (KeyIndex::Lookup), and a rule keeps its keys in a
+// vector, not a hash-map node each. Owned by the KeyIndex; not thread-safe.
+struct KeyGroup {
+  static constexpr std::uint32_t kNoSlot = std::numeric_limits<std::uint32_t>::max();
+
+  std::unordered_map<std::string, std::uint32_t> slots;  // key string → slot
+  std::vector<const std::string*> keys;  // slot → its string (a key of `slots`); nullptr: free
+  std::vector<std::uint32_t> refs;       // per slot: how many rules of the group hold the key
+  std::vector<std::uint32_t> free;       // slots no rule holds, reused before new ones
+  // Per reading: the group's key string (made once for all its rules) and its slot or kNoSlot.
+  std::string key;
+  std::uint64_t reading = 0;  // which reading `key` belongs to (0: none)
+  std::uint32_t slot = kNoSlot;
+};
 
 struct RuleState {
+  static constexpr std::uint32_t kNoKey = std::numeric_limits<std::uint32_t>::max();
+
   // The rule; its keys' windows and detectors refer to it (on a reload, a rule whose
   // definition is unchanged keeps the object: KeyIndex::MoveKeys).
   std::shared_ptr<const CompiledRule> rule;
-  // Hashed for the per-reading lookup; walked in key order (Sorted) wherever the order of
-  // output depends on it, so the engine stays deterministic across restores.
-  KeyMap keys;
-  // The rule's entry in `keys` by the slot of its group's key (KeyIndex group slots); nullptr
-  // where not looked up yet. Entries of an unordered_map stay put; an evicted one is cleared
-  // here first (KeyIndex::Evict).
-  std::vector<KeyMap::value_type*> by_slot;
+  // The rule's keys in no order (an evicted key's place is taken by the last one): walked in
+  // key order (Sorted) wherever the order of output depends on it, so that the engine stays
+  // deterministic across restores. A KeyState& stays valid until a key of this rule is added
+  // or evicted.
+  std::vector<KeyState> keys;
+  // Per slot of the group: the place of the key in `keys`, or kNoKey.
+  std::vector<std::uint32_t> by_slot;
+  KeyGroup* group = nullptr;       // rules with the same group_by share it (KeyIndex)
   std::vector<std::string> dirty;  // keys changed since TakeChanges (KeyState::dirty)
   bool dirty_descending = true;    // `dirty` sorted from the last key to the first
-  std::size_t group = 0;           // rules with the same group_by share the key per reading
   std::int64_t next_idle_check = kNever;
   std::int64_t next_absent_check = kNever;
   // Idle eviction: no key of the rule is due before (a lower bound: a scan then looks).
@@ -99,6 +118,15 @@ struct RuleState {
   // Scratch for one reading: aggregate arguments and distinct() tags (no allocation per reading).
   std::vector<double> xs;
   std::vector<const std::string*> tags;
+
+  // The key's string (its group_by tags encoded: EncodeKey; a join's: its `on` tags).
+  const std::string& KeyOf(const KeyState& ks) const { return *group->keys[ks.slot]; }
+  // The state of the key, or nullptr.
+  KeyState* Find(const std::string& key_str);
+  // The state in `keys` that the group's slot names, or nullptr.
+  KeyState* AtSlot(std::uint32_t slot) {
+    return slot < by_slot.size() && by_slot[slot] != kNoKey ? &keys[by_slot[slot]] : nullptr;
+  }
 };
 
 // Nothing of the key can still produce output but new readings: no open window, no pending
@@ -112,10 +140,10 @@ void MarkDirty(RuleState& rs, const std::string& key_str, KeyState& ks);
 // The keys of a rule (const or not) in key order.
 template <typename Rule>
 auto Sorted(Rule& rs) {
-  using State = decltype(&rs.keys.begin()->second);
+  using State = decltype(&rs.keys.front());
   std::vector<std::pair<const std::string*, State>> out;
   out.reserve(rs.keys.size());
-  for (auto& [key_str, ks] : rs.keys) out.emplace_back(&key_str, &ks);
+  for (auto& ks : rs.keys) out.emplace_back(&rs.KeyOf(ks), &ks);
   std::sort(out.begin(), out.end(),
             [](const auto& a, const auto& b) { return *a.first < *b.first; });
   return out;
@@ -129,7 +157,7 @@ std::string EncodeKey(const Tags& key);
 // RuleSet's order).
 class KeyIndex {
  public:
-  static constexpr std::uint32_t kNoSlot = std::numeric_limits<std::uint32_t>::max();
+  static constexpr std::uint32_t kNoSlot = KeyGroup::kNoSlot;
 
   // `max_keys_total`: the key budget of all rules together (RuleSet::max_keys_total; 0: none).
   explicit KeyIndex(std::size_t max_keys_total) : max_keys_total_(max_keys_total) {}
@@ -137,19 +165,18 @@ class KeyIndex {
   // Adds a rule's (empty) state; rules with the same group_by share a group.
   void AddRule(std::shared_ptr<const CompiledRule> rule);
 
-  // The reading's key state under the rule (rs.group's key string made once per reading
+  // The reading's key state under the rule (the group's key string made once per reading
   // `number` for all its rules), made when new at `now`; nullptr when it would be one key
   // past the rule's max_keys or the key budget (counted in rs.stats).
-  KeyMap::value_type* Lookup(RuleState& rs, const TagSource& source, std::uint64_t number,
-                             Millis now);
+  KeyState* Lookup(RuleState& rs, const TagSource& source, std::uint64_t number, Millis now);
   // Before a reading goes through the `routed` rules: their key states are looked up and
   // fetched into the cache together, so that the misses overlap instead of following one
   // another (each rule's state is a few objects spread over a heap of 100 MB and more).
   void Prefetch(const std::vector<std::size_t>& routed, const TagSource& source,
                 std::uint64_t number);
   // The state of `key_str` (a join's key: its `on` tags), made when new, as Lookup.
-  KeyMap::iterator FindOrAdd(RuleState& rs, const std::string& key_str, const TagSource& source,
-                             Millis now);
+  KeyState* FindOrAdd(RuleState& rs, const std::string& key_str, const TagSource& source,
+                      Millis now);
   // A reading (or join pair) was accepted for the key at `now`: the eviction schedules learn
   // when it may be evicted at the earliest (exact lower bounds, so that no Advance that would
   // evict skips its scan: what is evicted depends only on the keys' state and `now`).
@@ -159,10 +186,11 @@ class KeyIndex {
   // the rule's timers and eviction schedules as its state asks.
   void Adopt(std::size_t index, const std::string& key, KeyState ks);
   // Reload: moves every key of `from` (the state of a rule of another engine with the same
-  // definition) into the rule `index`, which has none yet, with the changes not yet taken
-  // (RuleState::dirty); the rule keeps `from`'s rule object, which the keys' windows and
-  // detectors refer to. The keys' tags are interned here, their timers and eviction set as
-  // Adopt sets them. `from` is left without keys. Returns the number of keys moved.
+  // definition, whose KeyIndex still lives) into the rule `index`, which has none yet, with
+  // the changes not yet taken (RuleState::dirty); the rule keeps `from`'s rule object, which
+  // the keys' windows and detectors refer to. The keys get slots of this index's group, their
+  // tags are interned here, their timers and eviction set as Adopt sets them. `from` is left
+  // without keys. Returns the number of keys moved.
   std::size_t MoveKeys(std::size_t index, RuleState&& from);
 
   // Key eviction (Engine::Advance): evicts the keys of each rule idle past its evict_after
@@ -176,28 +204,20 @@ class KeyIndex {
  private:
   std::shared_ptr<const Tags> Intern(const std::string& encoded, const Tags& tags);
   void SetSchedules(RuleState& rs, const KeyState& ks);
-  // Drops one key from memory, its checkpoint row at the next TakeChanges. Returns the entry
-  // after it.
-  KeyMap::iterator Evict(RuleState& rs, KeyMap::iterator it);
-  void GrowGroups();
+  // A new key of the rule, without a limit's check: its slot in the group (made when no rule
+  // of the group has the key) and its place in rs.keys.
+  KeyState& Add(RuleState& rs, const std::string& key_str);
+  // Drops the key at `at` in rs.keys from memory (the last key takes its place), its
+  // checkpoint row at the next TakeChanges.
+  void Evict(RuleState& rs, std::size_t at);
   std::uint32_t GroupSlot(const RuleState& rs, const TagSource& source, std::uint64_t number);
 
   // Key tags by their encoding (EncodeKey), for KeyState::key; expired ones are swept as the
   // map doubles.
   std::unordered_map<std::string, std::weak_ptr<const Tags>> interned_keys_;
   std::size_t next_intern_sweep_ = 1024;
-  // Per reading: the key string of each group_by (computed once, shared by the rules).
-  std::vector<std::string> group_keys_;
-  std::vector<std::uint64_t> group_key_reading_;  // which reading group_keys_[i] belongs to
-  // Per group: a number for each key string some rule of the group holds, so that the rules
-  // of a reading find their states with one hash lookup, not one each (RuleState::by_slot).
-  std::vector<std::unordered_map<std::string, std::uint32_t>> group_slots_;
-  std::vector<std::uint32_t> group_slot_;  // per reading: the slot of group_keys_[i], or kNoSlot
-  // Per group: how many of its rules point at each slot (RuleState::by_slot), and the slots
-  // no rule points at any more, reused before new ones (evicted keys free theirs).
-  std::vector<std::vector<std::uint32_t>> group_refs_;
-  std::vector<std::vector<std::uint32_t>> group_free_;
-  std::vector<const KeyState*> prefetched_;  // scratch of Prefetch
+  std::vector<std::unique_ptr<KeyGroup>> groups_;  // RuleState::group
+  std::vector<const KeyState*> prefetched_;        // scratch of Prefetch
   // The key budget (0: none) and the keys of all rules now.
   std::size_t max_keys_total_ = 0;
   std::size_t total_keys_ = 0;

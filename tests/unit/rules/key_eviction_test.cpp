@@ -497,6 +497,50 @@ TEST(KeyEviction, EvictingQuietKeysChangesNoOutput) {
   EXPECT_GT(alerts, 0u);
 }
 
+// Rules grouping alike share their keys' numbers (KeyGroup): one rule evicting a key that
+// another keeps, then taking the key again, and new keys taking the numbers of keys that
+// every rule let go, leave each rule's keys as they were.
+TEST(KeyEviction, RulesOfOneGroupEvictingApartKeepTheirOwnState) {
+  auto rules = [](const std::string& after) {
+    return "[" + Tumbling("a", R"json(, "evict_after": ")json" + after + "\"") + "," +
+           Tumbling("b", R"json(, "evict_after": "0s")json") + "," +
+           R"json({ "id": "c", "source": { "metric": "t" }, "group_by": ["device"],
+             "window": { "type": "tumbling", "size": "3s" }, "aggregates": { "max": "max(value)" },
+             "emit": ["aggregate"], "evict_after": ")json" +
+           after + "\"}]";
+  };
+  Engine evicting("gw", Load(rules("30s")));
+  Engine keeping("gw", Load(rules("0s")));
+  std::vector<Event> a, b;
+  std::set<std::string> devices;
+  for (int step = 0; step < 6'000; ++step) {
+    const std::int64_t now = kT0 + step * 250;
+    // Devices come and go in waves: 40 at a time, 120 over the run, each coming back.
+    const int device = (step / 400) % 3 * 40 + step % 40;
+    const Reading r = At("d" + std::to_string(device), now, static_cast<double>(step % 97));
+    devices.insert(r.tags[0].second);
+    evicting.Process(r, Millis(now), &a);
+    keeping.Process(r, Millis(now), &b);
+    if (step % 4 == 0) {
+      evicting.Advance(Millis(now), &a);
+      keeping.Advance(Millis(now), &b);
+    }
+  }
+  EXPECT_GT(StatsOf(evicting, "a").evicted, 100u);
+  EXPECT_GT(StatsOf(evicting, "c").evicted, 100u);
+  EXPECT_EQ(StatsOf(evicting, "b").evicted, 0u);
+  EXPECT_EQ(StatsOf(evicting, "b").keys, devices.size());
+  EXPECT_LT(StatsOf(evicting, "a").keys, devices.size());
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) ASSERT_EQ(ToJson(a[i]), ToJson(b[i])) << i;
+  // The checkpoint of what is left names each remaining key once, under its own rule.
+  std::vector<StateChange> snapshot;
+  evicting.SnapshotAll(&snapshot);
+  std::map<std::string, std::set<std::string>> rows;
+  for (const auto& c : snapshot) EXPECT_TRUE(rows[c.rule].insert(c.key).second) << c.key;
+  for (const auto& s : evicting.Stats()) EXPECT_EQ(rows[s.rule].size(), s.keys) << s.rule;
+}
+
 // A checkpoint after evictions: the evicted keys' rows are deleted, the others restore into an
 // engine that then goes on exactly as the original.
 TEST(KeyEviction, CheckpointRoundTripAfterEvictions) {
