@@ -90,8 +90,7 @@ struct Engine::Impl {
                  std::int64_t t, std::int64_t watermark);
   // After the key's readings moved its watermark: closes the windows it reached, emits them,
   // and processes the derived readings they produced.
-  void CloseReached(RuleState& rs, const std::string& key_str, KeyState& ks, Millis now,
-                    std::vector<Event>* out);
+  void CloseReached(RuleState& rs, KeyState& ks, Millis now, std::vector<Event>* out);
   // Processes the derived readings produced so far, at `now` (nullopt: each at its own time).
   void FlushDerived(std::optional<Millis> now, std::vector<Event>* out);
   // Emits the events of closed windows: aggregates, and the alert evaluation of each.
@@ -219,7 +218,7 @@ void Engine::Impl::Process(const Reading& reading, Millis now, std::vector<Event
             std::min(rs.next_absent_check, now.count() + rule.detector->for_duration.count());
       }
       EvaluateAlert(rs, rs.KeyOf(ks), ks, values, std::nullopt, t, out);
-      internal::MarkDirty(rs, rs.KeyOf(ks), ks);
+      internal::MarkDirty(rs, ks);
       index.Touched(rs, now.count());
       continue;
     }
@@ -231,7 +230,7 @@ void Engine::Impl::Process(const Reading& reading, Millis now, std::vector<Event
     AddSample(rs, ks, ctx, source, t, ks.Watermark(w));
     ks.last_seen = now.count();
     ks.max_time = std::max(ks.max_time, t);
-    CloseReached(rs, rs.KeyOf(ks), ks, now, out);
+    CloseReached(rs, ks, now, out);
   }
 }
 
@@ -280,7 +279,7 @@ void Engine::Impl::ProcessJoin(RuleState& rs, const Reading& reading, Millis now
   ks.last_seen = now.count();
   ks.max_time = std::max(ks.max_time, t);
   ks.join->Trim(ks.max_time - join.lateness.count() - join.within.count());
-  CloseReached(rs, rs.KeyOf(ks), ks, now, out);
+  CloseReached(rs, ks, now, out);
 }
 
 void Engine::Impl::AddSample(RuleState& rs, KeyState& ks, const EvalContext& ctx,
@@ -296,12 +295,11 @@ void Engine::Impl::AddSample(RuleState& rs, KeyState& ks, const EvalContext& ctx
   ks.windows->Add(sample, watermark, &closed);
 }
 
-void Engine::Impl::CloseReached(RuleState& rs, const std::string& key_str, KeyState& ks, Millis now,
-                                std::vector<Event>* out) {
+void Engine::Impl::CloseReached(RuleState& rs, KeyState& ks, Millis now, std::vector<Event>* out) {
   const WindowSpec& w = rs.rule->window;
   ks.windows->Advance(ks.Watermark(w), &closed);
-  Emit(rs, key_str, ks, out);
-  internal::MarkDirty(rs, key_str, ks);
+  if (!closed.empty()) Emit(rs, rs.KeyOf(ks), ks, out);
+  internal::MarkDirty(rs, ks);
   if (w.idle_timeout.count() > 0) {
     rs.next_idle_check = std::min(rs.next_idle_check, now.count() + w.idle_timeout.count());
   }
@@ -335,7 +333,7 @@ bool Engine::Advance(Millis now, std::vector<Event>* out) {
                            {"score", Value::Double(static_cast<double>(silent) / 1000.0)},
                            {"anomaly", Value::Bool(true)}};
           impl_->EvaluateAlert(rs, *key_str, *ks, values, std::nullopt, now.count(), out);
-          internal::MarkDirty(rs, *key_str, *ks);
+          internal::MarkDirty(rs, *ks);
           rs.next_absent_check = std::min(rs.next_absent_check, now.count() + 1000);
         } else {
           rs.next_absent_check = std::min(rs.next_absent_check, ks->last_seen + wait);
@@ -352,7 +350,7 @@ bool Engine::Advance(Millis now, std::vector<Event>* out) {
       if (now.count() - ks->last_seen >= idle) {
         ks->windows->CloseAll(&impl_->closed);
         impl_->Emit(rs, *key_str, *ks, out);
-        internal::MarkDirty(rs, *key_str, *ks);
+        internal::MarkDirty(rs, *ks);
         impl_->FlushDerived(now, out);
       } else {
         rs.next_idle_check = std::min(rs.next_idle_check, ks->last_seen + idle);
@@ -372,7 +370,7 @@ void Engine::Finish(std::vector<Event>* out) {
       if (!ks->windows->HasOpen()) continue;
       ks->windows->CloseAll(&impl_->closed);
       impl_->Emit(rs, *key_str, *ks, out);
-      internal::MarkDirty(rs, *key_str, *ks);
+      internal::MarkDirty(rs, *ks);
       // Rules are in dependency order: the rules reading this output close theirs later.
       impl_->FlushDerived(std::nullopt, out);
     }
@@ -428,7 +426,7 @@ bool Engine::HasChanges() const {
 
 void Engine::MarkAllChanged() {
   for (RuleState& rs : impl_->index.rules) {
-    for (KeyState& ks : rs.keys) internal::MarkDirty(rs, rs.KeyOf(ks), ks);
+    for (KeyState& ks : rs.keys) internal::MarkDirty(rs, ks);
   }
 }
 

@@ -135,7 +135,7 @@ struct RuleState {
 bool Quiescent(const KeyState& ks);
 
 // Lists the key in rs.dirty (once) for the next TakeChanges.
-void MarkDirty(RuleState& rs, const std::string& key_str, KeyState& ks);
+void MarkDirty(RuleState& rs, KeyState& ks);
 
 // The keys of a rule (const or not) in key order.
 template <typename Rule>
