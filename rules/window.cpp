@@ -1,12 +1,14 @@
 #include "rules/window.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
 #include <map>
 #include <optional>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -24,57 +26,93 @@ std::int64_t FloorDiv(std::int64_t a, std::int64_t b) {
   return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
-// Accumulators for one window, one per aggregate (an array, not a vector: 8 bytes less a
-// window, and every tumbling key holds one).
+// The accumulators of one window, one per aggregate of the rule, in an array of
+// rule.aggregates.size() that the caller owns.
+void AddToAccs(const CompiledRule& rule, Acc* accs, const Sample& s) {
+  for (std::size_t i = 0; i < rule.aggregates.size(); ++i) {
+    const AggregateSpec& spec = rule.aggregates[i];
+    if (spec.fn == AggregateSpec::Fn::kCount) {
+      accs[i].Add(spec, 0, nullptr, s.t, s.arrival);
+    } else if (spec.fn == AggregateSpec::Fn::kDistinct) {
+      accs[i].Add(spec, 0, s.tags[i], s.t, s.arrival);
+    } else if (std::isfinite(s.xs[i])) {
+      accs[i].Add(spec, s.xs[i], nullptr, s.t, s.arrival);
+    }
+  }
+}
+
+std::vector<Value> AccsValues(const CompiledRule& rule, const Acc* accs) {
+  std::vector<Value> out;
+  out.reserve(rule.aggregates.size());
+  for (std::size_t i = 0; i < rule.aggregates.size(); ++i) {
+    out.push_back(accs[i].Result(rule.aggregates[i]));
+  }
+  return out;
+}
+
+void SaveAccs(const CompiledRule& rule, const Acc* accs, Packer& p) {
+  p.Array(rule.aggregates.size());
+  for (std::size_t i = 0; i < rule.aggregates.size(); ++i) accs[i].Save(rule.aggregates[i], p);
+}
+
+void LoadAccs(const CompiledRule& rule, Acc* accs, const Packed& j) {
+  if (!j.is_array() || j.size() != rule.aggregates.size()) {
+    throw json::type_error::create(302, "aggregate count differs", nullptr);
+  }
+  for (std::size_t i = 0; i < rule.aggregates.size(); ++i) {
+    accs[i] = Acc::Load(rule.aggregates[i], j[i]);
+  }
+}
+
+// The accumulators of one window on the heap (an array, not a vector: 8 bytes less a window).
 class Accs {
  public:
   explicit Accs(const CompiledRule& rule)
       : rule_(&rule), accs_(std::make_unique<Acc[]>(rule.aggregates.size())) {}
 
-  void Add(const Sample& s) {
-    for (std::size_t i = 0; i < size(); ++i) {
-      const AggregateSpec& spec = rule_->aggregates[i];
-      if (spec.fn == AggregateSpec::Fn::kCount) {
-        accs_[i].Add(spec, 0, nullptr, s.t, s.arrival);
-      } else if (spec.fn == AggregateSpec::Fn::kDistinct) {
-        accs_[i].Add(spec, 0, s.tags[i], s.t, s.arrival);
-      } else if (std::isfinite(s.xs[i])) {
-        accs_[i].Add(spec, s.xs[i], nullptr, s.t, s.arrival);
-      }
-    }
-  }
+  void Add(const Sample& s) { AddToAccs(*rule_, accs_.get(), s); }
   void Prefetch() const { __builtin_prefetch(accs_.get()); }
   void Merge(const Accs& o) {
-    for (std::size_t i = 0; i < size(); ++i) accs_[i].Merge(rule_->aggregates[i], o.accs_[i]);
-  }
-  std::vector<Value> Values() const {
-    std::vector<Value> out;
-    out.reserve(size());
-    for (std::size_t i = 0; i < size(); ++i) out.push_back(accs_[i].Result(rule_->aggregates[i]));
-    return out;
-  }
-  void Save(Packer& p) const {
-    p.Array(size());
-    for (std::size_t i = 0; i < size(); ++i) accs_[i].Save(rule_->aggregates[i], p);
-  }
-  void Load(const Packed& j) {
-    if (!j.is_array() || j.size() != size()) {
-      throw json::type_error::create(302, "aggregate count differs", nullptr);
+    for (std::size_t i = 0; i < rule_->aggregates.size(); ++i) {
+      accs_[i].Merge(rule_->aggregates[i], o.accs_[i]);
     }
-    for (std::size_t i = 0; i < size(); ++i) accs_[i] = Acc::Load(rule_->aggregates[i], j[i]);
   }
+  std::vector<Value> Values() const { return AccsValues(*rule_, accs_.get()); }
+  void Save(Packer& p) const { SaveAccs(*rule_, accs_.get(), p); }
+  void Load(const Packed& j) { LoadAccs(*rule_, accs_.get(), j); }
+  Acc* data() { return accs_.get(); }
 
  private:
-  std::size_t size() const { return rule_->aggregates.size(); }
-
   const CompiledRule* rule_;
   std::unique_ptr<Acc[]> accs_;
 };
 
-// Tumbling and hopping windows: [k·slide, k·slide + size), aligned to the epoch.
+// Where AlignedWindows keeps its oldest open window's N accumulators: in the object for the
+// usual rule (up to 4 aggregates), on the heap (N = 0) for one with more.
+template <std::size_t N>
+struct FirstAccs {
+  explicit FirstAccs(std::size_t) {}
+  Acc* data() { return accs.data(); }
+  const Acc* data() const { return accs.data(); }
+  std::array<Acc, N> accs;
+};
+template <>
+struct FirstAccs<0> {
+  explicit FirstAccs(std::size_t n) : accs(std::make_unique<Acc[]>(n)) {}
+  Acc* data() { return accs.get(); }
+  const Acc* data() const { return accs.get(); }
+  std::unique_ptr<Acc[]> accs;
+};
+
+// Tumbling and hopping windows: [k·slide, k·slide + size), aligned to the epoch. The oldest
+// open window is kept in the object, the others in `more_`, made only while there are any:
+// a tumbling key has one window open but for the moment between a reading of the next window
+// and the watermark closing the last (one heap object a key, not three).
+template <std::size_t N>
 class AlignedWindows final : public WindowState {
  public:
-  explicit AlignedWindows(const CompiledRule& rule) : rule_(rule) {}
+  explicit AlignedWindows(const CompiledRule& rule)
+      : rule_(rule), first_(rule.aggregates.size()) {}
 
   bool IsLate(std::int64_t t, std::int64_t watermark) const override {
     const std::int64_t size = Size(), slide = Slide();
@@ -88,75 +126,134 @@ class AlignedWindows final : public WindowState {
     const std::int64_t size = Size(), slide = Slide();
     for (std::int64_t start = FloorDiv(s.t, slide) * slide; start > s.t - size; start -= slide) {
       if (Closed(start + size, watermark)) continue;
-      auto it = std::lower_bound(open_.begin(), open_.end(), start,
-                                 [](const Open& w, std::int64_t x) { return w.first < x; });
-      if (it == open_.end() || it->first != start) it = open_.emplace(it, start, Accs(rule_));
-      it->second.Add(s);
+      std::size_t at = 0;
+      while (at < Count() && StartOf(at) < start) ++at;
+      if (at == Count() || StartOf(at) != start) Insert(at, start);
+      AddToAccs(rule_, AccsOf(at), s);
     }
   }
 
   void Advance(std::int64_t watermark, std::vector<ClosedWindow>* out) override {
-    while (!open_.empty() && watermark != kNoWatermark &&
-           open_.front().first + Size() <= watermark) {
+    while (has_first_ && watermark != kNoWatermark && first_start_ + Size() <= watermark) {
       CloseFirst(out);
     }
   }
 
   void CloseAll(std::vector<ClosedWindow>* out) override {
-    while (!open_.empty()) CloseFirst(out);
+    while (has_first_) CloseFirst(out);
   }
 
-  bool HasOpen() const override { return !open_.empty(); }
+  bool HasOpen() const override { return has_first_; }
 
-  void Prefetch() const override {
-    if (!open_.empty()) open_.back().second.Prefetch();  // the newest window takes most readings
+  void Prefetch() const override {  // the newest window takes most readings
+    if (more_) {
+      more_->back().second.Prefetch();
+    } else if (has_first_) {
+      __builtin_prefetch(first_.data());
+      if constexpr (N > 1) __builtin_prefetch(first_.data() + (N - 1));
+    }
   }
 
   void Save(Packer& p) const override {
-    p.Map(2).Str("closed_through").Int(closed_through_).Str("open").Array(open_.size());
-    for (const auto& [start, accs] : open_) {
-      p.Array(2).Int(start);
-      accs.Save(p);
+    p.Map(2).Str("closed_through").Int(closed_through_).Str("open").Array(Count());
+    for (std::size_t i = 0; i < Count(); ++i) {
+      p.Array(2).Int(StartOf(i));
+      SaveAccs(rule_, AccsOf(i), p);
     }
   }
 
   void Load(const Packed& j) override {
     closed_through_ = j.at("closed_through").get<std::int64_t>();
     for (Packed w : j.at("open")) {
-      Accs accs(rule_);
-      accs.Load(w.at(1));
       const std::int64_t start = w.at(0).get<std::int64_t>();
-      if (!open_.empty() && start <= open_.back().first) {
+      if (has_first_ && start <= StartOf(Count() - 1)) {
         throw json::type_error::create(302, "open windows out of order", nullptr);
       }
-      open_.emplace_back(start, std::move(accs));
+      Insert(Count(), start);
+      LoadAccs(rule_, AccsOf(Count() - 1), w.at(1));
     }
   }
 
  private:
+  using Open = std::pair<std::int64_t, Accs>;
+
+  std::size_t Count() const { return has_first_ ? 1 + (more_ ? more_->size() : 0) : 0; }
+  std::int64_t StartOf(std::size_t i) const { return i == 0 ? first_start_ : (*more_)[i - 1].first; }
+  Acc* AccsOf(std::size_t i) { return i == 0 ? first_.data() : (*more_)[i - 1].second.data(); }
+  const Acc* AccsOf(std::size_t i) const {
+    return i == 0 ? first_.data() : (*more_)[i - 1].second.data();
+  }
+
+  // A new, empty window at position `at` (0: the oldest).
+  void Insert(std::size_t at, std::int64_t start) {
+    if (!has_first_) {
+      has_first_ = true;
+      first_start_ = start;
+      return;
+    }
+    if (!more_) more_ = std::make_unique<std::vector<Open>>();
+    if (at > 0) {
+      more_->emplace(more_->begin() + static_cast<std::ptrdiff_t>(at - 1), start, Accs(rule_));
+      return;
+    }
+    // Older than the oldest: that one moves out of the object.
+    Open moved(first_start_, Accs(rule_));
+    MoveAccs(first_.data(), moved.second.data());
+    more_->insert(more_->begin(), std::move(moved));
+    first_start_ = start;
+  }
+
+  void CloseFirst(std::vector<ClosedWindow>* out) {
+    const std::int64_t end = first_start_ + Size();
+    closed_through_ = closed_through_ == kNoWatermark ? end : std::max(closed_through_, end);
+    out->push_back({{Millis(first_start_), Millis(end)}, AccsValues(rule_, first_.data()), -1});
+    if (more_) {  // the next window moves into the object
+      first_start_ = more_->front().first;
+      MoveAccs(more_->front().second.data(), first_.data());
+      more_->erase(more_->begin());
+      if (more_->empty()) more_.reset();
+    } else {
+      has_first_ = false;
+      MoveAccs(nullptr, first_.data());
+    }
+  }
+
+  // Moves `from`'s accumulators (nullptr: empty ones) into `to`, leaving `from` empty.
+  void MoveAccs(Acc* from, Acc* to) const {
+    for (std::size_t i = 0; i < rule_.aggregates.size(); ++i) {
+      to[i] = from != nullptr ? std::exchange(from[i], Acc{}) : Acc{};
+    }
+  }
+
   bool Closed(std::int64_t end, std::int64_t watermark) const {
     return (closed_through_ != kNoWatermark && end <= closed_through_) ||
            (watermark != kNoWatermark && end <= watermark);
   }
-
-  void CloseFirst(std::vector<ClosedWindow>* out) {
-    const std::int64_t start = open_.front().first;
-    const std::int64_t end = start + Size();
-    closed_through_ = closed_through_ == kNoWatermark ? end : std::max(closed_through_, end);
-    out->push_back({{Millis(start), Millis(end)}, open_.front().second.Values(), -1});
-    open_.erase(open_.begin());
-  }
   std::int64_t Size() const { return rule_.window.size.count(); }
   std::int64_t Slide() const { return rule_.window.slide.count(); }
 
-  // A window by its start. A vector, not a map: a tumbling key has one or two open windows,
-  // and a map node would cost 80 bytes a key.
-  using Open = std::pair<std::int64_t, Accs>;
-
   const CompiledRule& rule_;
-  std::vector<Open> open_;                      // by start, increasing
   std::int64_t closed_through_ = kNoWatermark;  // every window ending at or before is closed
+  std::int64_t first_start_ = 0;                // the oldest open window's start (has_first_)
+  bool has_first_ = false;
+  FirstAccs<N> first_;
+  std::unique_ptr<std::vector<Open>> more_;  // the later open windows by start, or null
 };
+
+std::unique_ptr<WindowState> MakeAlignedWindows(const CompiledRule& rule) {
+  switch (rule.aggregates.size()) {
+    case 1:
+      return std::make_unique<AlignedWindows<1>>(rule);
+    case 2:
+      return std::make_unique<AlignedWindows<2>>(rule);
+    case 3:
+      return std::make_unique<AlignedWindows<3>>(rule);
+    case 4:
+      return std::make_unique<AlignedWindows<4>>(rule);
+    default:
+      return std::make_unique<AlignedWindows<0>>(rule);
+  }
+}
 
 // Session windows: readings less than `gap` apart form one session; it closes when the
 // watermark reaches its last reading + gap (SPEC §12.7: [first, last + gap)).
@@ -821,7 +918,7 @@ std::unique_ptr<WindowState> MakeWindowState(const CompiledRule& rule) {
   switch (rule.window.type) {
     case WindowSpec::Type::kTumbling:
     case WindowSpec::Type::kHopping:
-      return std::make_unique<AlignedWindows>(rule);
+      return MakeAlignedWindows(rule);
     case WindowSpec::Type::kSliding:
       return std::make_unique<SlidingWindows>(rule);
     case WindowSpec::Type::kSession:
