@@ -134,21 +134,21 @@ class AlignedWindows final : public WindowState {
   }
 
   void Advance(std::int64_t watermark, std::vector<ClosedWindow>* out) override {
-    while (has_first_ && watermark != kNoWatermark && first_start_ + Size() <= watermark) {
+    while (HasFirst() && watermark != kNoWatermark && first_start_ + Size() <= watermark) {
       CloseFirst(out);
     }
   }
 
   void CloseAll(std::vector<ClosedWindow>* out) override {
-    while (has_first_) CloseFirst(out);
+    while (HasFirst()) CloseFirst(out);
   }
 
-  bool HasOpen() const override { return has_first_; }
+  bool HasOpen() const override { return HasFirst(); }
 
   void Prefetch() const override {  // the newest window takes most readings
     if (more_) {
       more_->back().second.Prefetch();
-    } else if (has_first_) {
+    } else if (HasFirst()) {
       __builtin_prefetch(first_.data());
       if constexpr (N > 1) __builtin_prefetch(first_.data() + (N - 1));
     }
@@ -166,7 +166,7 @@ class AlignedWindows final : public WindowState {
     closed_through_ = j.at("closed_through").get<std::int64_t>();
     for (Packed w : j.at("open")) {
       const std::int64_t start = w.at(0).get<std::int64_t>();
-      if (has_first_ && start <= StartOf(Count() - 1)) {
+      if (start == kNone || (HasFirst() && start <= StartOf(Count() - 1))) {
         throw json::type_error::create(302, "open windows out of order", nullptr);
       }
       Insert(Count(), start);
@@ -177,7 +177,8 @@ class AlignedWindows final : public WindowState {
  private:
   using Open = std::pair<std::int64_t, Accs>;
 
-  std::size_t Count() const { return has_first_ ? 1 + (more_ ? more_->size() : 0) : 0; }
+  bool HasFirst() const { return first_start_ != kNone; }
+  std::size_t Count() const { return HasFirst() ? 1 + (more_ ? more_->size() : 0) : 0; }
   std::int64_t StartOf(std::size_t i) const { return i == 0 ? first_start_ : (*more_)[i - 1].first; }
   Acc* AccsOf(std::size_t i) { return i == 0 ? first_.data() : (*more_)[i - 1].second.data(); }
   const Acc* AccsOf(std::size_t i) const {
@@ -186,8 +187,7 @@ class AlignedWindows final : public WindowState {
 
   // A new, empty window at position `at` (0: the oldest).
   void Insert(std::size_t at, std::int64_t start) {
-    if (!has_first_) {
-      has_first_ = true;
+    if (!HasFirst()) {
       first_start_ = start;
       return;
     }
@@ -213,7 +213,7 @@ class AlignedWindows final : public WindowState {
       more_->erase(more_->begin());
       if (more_->empty()) more_.reset();
     } else {
-      has_first_ = false;
+      first_start_ = kNone;
       MoveAccs(nullptr, first_.data());
     }
   }
@@ -234,8 +234,10 @@ class AlignedWindows final : public WindowState {
 
   const CompiledRule& rule_;
   std::int64_t closed_through_ = kNoWatermark;  // every window ending at or before is closed
-  std::int64_t first_start_ = 0;                // the oldest open window's start (has_first_)
-  bool has_first_ = false;
+  // The oldest open window's start, kNone without one (a start is a multiple of the slide at
+  // or after the reading's time less the size: never the smallest int64 for a reading's time).
+  static constexpr std::int64_t kNone = std::numeric_limits<std::int64_t>::min();
+  std::int64_t first_start_ = kNone;
   FirstAccs<N> first_;
   std::unique_ptr<std::vector<Open>> more_;  // the later open windows by start, or null
 };
