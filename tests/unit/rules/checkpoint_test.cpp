@@ -187,7 +187,8 @@ TEST(Checkpoint, SlidingWindowOrdersMustBeConsecutive) {
 }
 
 // A tumbling or hopping key's open windows are saved by start, increasing; a checkpoint whose
-// windows are out of order or repeat a start is refused, not misread.
+// windows are out of order, repeat a start or start at the smallest int64 (which no reading's
+// window does: the window object's "none open") is refused, not misread.
 TEST(Checkpoint, OpenWindowsMustBeInOrder) {
   LoadResult loaded = ParseRules(R"json([{ "id": "h", "source": { "metric": "t" },
       "group_by": ["device"], "window": { "type": "hopping", "size": "10s", "slide": "5s" },
@@ -206,18 +207,20 @@ TEST(Checkpoint, OpenWindowsMustBeInOrder) {
   ASSERT_EQ(open.size(), 2u);  // [kT0, kT0 + 10 s) and [kT0 + 5 s, kT0 + 15 s)
   Engine b("gw", loaded.rules);
   EXPECT_TRUE(b.Restore(state[0].rule, state[0].key, *state[0].bytes));
-  for (const bool repeat : {false, true}) {
+  for (const int fault : {0, 1, 2}) {
     auto bad_state = saved;
     auto& windows = bad_state["windows"]["open"];
-    if (repeat) {
+    if (fault == 0) {
+      std::swap(windows[0], windows[1]);
+    } else if (fault == 1) {
       windows[1][0] = windows[0][0];
     } else {
-      std::swap(windows[0], windows[1]);
+      windows[0][0] = std::numeric_limits<std::int64_t>::min();
     }
     std::string bad;
     nlohmann::json::to_msgpack(bad_state, bad);
     Engine c("gw", loaded.rules);
-    EXPECT_FALSE(c.Restore(state[0].rule, state[0].key, bad)) << repeat;
+    EXPECT_FALSE(c.Restore(state[0].rule, state[0].key, bad)) << fault;
   }
 }
 
