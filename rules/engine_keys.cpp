@@ -289,7 +289,7 @@ void KeyIndex::Evict(RuleState& rs, std::size_t at) {
   }
   if (ks.key.use_count() == 1) interned_keys_.erase(key_str);
   rs.by_slot[slot] = RuleState::kNoKey;
-  if (--g.refs[slot] == 0) {  // no rule of the group has the key: the slot is reusable
+  if (--g.refs[slot] == 0) {               // no rule of the group has the key: the slot is reusable
     g.slots.erase(g.slots.find(key_str));  // by position: key_str is the entry's own key
     g.keys[slot] = nullptr;
     g.free.push_back(slot);

@@ -111,8 +111,7 @@ struct FirstAccs<0> {
 template <std::size_t N>
 class AlignedWindows final : public WindowState {
  public:
-  explicit AlignedWindows(const CompiledRule& rule)
-      : rule_(rule), first_(rule.aggregates.size()) {}
+  explicit AlignedWindows(const CompiledRule& rule) : rule_(rule), first_(rule.aggregates.size()) {}
 
   bool IsLate(std::int64_t t, std::int64_t watermark) const override {
     const std::int64_t size = Size(), slide = Slide();
@@ -179,7 +178,9 @@ class AlignedWindows final : public WindowState {
 
   bool HasFirst() const { return first_start_ != kNone; }
   std::size_t Count() const { return HasFirst() ? 1 + (more_ ? more_->size() : 0) : 0; }
-  std::int64_t StartOf(std::size_t i) const { return i == 0 ? first_start_ : (*more_)[i - 1].first; }
+  std::int64_t StartOf(std::size_t i) const {
+    return i == 0 ? first_start_ : (*more_)[i - 1].first;
+  }
   Acc* AccsOf(std::size_t i) { return i == 0 ? first_.data() : (*more_)[i - 1].second.data(); }
   const Acc* AccsOf(std::size_t i) const {
     return i == 0 ? first_.data() : (*more_)[i - 1].second.data();
