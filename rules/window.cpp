@@ -125,8 +125,7 @@ class AlignedWindows final : public WindowState {
     const std::int64_t size = Size(), slide = Slide();
     for (std::int64_t start = FloorDiv(s.t, slide) * slide; start > s.t - size; start -= slide) {
       if (Closed(start + size, watermark)) continue;
-      std::size_t at = 0;
-      while (at < Count() && StartOf(at) < start) ++at;
+      const std::size_t at = LowerBound(start);
       if (at == Count() || StartOf(at) != start) Insert(at, start);
       AddToAccs(rule_, AccsOf(at), s);
     }
@@ -184,6 +183,21 @@ class AlignedWindows final : public WindowState {
   Acc* AccsOf(std::size_t i) { return i == 0 ? first_.data() : (*more_)[i - 1].second.data(); }
   const Acc* AccsOf(std::size_t i) const {
     return i == 0 ? first_.data() : (*more_)[i - 1].second.data();
+  }
+
+  // The position of the first open window starting at or after `start` (a hopping key may
+  // have up to 1 000 open).
+  std::size_t LowerBound(std::int64_t start) const {
+    std::size_t lo = 0, hi = Count();
+    while (lo < hi) {
+      const std::size_t mid = lo + (hi - lo) / 2;
+      if (StartOf(mid) < start) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    return lo;
   }
 
   // A new, empty window at position `at` (0: the oldest).
