@@ -134,7 +134,7 @@ std::uint32_t KeyIndex::GroupSlot(const RuleState& rs, const TagSource& source,
     KeyString(*rs.rule, source, &g.key);
     g.reading = number;
     auto slot = g.slots.find(g.key);
-    g.slot = slot == g.slots.end() ? kNoSlot : slot->second;
+    g.slot = slot == g.slots.end() ? KeyGroup::kNoSlot : slot->second;
   }
   return g.slot;
 }
@@ -200,7 +200,7 @@ KeyState* KeyIndex::FindOrAdd(RuleState& rs, const std::string& key_str, const T
 
 KeyState& KeyIndex::Add(RuleState& rs, const std::string& key_str) {
   KeyGroup& g = *rs.group;
-  auto [found, added] = g.slots.try_emplace(key_str, kNoSlot);
+  auto [found, added] = g.slots.try_emplace(key_str, KeyGroup::kNoSlot);
   if (added) {
     if (g.free.empty()) {
       found->second = static_cast<std::uint32_t>(g.keys.size());

@@ -157,8 +157,6 @@ std::string EncodeKey(const Tags& key);
 // RuleSet's order).
 class KeyIndex {
  public:
-  static constexpr std::uint32_t kNoSlot = KeyGroup::kNoSlot;
-
   // `max_keys_total`: the key budget of all rules together (RuleSet::max_keys_total; 0: none).
   explicit KeyIndex(std::size_t max_keys_total) : max_keys_total_(max_keys_total) {}
 
