@@ -1,6 +1,8 @@
 // The floor for any MQTT client here: a Paho subscriber that only counts messages.
 //   count_subscriber URI TOPIC QOS N  → exits after N messages, 2 s after the last message, or
-//   after 120 s, printing the count and the seconds from the first message to the last.
+//   after 120 s, printing the count, the seconds from the first message to the last, and its
+//   peak RSS in KiB (VmHWM: the kernel's rusage of a child also counts the parent's RSS before
+//   exec, here the Python harness's).
 
 #include <mqtt/async_client.h>
 
@@ -8,8 +10,22 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <string>
 #include <thread>
+
+namespace {
+
+long PeakRssKib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::atol(line.c_str() + 6);
+  }
+  return 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   if (argc != 5) {
@@ -39,7 +55,7 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   const double span = std::chrono::duration<double>(Clock::duration(last - first)).count();
-  std::printf("%ld %.3f\n", count.load(), span);
+  std::printf("%ld %.3f %ld\n", count.load(), span, PeakRssKib());
   client.disconnect()->wait();
   return 0;
 }

@@ -251,11 +251,11 @@ def main():
         sub.stdout.readline()  # subscribed
         simulate(vigil, cfg_floor, args.devices, args.metrics, args.rate, args.seconds)
         _, status, usage = os.wait4(sub.pid, 0)
-        got, span = sub.stdout.read().split()
+        got, span, sub_rss_kib = sub.stdout.read().split()
         got, span = int(got), float(span)
         floor_cpu = (usage.ru_utime + usage.ru_stime) / max(got, 1) * 1e6
         rows.append(("count_subscriber (floor)", got / max(span, 1e-3), floor_cpu, None,
-                     usage.ru_maxrss / 1024, None, None))
+                     int(sub_rss_kib) / 1024, None, None))
 
         # 2. The agent, both ack modes.
         restart = recovery = None
