@@ -377,42 +377,29 @@ void Engine::Finish(std::vector<Event>* out) {
   }
 }
 
+namespace {
+
+StateChange TakeChange(RuleState& rs) {
+  // In key order: the store updates its rows in the order of its index, each page of it read
+  // and written once, not once for every row.
+  auto [key_str, ks] = internal::TakeDirty(rs);
+  if (ks == nullptr) return {rs.rule->id, std::move(key_str), std::nullopt};
+  return {rs.rule->id, std::move(key_str), internal::SerializeKey(*rs.rule, *ks)};
+}
+
+}  // namespace
+
 void Engine::TakeChanges(std::vector<StateChange>* out) {
   for (RuleState& rs : impl_->index.rules) {
-    std::sort(rs.dirty.begin(), rs.dirty.end());
-    for (const auto& key_str : rs.dirty) {
-      KeyState* ks = rs.Find(key_str);
-      if (ks == nullptr) {
-        out->push_back({rs.rule->id, key_str, std::nullopt});
-      } else {
-        ks->dirty = false;
-        out->push_back({rs.rule->id, key_str, internal::SerializeKey(*rs.rule, *ks)});
-      }
-    }
-    rs.dirty.clear();
+    while (!rs.dirty.empty()) out->push_back(TakeChange(rs));
   }
 }
 
 bool Engine::TakeChanges(std::vector<StateChange>* out, std::size_t max) {
   bool taken = false;
   for (RuleState& rs : impl_->index.rules) {
-    // Taken from the back in key order: the store updates its rows in the order of its
-    // index, each page of it read and written once, not once for every row.
-    if (!rs.dirty_descending) {
-      std::sort(rs.dirty.begin(), rs.dirty.end(), std::greater<>());
-      rs.dirty_descending = true;
-    }
-    while (!rs.dirty.empty() && max > 0) {
-      std::string key_str = std::move(rs.dirty.back());
-      rs.dirty.pop_back();
-      KeyState* ks = rs.Find(key_str);
-      if (ks == nullptr) {
-        out->push_back({rs.rule->id, std::move(key_str), std::nullopt});
-      } else {
-        ks->dirty = false;
-        out->push_back({rs.rule->id, std::move(key_str), internal::SerializeKey(*rs.rule, *ks)});
-      }
-      --max;
+    for (; !rs.dirty.empty() && max > 0; --max) {
+      out->push_back(TakeChange(rs));
       taken = true;
     }
   }
@@ -478,7 +465,8 @@ Engine::Handover Engine::TakeStateOf(Engine& old) {
     // Removed or changed: its keys start fresh; their rows (and those of keys evicted since
     // the last checkpoint) go at the next checkpoint.
     if (!from.keys.empty()) dropped.insert(from.rule->id);
-    std::set<std::string> rows(from.dirty.begin(), from.dirty.end());
+    std::set<std::string> rows;
+    for (std::uint32_t slot : from.dirty) rows.insert(*from.group->keys[slot]);
     for (const KeyState& ks : from.keys) rows.insert(from.KeyOf(ks));
     for (const std::string& key : rows) out.deleted.push_back({from.rule->id, key, std::nullopt});
   }

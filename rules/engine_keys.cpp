@@ -74,8 +74,50 @@ KeyState* RuleState::Find(const std::string& key_str) {
 void MarkDirty(RuleState& rs, KeyState& ks) {
   if (ks.dirty) return;
   ks.dirty = true;
-  rs.dirty.push_back(rs.KeyOf(ks));
+  rs.dirty.push_back(ks.slot);
+  ++rs.group->refs[ks.slot];
   rs.dirty_descending = false;
+}
+
+std::pair<std::string, KeyState*> TakeDirty(RuleState& rs) {
+  KeyGroup& g = *rs.group;
+  if (!rs.dirty_descending) {  // sorted once, then taken from the back
+    std::sort(rs.dirty.begin(), rs.dirty.end(),
+              [&g](std::uint32_t a, std::uint32_t b) { return *g.keys[a] > *g.keys[b]; });
+    rs.dirty_descending = true;
+  }
+  const std::uint32_t slot = rs.dirty.back();
+  rs.dirty.pop_back();
+  std::pair<std::string, KeyState*> out{*g.keys[slot], rs.AtSlot(slot)};
+  if (out.second != nullptr) out.second->dirty = false;
+  g.Release(slot);
+  return out;
+}
+
+std::uint32_t KeyGroup::Hold(const std::string& key_str) {
+  auto [found, added] = slots.try_emplace(key_str, kNoSlot);
+  if (added) {
+    if (free.empty()) {
+      found->second = static_cast<std::uint32_t>(keys.size());
+      keys.push_back(nullptr);
+      refs.push_back(0);
+    } else {
+      found->second = free.back();
+      free.pop_back();
+    }
+    keys[found->second] = &found->first;
+    if (key == key_str) slot = found->second;  // the reading's key, cached by GroupSlot
+  }
+  ++refs[found->second];
+  return found->second;
+}
+
+void KeyGroup::Release(std::uint32_t at) {
+  if (--refs[at] != 0) return;
+  slots.erase(slots.find(*keys[at]));  // by position: the string is the entry's own key
+  keys[at] = nullptr;
+  free.push_back(at);
+  reading = 0;  // the per-reading cache may name the freed slot
 }
 
 void AppendKeyPart(std::string* out, const std::string& name, const std::string& value) {
@@ -200,21 +242,7 @@ KeyState* KeyIndex::FindOrAdd(RuleState& rs, const std::string& key_str, const T
 
 KeyState& KeyIndex::Add(RuleState& rs, const std::string& key_str) {
   KeyGroup& g = *rs.group;
-  auto [found, added] = g.slots.try_emplace(key_str, KeyGroup::kNoSlot);
-  if (added) {
-    if (g.free.empty()) {
-      found->second = static_cast<std::uint32_t>(g.keys.size());
-      g.keys.push_back(nullptr);
-      g.refs.push_back(0);
-    } else {
-      found->second = g.free.back();
-      g.free.pop_back();
-    }
-    g.keys[found->second] = &found->first;
-    if (g.key == key_str) g.slot = found->second;  // the reading's key, cached by GroupSlot
-  }
-  const std::uint32_t slot = found->second;
-  ++g.refs[slot];
+  const std::uint32_t slot = g.Hold(key_str);
   if (rs.by_slot.size() <= slot) rs.by_slot.resize(g.keys.size(), RuleState::kNoKey);
   rs.by_slot[slot] = static_cast<std::uint32_t>(rs.keys.size());
   KeyState& ks = rs.keys.emplace_back();
@@ -253,7 +281,9 @@ void KeyIndex::Adopt(std::size_t index, const std::string& key, KeyState ks) {
 std::size_t KeyIndex::MoveKeys(std::size_t index, RuleState&& from) {
   RuleState& rs = rules[index];
   rs.rule = from.rule;
-  rs.dirty = std::move(from.dirty);
+  // The changes not yet taken keep their order; their slots are this group's.
+  rs.dirty.reserve(from.dirty.size());
+  for (std::uint32_t slot : from.dirty) rs.dirty.push_back(rs.group->Hold(*from.group->keys[slot]));
   from.dirty.clear();
   rs.dirty_descending = from.dirty_descending;
   rs.firing = from.firing;
@@ -282,19 +312,10 @@ void KeyIndex::Evict(RuleState& rs, std::size_t at) {
   KeyGroup& g = *rs.group;
   KeyState& ks = rs.keys[at];
   const std::uint32_t slot = ks.slot;
-  const std::string& key_str = *g.keys[slot];
-  if (!ks.dirty) {  // its row is deleted at the next TakeChanges
-    rs.dirty.push_back(key_str);
-    rs.dirty_descending = false;
-  }
-  if (ks.key.use_count() == 1) interned_keys_.erase(key_str);
+  if (ks.key.use_count() == 1) interned_keys_.erase(*g.keys[slot]);
+  MarkDirty(rs, ks);  // its row is deleted at the next TakeChanges
   rs.by_slot[slot] = RuleState::kNoKey;
-  if (--g.refs[slot] == 0) {               // no rule of the group has the key: the slot is reusable
-    g.slots.erase(g.slots.find(key_str));  // by position: key_str is the entry's own key
-    g.keys[slot] = nullptr;
-    g.free.push_back(slot);
-    g.reading = 0;  // the per-reading cache may name the freed slot
-  }
+  g.Release(slot);
   if (at + 1 != rs.keys.size()) {
     ks = std::move(rs.keys.back());
     rs.by_slot[ks.slot] = static_cast<std::uint32_t>(at);

@@ -85,12 +85,19 @@ struct KeyGroup {
 
   std::unordered_map<std::string, std::uint32_t> slots;  // key string → slot
   std::vector<const std::string*> keys;  // slot → its string (a key of `slots`); nullptr: free
-  std::vector<std::uint32_t> refs;       // per slot: how many rules of the group hold the key
-  std::vector<std::uint32_t> free;       // slots no rule holds, reused before new ones
+  // Per slot: the rules of the group that hold the key, plus the rules' listings of it as
+  // changed (RuleState::dirty), which keep the slot's string until TakeChanges.
+  std::vector<std::uint32_t> refs;
+  std::vector<std::uint32_t> free;  // slots nobody holds, reused before new ones
   // Per reading: the group's key string (made once for all its rules) and its slot or kNoSlot.
   std::string key;
   std::uint64_t reading = 0;  // which reading `key` belongs to (0: none)
   std::uint32_t slot = kNoSlot;
+
+  // The key's slot (made when nobody holds the key), with one more hold on it.
+  std::uint32_t Hold(const std::string& key_str);
+  // One hold less on the slot; when it was the last, the slot and its string are free.
+  void Release(std::uint32_t slot);
 };
 
 struct RuleState {
@@ -106,9 +113,11 @@ struct RuleState {
   std::vector<KeyState> keys;
   // Per slot of the group: the place of the key in `keys`, or kNoKey.
   std::vector<std::uint32_t> by_slot;
-  KeyGroup* group = nullptr;       // rules with the same group_by share it (KeyIndex)
-  std::vector<std::string> dirty;  // keys changed since TakeChanges (KeyState::dirty)
-  bool dirty_descending = true;    // `dirty` sorted from the last key to the first
+  KeyGroup* group = nullptr;  // rules with the same group_by share it (KeyIndex)
+  // The slots of the keys changed since TakeChanges (KeyState::dirty), or evicted since: each
+  // listing holds its slot (KeyGroup::Hold), so that the key's string stays until taken.
+  std::vector<std::uint32_t> dirty;
+  bool dirty_descending = true;  // `dirty` sorted by key string from the last to the first
   std::int64_t next_idle_check = kNever;
   std::int64_t next_absent_check = kNever;
   // Idle eviction: no key of the rule is due before (a lower bound: a scan then looks).
@@ -136,6 +145,9 @@ bool Quiescent(const KeyState& ks);
 
 // Lists the key in rs.dirty (once) for the next TakeChanges.
 void MarkDirty(RuleState& rs, KeyState& ks);
+// Takes the first of rs.dirty in key order and releases its hold: the key's string and its
+// state (nullptr: the key was evicted, its row goes).
+std::pair<std::string, KeyState*> TakeDirty(RuleState& rs);
 
 // The keys of a rule (const or not) in key order.
 template <typename Rule>
