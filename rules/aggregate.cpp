@@ -185,11 +185,20 @@ void Quantiles::Load(const Packed& j) {
   }
 }
 
-void Acc::Add(const AggregateSpec& spec, double x, const std::string* tag, std::int64_t t,
-              std::uint64_t arrival) {
-  if (spec.fn == AggregateSpec::Fn::kDistinct) {
-    if (tag != nullptr) ++distinct()[*tag];
-    return;
+template <bool kFull>
+bool BasicAcc<kFull>::Fits(const AggregateSpec& spec) {
+  return spec.fn != AggregateSpec::Fn::kDistinct &&
+         (FieldsOf(spec.fn) & ~(kCount | kSum | kMean | kMin | kMax)) == 0;
+}
+
+template <bool kFull>
+void BasicAcc<kFull>::Add(const AggregateSpec& spec, double x, const std::string* tag,
+                          std::int64_t t, std::uint64_t arrival) {
+  if constexpr (kFull) {
+    if (spec.fn == AggregateSpec::Fn::kDistinct) {
+      if (tag != nullptr) ++distinct()[*tag];
+      return;
+    }
   }
   ++n;
   const unsigned fields = FieldsOf(spec.fn);
@@ -197,31 +206,40 @@ void Acc::Add(const AggregateSpec& spec, double x, const std::string* tag, std::
   if ((fields & kMean) != 0) {
     const double d = x - v;
     v += d / static_cast<double>(n);
-    if ((fields & kM2) != 0) m2 += d * (x - v);
+    if constexpr (kFull) {
+      if ((fields & kM2) != 0) tail.m2 += d * (x - v);
+    }
   }
   if ((fields & kMin) != 0 && (n == 1 || x < v)) v = x;
   if ((fields & kMax) != 0 && (n == 1 || x > v)) v = x;
-  if ((fields & (kFirst | kLast)) != 0) {
-    Ends& e = ends();
-    if ((fields & kFirst) != 0 &&
-        (n == 1 || t < e.first_t || (t == e.first_t && arrival < e.first_arrival))) {
-      e.first_t = t;
-      e.first_arrival = arrival;
-      e.first_v = x;
+  if constexpr (!kFull) {
+    (void)tag, (void)t, (void)arrival;
+  } else {
+    if ((fields & (kFirst | kLast)) != 0) {
+      Ends& e = ends();
+      if ((fields & kFirst) != 0 &&
+          (n == 1 || t < e.first_t || (t == e.first_t && arrival < e.first_arrival))) {
+        e.first_t = t;
+        e.first_arrival = arrival;
+        e.first_v = x;
+      }
+      if ((fields & kLast) != 0 &&
+          (n == 1 || t > e.last_t || (t == e.last_t && arrival > e.last_arrival))) {
+        e.last_t = t;
+        e.last_arrival = arrival;
+        e.last_v = x;
+      }
     }
-    if ((fields & kLast) != 0 &&
-        (n == 1 || t > e.last_t || (t == e.last_t && arrival > e.last_arrival))) {
-      e.last_t = t;
-      e.last_arrival = arrival;
-      e.last_v = x;
-    }
+    if ((fields & kQuantiles) != 0) quantiles().Add(x);
   }
-  if ((fields & kQuantiles) != 0) quantiles().Add(x);
 }
 
-void Acc::Merge(const AggregateSpec& spec, const Acc& o) {
-  if (const auto* d = o.find_distinct()) {
-    for (const auto& [tag, count] : *d) distinct()[tag] += count;
+template <bool kFull>
+void BasicAcc<kFull>::Merge(const AggregateSpec& spec, const BasicAcc& o) {
+  if constexpr (kFull) {
+    if (const auto* d = o.find_distinct()) {
+      for (const auto& [tag, count] : *d) distinct()[tag] += count;
+    }
   }
   if (o.n == 0) return;
   if (n == 0) {
@@ -233,13 +251,21 @@ void Acc::Merge(const AggregateSpec& spec, const Acc& o) {
     // Chan et al.: parallel combination of Welford states.
     const double total = static_cast<double>(n + o.n);
     const double delta = o.v - v;
-    m2 += o.m2 + delta * delta * static_cast<double>(n) * static_cast<double>(o.n) / total;
+    if constexpr (kFull) {
+      tail.m2 +=
+          o.tail.m2 + delta * delta * static_cast<double>(n) * static_cast<double>(o.n) / total;
+    }
     v += delta * static_cast<double>(o.n) / total;
   }
   if ((fields & kSum) != 0) v += o.v;
   if ((fields & kMin) != 0) v = std::min(v, o.v);
   if ((fields & kMax) != 0) v = std::max(v, o.v);
   n += o.n;
+  if constexpr (kFull) MergeExtras(fields, o);
+}
+
+template <bool kFull>
+void BasicAcc<kFull>::MergeExtras(unsigned fields, const BasicAcc& o) requires kFull {
   if (const Ends* oe = o.find_ends()) {
     Ends& e = ends();
     if (oe->first_t < e.first_t ||
@@ -259,40 +285,49 @@ void Acc::Merge(const AggregateSpec& spec, const Acc& o) {
   }
 }
 
-Value Acc::Result(const AggregateSpec& spec) const {
+template <bool kFull>
+Value BasicAcc<kFull>::Result(const AggregateSpec& spec) const {
   using Fn = AggregateSpec::Fn;
   if (spec.fn == Fn::kCount) return Value::Int(static_cast<double>(n));
   if (spec.fn == Fn::kDistinct) {
     return Value::Int(find_distinct() ? static_cast<double>(find_distinct()->size()) : 0.0);
   }
   if (n == 0) return Value::Null();
-  const Ends* e = find_ends();  // n > 0: set for the functions that read it
   switch (spec.fn) {
     case Fn::kSum:
     case Fn::kAvg:
     case Fn::kMin:
     case Fn::kMax:
       return Value::Double(v);
-    case Fn::kStddev:
-      return Value::Double(std::sqrt(std::max(0.0, m2 / static_cast<double>(n))));
-    case Fn::kFirst:
-      return Value::Double(e->first_v);
-    case Fn::kLast:
-      return Value::Double(e->last_v);
-    case Fn::kDelta:
-      return n < 2 ? Value::Null() : Value::Double(e->last_v - e->first_v);
-    case Fn::kRate:
-      if (n < 2 || e->last_t == e->first_t) return Value::Null();
-      return Value::Double((e->last_v - e->first_v) /
-                           (static_cast<double>(e->last_t - e->first_t) / 1000.0));
-    case Fn::kPercentile:
-      return Value::Double(find_quantiles()->Percentile(spec.percentile));  // n > 0
     default:
-      return Value::Null();
+      break;
   }
+  if constexpr (kFull) {
+    const Ends* e = find_ends();  // n > 0: set for the functions that read it
+    switch (spec.fn) {
+      case Fn::kStddev:
+        return Value::Double(std::sqrt(std::max(0.0, tail.m2 / static_cast<double>(n))));
+      case Fn::kFirst:
+        return Value::Double(e->first_v);
+      case Fn::kLast:
+        return Value::Double(e->last_v);
+      case Fn::kDelta:
+        return n < 2 ? Value::Null() : Value::Double(e->last_v - e->first_v);
+      case Fn::kRate:
+        if (n < 2 || e->last_t == e->first_t) return Value::Null();
+        return Value::Double((e->last_v - e->first_v) /
+                             (static_cast<double>(e->last_t - e->first_t) / 1000.0));
+      case Fn::kPercentile:
+        return Value::Double(find_quantiles()->Percentile(spec.percentile));  // n > 0
+      default:
+        break;
+    }
+  }
+  return Value::Null();
 }
 
-void Acc::Save(const AggregateSpec& spec, Packer& p) const {
+template <bool kFull>
+void BasicAcc<kFull>::Save(const AggregateSpec& spec, Packer& p) const {
   if (spec.fn == AggregateSpec::Fn::kDistinct) {
     p.Map(1).Str("d");
     SaveCounts(find_distinct(), p);
@@ -303,9 +338,16 @@ void Acc::Save(const AggregateSpec& spec, Packer& p) const {
   p.Map(static_cast<std::size_t>(std::popcount(fields))).Str("n").Uint(n);
   if ((fields & kSum) != 0) p.Str("s").Double(v);
   if ((fields & kMean) != 0) p.Str("mean").Double(v);
-  if ((fields & kM2) != 0) p.Str("m2").Double(m2);
+  if constexpr (kFull) {
+    if ((fields & kM2) != 0) p.Str("m2").Double(tail.m2);
+  }
   if ((fields & kMin) != 0) p.Str("min").Double(v);
   if ((fields & kMax) != 0) p.Str("max").Double(v);
+  if constexpr (kFull) SaveExtras(fields, p);
+}
+
+template <bool kFull>
+void BasicAcc<kFull>::SaveExtras(unsigned fields, Packer& p) const requires kFull {
   const Ends e = find_ends() != nullptr ? *find_ends() : Ends{};
   if ((fields & kFirst) != 0) {
     p.Str("first").Array(3).Int(e.first_t).Uint(e.first_arrival).Double(e.first_v);
@@ -323,11 +365,14 @@ void Acc::Save(const AggregateSpec& spec, Packer& p) const {
   }
 }
 
-Acc Acc::Load(const AggregateSpec& spec, const Packed& j) {
-  Acc a;
-  if (spec.fn == AggregateSpec::Fn::kDistinct) {
-    LoadCounts(j.at("d"), &a.distinct());
-    return a;
+template <bool kFull>
+BasicAcc<kFull> BasicAcc<kFull>::Load(const AggregateSpec& spec, const Packed& j) {
+  BasicAcc a;
+  if constexpr (kFull) {
+    if (spec.fn == AggregateSpec::Fn::kDistinct) {
+      LoadCounts(j.at("d"), &a.distinct());
+      return a;
+    }
   }
   const unsigned fields = FieldsOf(spec.fn);
   unsigned seen = 0;
@@ -349,20 +394,26 @@ Acc Acc::Load(const AggregateSpec& spec, const Packed& j) {
         a.v = LoadDouble(value);
         break;
       case kM2:
-        a.m2 = LoadDouble(value);
+        if constexpr (kFull) a.tail.m2 = LoadDouble(value);
         break;
       case kMin:
       case kMax:
         a.v = value.get<double>();
         break;
       case kFirst:
-        load_end(value, &a.ends().first_t, &a.ends().first_arrival, &a.ends().first_v);
+        if constexpr (kFull) {
+          load_end(value, &a.ends().first_t, &a.ends().first_arrival, &a.ends().first_v);
+        }
         break;
       case kLast:
-        load_end(value, &a.ends().last_t, &a.ends().last_arrival, &a.ends().last_v);
+        if constexpr (kFull) {
+          load_end(value, &a.ends().last_t, &a.ends().last_arrival, &a.ends().last_v);
+        }
         break;
       case kQuantiles:
-        if (!value.is_null()) a.quantiles().Load(value);
+        if constexpr (kFull) {
+          if (!value.is_null()) a.quantiles().Load(value);
+        }
         break;
       default:
         return;
@@ -375,5 +426,8 @@ Acc Acc::Load(const AggregateSpec& spec, const Packed& j) {
   }
   return a;
 }
+
+template struct BasicAcc<true>;
+template struct BasicAcc<false>;
 
 }  // namespace vigil::rules

@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -71,61 +72,95 @@ class Boxed {
   std::unique_ptr<T> p_;
 };
 
+// The earliest and the latest reading of a window (first, last, delta, rate).
+struct AccEnds {
+  std::int64_t first_t = 0;
+  std::uint64_t first_arrival = 0;
+  double first_v = 0;
+  std::int64_t last_t = 0;
+  std::uint64_t last_arrival = 0;
+  double last_v = 0;
+};
+
+using AccCounts = std::map<std::string, std::uint64_t>;  // distinct(): tag value → readings
+
+// What an accumulator keeps besides its count and running value: stddev's sum of squared
+// deviations, and in one box (made on first use) what first/last/delta/rate, percentile or
+// distinct read.
+struct AccTail {
+  double m2 = 0;
+  Boxed<std::variant<AccEnds, Boxed<Quantiles>, AccCounts>> extra;
+};
+struct NoAccTail {};
+
 // The running state of one aggregate over one window: every aggregate function reads its
 // result from it, and two accumulators merge (session windows). `arrival` breaks ties of
 // equal event times for first/last (SPEC §12.8: arrival order). It keeps only what its
-// function reads (a window holds one per aggregate, a key a window or more).
-struct Acc {
-  // The earliest and the latest reading (first, last, delta, rate).
-  struct Ends {
-    std::int64_t first_t = 0;
-    std::uint64_t first_arrival = 0;
-    double first_v = 0;
-    std::int64_t last_t = 0;
-    std::uint64_t last_arrival = 0;
-    double last_v = 0;
-  };
-
-  using Counts = std::map<std::string, std::uint64_t>;  // distinct(): tag value → readings
+// function reads (a window holds one per aggregate, a key a window or more): `Acc` (32 bytes)
+// serves every function, `SmallAcc` (16 bytes: a count and one running value) those that
+// read no more (SmallAcc::Fits), the usual tumbling rule's. Both save the same checkpoint.
+template <bool kFull>
+struct BasicAcc {
+  using Ends = AccEnds;
+  using Counts = AccCounts;
 
   std::uint64_t n = 0;
-  double v = 0;   // the running value the function reads: sum, mean (Welford), min or max
-  double m2 = 0;  // stddev: Welford's sum of squared deviations from the mean
-  // What first/last/delta/rate, percentile or distinct keep besides, in one box (32 bytes an
-  // accumulator, not 48 with a box each): made on first use, holding what the function reads.
-  Boxed<std::variant<Ends, Boxed<Quantiles>, Counts>> extra;
+  double v = 0;  // the running value the function reads: sum, mean (Welford), min or max
+  [[no_unique_address]] std::conditional_t<kFull, AccTail, NoAccTail> tail;
 
-  Ends& ends() { return Extra<Ends>(); }
-  const Ends* find_ends() const { return FindExtra<Ends>(); }
-  Quantiles& quantiles() { return Extra<Boxed<Quantiles>>().get(); }
-  const Quantiles* find_quantiles() const {
-    const auto* box = FindExtra<Boxed<Quantiles>>();
-    return box != nullptr ? box->find() : nullptr;
+  // count, sum, avg, min and max.
+  static bool Fits(const AggregateSpec& spec);
+
+  Ends& ends() requires kFull { return Extra<Ends>(); }
+  const Ends* find_ends() const {
+    if constexpr (kFull) return FindExtra<Ends>();
+    return nullptr;
   }
-  Counts& distinct() { return Extra<Counts>(); }
-  const Counts* find_distinct() const { return FindExtra<Counts>(); }
+  Quantiles& quantiles() requires kFull { return Extra<Boxed<Quantiles>>().get(); }
+  const Quantiles* find_quantiles() const {
+    if constexpr (kFull) {
+      const auto* box = FindExtra<Boxed<Quantiles>>();
+      return box != nullptr ? box->find() : nullptr;
+    }
+    return nullptr;
+  }
+  Counts& distinct() requires kFull { return Extra<Counts>(); }
+  const Counts* find_distinct() const {
+    if constexpr (kFull) return FindExtra<Counts>();
+    return nullptr;
+  }
 
   // x is the aggregate's argument for one reading (finite), or a distinct tag value.
   void Add(const AggregateSpec& spec, double x, const std::string* tag, std::int64_t t,
            std::uint64_t arrival);
-  void Merge(const AggregateSpec& spec, const Acc& other);
+  void Merge(const AggregateSpec& spec, const BasicAcc& other);
   Value Result(const AggregateSpec& spec) const;
 
   void Save(const AggregateSpec& spec, Packer& p) const;
-  static Acc Load(const AggregateSpec& spec, const Packed& j);
+  static BasicAcc Load(const AggregateSpec& spec, const Packed& j);
 
  private:
+  // The parts of Merge and Save that read the tail.
+  void MergeExtras(unsigned fields, const BasicAcc& other) requires kFull;
+  void SaveExtras(unsigned fields, Packer& p) const requires kFull;
   template <typename T>
   T& Extra() {
-    auto& held = extra.get();
+    auto& held = tail.extra.get();
     if (!std::holds_alternative<T>(held)) held.template emplace<T>();
     return std::get<T>(held);
   }
   template <typename T>
   const T* FindExtra() const {
-    const auto* held = extra.find();
+    const auto* held = tail.extra.find();
     return held != nullptr ? std::get_if<T>(held) : nullptr;
   }
 };
+
+using Acc = BasicAcc<true>;
+using SmallAcc = BasicAcc<false>;
+static_assert(sizeof(Acc) == 32 && sizeof(SmallAcc) == 16);
+
+extern template struct BasicAcc<true>;
+extern template struct BasicAcc<false>;
 
 }  // namespace vigil::rules

@@ -27,13 +27,14 @@ std::int64_t FloorDiv(std::int64_t a, std::int64_t b) {
 }
 
 // The accumulators of one window, one per aggregate of the rule, in an array of
-// rule.aggregates.size() that the caller owns.
-void AddToAccs(const CompiledRule& rule, Acc* accs, const Sample& s) {
+// rule.aggregates.size() that the caller owns (A: Acc, or SmallAcc when each fits).
+template <typename A>
+void AddToAccs(const CompiledRule& rule, A* accs, const Sample& s) {
   for (std::size_t i = 0; i < rule.aggregates.size(); ++i) {
     const AggregateSpec& spec = rule.aggregates[i];
     if (spec.fn == AggregateSpec::Fn::kCount) {
       accs[i].Add(spec, 0, nullptr, s.t, s.arrival);
-    } else if (spec.fn == AggregateSpec::Fn::kDistinct) {
+    } else if (spec.fn == AggregateSpec::Fn::kDistinct) {  // never a SmallAcc's
       accs[i].Add(spec, 0, s.tags[i], s.t, s.arrival);
     } else if (std::isfinite(s.xs[i])) {
       accs[i].Add(spec, s.xs[i], nullptr, s.t, s.arrival);
@@ -41,7 +42,8 @@ void AddToAccs(const CompiledRule& rule, Acc* accs, const Sample& s) {
   }
 }
 
-std::vector<Value> AccsValues(const CompiledRule& rule, const Acc* accs) {
+template <typename A>
+std::vector<Value> AccsValues(const CompiledRule& rule, const A* accs) {
   std::vector<Value> out;
   out.reserve(rule.aggregates.size());
   for (std::size_t i = 0; i < rule.aggregates.size(); ++i) {
@@ -50,25 +52,28 @@ std::vector<Value> AccsValues(const CompiledRule& rule, const Acc* accs) {
   return out;
 }
 
-void SaveAccs(const CompiledRule& rule, const Acc* accs, Packer& p) {
+template <typename A>
+void SaveAccs(const CompiledRule& rule, const A* accs, Packer& p) {
   p.Array(rule.aggregates.size());
   for (std::size_t i = 0; i < rule.aggregates.size(); ++i) accs[i].Save(rule.aggregates[i], p);
 }
 
-void LoadAccs(const CompiledRule& rule, Acc* accs, const Packed& j) {
+template <typename A>
+void LoadAccs(const CompiledRule& rule, A* accs, const Packed& j) {
   if (!j.is_array() || j.size() != rule.aggregates.size()) {
     throw json::type_error::create(302, "aggregate count differs", nullptr);
   }
   for (std::size_t i = 0; i < rule.aggregates.size(); ++i) {
-    accs[i] = Acc::Load(rule.aggregates[i], j[i]);
+    accs[i] = A::Load(rule.aggregates[i], j[i]);
   }
 }
 
 // The accumulators of one window on the heap (an array, not a vector: 8 bytes less a window).
+template <typename A>
 class Accs {
  public:
   explicit Accs(const CompiledRule& rule)
-      : rule_(&rule), accs_(std::make_unique<Acc[]>(rule.aggregates.size())) {}
+      : rule_(&rule), accs_(std::make_unique<A[]>(rule.aggregates.size())) {}
 
   void Add(const Sample& s) { AddToAccs(*rule_, accs_.get(), s); }
   void Prefetch() const { __builtin_prefetch(accs_.get()); }
@@ -80,35 +85,36 @@ class Accs {
   std::vector<Value> Values() const { return AccsValues(*rule_, accs_.get()); }
   void Save(Packer& p) const { SaveAccs(*rule_, accs_.get(), p); }
   void Load(const Packed& j) { LoadAccs(*rule_, accs_.get(), j); }
-  Acc* data() { return accs_.get(); }
+  A* data() { return accs_.get(); }
 
  private:
   const CompiledRule* rule_;
-  std::unique_ptr<Acc[]> accs_;
+  std::unique_ptr<A[]> accs_;
 };
 
 // Where AlignedWindows keeps its oldest open window's N accumulators: in the object for the
 // usual rule (up to 4 aggregates), on the heap (N = 0) for one with more.
-template <std::size_t N>
+template <std::size_t N, typename A>
 struct FirstAccs {
   explicit FirstAccs(std::size_t) {}
-  Acc* data() { return accs.data(); }
-  const Acc* data() const { return accs.data(); }
-  std::array<Acc, N> accs;
+  A* data() { return accs.data(); }
+  const A* data() const { return accs.data(); }
+  std::array<A, N> accs;
 };
-template <>
-struct FirstAccs<0> {
-  explicit FirstAccs(std::size_t n) : accs(std::make_unique<Acc[]>(n)) {}
-  Acc* data() { return accs.get(); }
-  const Acc* data() const { return accs.get(); }
-  std::unique_ptr<Acc[]> accs;
+template <typename A>
+struct FirstAccs<0, A> {
+  explicit FirstAccs(std::size_t n) : accs(std::make_unique<A[]>(n)) {}
+  A* data() { return accs.get(); }
+  const A* data() const { return accs.get(); }
+  std::unique_ptr<A[]> accs;
 };
 
 // Tumbling and hopping windows: [k·slide, k·slide + size), aligned to the epoch. The oldest
 // open window is kept in the object, the others in `more_`, made only while there are any:
 // a tumbling key has one window open but for the moment between a reading of the next window
-// and the watermark closing the last (one heap object a key, not three).
-template <std::size_t N>
+// and the watermark closing the last (one heap object a key, not three). A: the accumulator,
+// SmallAcc when every aggregate fits one (a tumbling avg/max/count key: 96 bytes, not 144).
+template <std::size_t N, typename A>
 class AlignedWindows final : public WindowState {
  public:
   explicit AlignedWindows(const CompiledRule& rule) : rule_(rule), first_(rule.aggregates.size()) {}
@@ -173,15 +179,15 @@ class AlignedWindows final : public WindowState {
   }
 
  private:
-  using Open = std::pair<std::int64_t, Accs>;
+  using Open = std::pair<std::int64_t, Accs<A>>;
 
   bool HasFirst() const { return first_start_ != kNone; }
   std::size_t Count() const { return HasFirst() ? 1 + (more_ ? more_->size() : 0) : 0; }
   std::int64_t StartOf(std::size_t i) const {
     return i == 0 ? first_start_ : (*more_)[i - 1].first;
   }
-  Acc* AccsOf(std::size_t i) { return i == 0 ? first_.data() : (*more_)[i - 1].second.data(); }
-  const Acc* AccsOf(std::size_t i) const {
+  A* AccsOf(std::size_t i) { return i == 0 ? first_.data() : (*more_)[i - 1].second.data(); }
+  const A* AccsOf(std::size_t i) const {
     return i == 0 ? first_.data() : (*more_)[i - 1].second.data();
   }
 
@@ -208,11 +214,11 @@ class AlignedWindows final : public WindowState {
     }
     if (!more_) more_ = std::make_unique<std::vector<Open>>();
     if (at > 0) {
-      more_->emplace(more_->begin() + static_cast<std::ptrdiff_t>(at - 1), start, Accs(rule_));
+      more_->emplace(more_->begin() + static_cast<std::ptrdiff_t>(at - 1), start, Accs<A>(rule_));
       return;
     }
     // Older than the oldest: that one moves out of the object.
-    Open moved(first_start_, Accs(rule_));
+    Open moved(first_start_, Accs<A>(rule_));
     MoveAccs(first_.data(), moved.second.data());
     more_->insert(more_->begin(), std::move(moved));
     first_start_ = start;
@@ -234,9 +240,9 @@ class AlignedWindows final : public WindowState {
   }
 
   // Moves `from`'s accumulators (nullptr: empty ones) into `to`, leaving `from` empty.
-  void MoveAccs(Acc* from, Acc* to) const {
+  void MoveAccs(A* from, A* to) const {
     for (std::size_t i = 0; i < rule_.aggregates.size(); ++i) {
-      to[i] = from != nullptr ? std::exchange(from[i], Acc{}) : Acc{};
+      to[i] = from != nullptr ? std::exchange(from[i], A{}) : A{};
     }
   }
 
@@ -253,23 +259,29 @@ class AlignedWindows final : public WindowState {
   // or after the reading's time less the size: never the smallest int64 for a reading's time).
   static constexpr std::int64_t kNone = std::numeric_limits<std::int64_t>::min();
   std::int64_t first_start_ = kNone;
-  FirstAccs<N> first_;
+  FirstAccs<N, A> first_;
   std::unique_ptr<std::vector<Open>> more_;  // the later open windows by start, or null
 };
 
-std::unique_ptr<WindowState> MakeAlignedWindows(const CompiledRule& rule) {
+template <typename A>
+std::unique_ptr<WindowState> MakeAlignedWindowsOf(const CompiledRule& rule) {
   switch (rule.aggregates.size()) {
     case 1:
-      return std::make_unique<AlignedWindows<1>>(rule);
+      return std::make_unique<AlignedWindows<1, A>>(rule);
     case 2:
-      return std::make_unique<AlignedWindows<2>>(rule);
+      return std::make_unique<AlignedWindows<2, A>>(rule);
     case 3:
-      return std::make_unique<AlignedWindows<3>>(rule);
+      return std::make_unique<AlignedWindows<3, A>>(rule);
     case 4:
-      return std::make_unique<AlignedWindows<4>>(rule);
+      return std::make_unique<AlignedWindows<4, A>>(rule);
     default:
-      return std::make_unique<AlignedWindows<0>>(rule);
+      return std::make_unique<AlignedWindows<0, A>>(rule);
   }
+}
+
+std::unique_ptr<WindowState> MakeAlignedWindows(const CompiledRule& rule) {
+  const bool small = std::all_of(rule.aggregates.begin(), rule.aggregates.end(), SmallAcc::Fits);
+  return small ? MakeAlignedWindowsOf<SmallAcc>(rule) : MakeAlignedWindowsOf<Acc>(rule);
 }
 
 // Session windows: readings less than `gap` apart form one session; it closes when the
@@ -287,7 +299,7 @@ class SessionWindows final : public WindowState {
   }
 
   void Add(const Sample& s, std::int64_t, std::vector<ClosedWindow>*) override {
-    Session merged{s.t, s.t, Accs(rule_)};
+    Session merged{s.t, s.t, Accs<Acc>(rule_)};
     merged.accs.Add(s);
     std::vector<Session> kept;
     kept.reserve(open_.size() + 1);
@@ -339,7 +351,7 @@ class SessionWindows final : public WindowState {
   void Load(const Packed& j) override {
     closed_through_ = j.at("closed_through").get<std::int64_t>();
     for (Packed s : j.at("open")) {
-      Session session{s.at(0).get<std::int64_t>(), s.at(1).get<std::int64_t>(), Accs(rule_)};
+      Session session{s.at(0).get<std::int64_t>(), s.at(1).get<std::int64_t>(), Accs<Acc>(rule_)};
       session.accs.Load(s.at(2));
       open_.push_back(std::move(session));
     }
@@ -349,7 +361,7 @@ class SessionWindows final : public WindowState {
   struct Session {
     std::int64_t start;
     std::int64_t last;
-    Accs accs;
+    Accs<Acc> accs;
   };
 
   bool Joins(const Session& s, std::int64_t t) const {
@@ -387,7 +399,7 @@ class CountWindows final : public WindowState {
   void CloseAll(std::vector<ClosedWindow>* out) override {
     if (n_ == 0) return;
     out->push_back({{Millis(min_t_), Millis(max_t_)}, accs_.Values(), seq_++});
-    accs_ = Accs(rule_);
+    accs_ = Accs<Acc>(rule_);
     n_ = 0;
   }
 
@@ -409,7 +421,7 @@ class CountWindows final : public WindowState {
 
  private:
   const CompiledRule& rule_;
-  Accs accs_;
+  Accs<Acc> accs_;
   std::uint64_t n_ = 0;
   std::int64_t min_t_ = 0;
   std::int64_t max_t_ = 0;

@@ -104,7 +104,30 @@ TEST(Checkpoint, AggregatesSaveWhatTheyRead) {
       nlohmann::json::to_msgpack(lacking, cut);
       EXPECT_THROW(Acc::Load(spec, Packed::Parse(cut)), nlohmann::json::out_of_range) << key;
     }
+
+    // The 16-byte accumulator, for the functions it serves: the same result and the same
+    // bytes, and each restores what the other saved.
+    const bool small =
+        fn == Fn::kCount || fn == Fn::kSum || fn == Fn::kAvg || fn == Fn::kMin || fn == Fn::kMax;
+    EXPECT_EQ(SmallAcc::Fits(spec), small) << bytes;
+    if (!small) continue;
+    SmallAcc lean;
+    for (int i = 0; i < 5; ++i) lean.Add(spec, xs[i], nullptr, kT0 + (i % 3) * 1000, i);
+    EXPECT_EQ(lean.Result(spec).number, want.number);
+    std::string lean_bytes;
+    Packer lean_packer(&lean_bytes);
+    lean.Save(spec, lean_packer);
+    EXPECT_EQ(lean_bytes, bytes);
+    EXPECT_EQ(SmallAcc::Load(spec, Packed::Parse(earlier)).Result(spec).number, want.number);
+    SmallAcc merged = SmallAcc::Load(spec, Packed::Parse(bytes));
+    merged.Merge(spec, lean);
+    Acc twice = acc;
+    twice.Merge(spec, acc);
+    EXPECT_EQ(merged.Result(spec).number, twice.Result(spec).number);
   }
+  AggregateSpec distinct;
+  distinct.fn = Fn::kDistinct;
+  EXPECT_FALSE(SmallAcc::Fits(distinct));
 }
 
 class OverflowingState : public ::testing::TestWithParam<const char*> {};
