@@ -74,6 +74,10 @@ class Rolling {
 
   void Add(double x, std::int64_t t) {
     resolution_.Add(x);
+    // A window by count of up to kReserveUpTo values is made whole at its first value.
+    if (values_.empty() && !timed() && spec_.window_count < kReserveUpTo) {
+      values_.reserve(spec_.window_count + 1);
+    }
     values_.push_back(x);
     if (timed()) times_->push_back(t);
     if (sorted()) sorted_->insert(x);
@@ -157,6 +161,8 @@ class Rolling {
     if (s.size() % 2 == 1) return *mid;
     return (*std::prev(mid) + *mid) / 2;
   }
+
+  static constexpr std::size_t kReserveUpTo = 256;
 
   const DetectorSpec& spec_;  // the rule's, which outlives its detectors
   RingDeque<double> values_;

@@ -9,11 +9,11 @@
 namespace vigil::rules {
 
 // A double-ended queue in one ring buffer whose capacity is a power of two: at most twice
-// what it holds (it halves once it holds a quarter), where a vector with a dead prefix held up
-// to four times. std::deque allocates a 512-byte block even when empty. This matters for
-// state kept per key: sliding windows, monotonic min/max queues, rolling detectors.
-// Elements are default-constructible; a popped slot is reset to T{} at once, so what it held
-// is freed. insert() and the pops invalidate iterators and references, as a vector's do.
+// what it holds or was reserved for (it halves once it holds a quarter, as it pops), where a vector
+// with a dead prefix held up to four times. std::deque allocates a 512-byte block even when empty.
+// This matters for state kept per key: sliding windows, monotonic min/max queues, rolling
+// detectors. Elements are default-constructible; a popped slot is reset to T{} at once, so what it
+// held is freed. insert() and the pops invalidate iterators and references, as a vector's do.
 template <typename T>
 class RingDeque {
   template <bool kConst>
@@ -65,6 +65,7 @@ class RingDeque {
 
   bool empty() const { return size_ == 0; }
   std::size_t size() const { return size_; }
+  std::size_t capacity() const { return capacity_; }
   T& operator[](std::size_t i) { return items_[(head_ + i) & (capacity_ - 1)]; }
   const T& operator[](std::size_t i) const { return items_[(head_ + i) & (capacity_ - 1)]; }
   T& front() { return (*this)[0]; }
@@ -101,6 +102,14 @@ class RingDeque {
     head_ = (head_ + 1) & (capacity_ - 1);
     --size_;
     ShrinkIfSparse();
+  }
+  // Room for `n` without growing (capacity: the power of two at or above), so that a ring whose
+  // final size is known is made once, not grown 4, 8, 16… with each smaller buffer left as a
+  // hole in the heap.
+  void reserve(std::size_t n) {
+    std::size_t capacity = capacity_ == 0 ? 4 : capacity_;
+    while (capacity < n) capacity *= 2;
+    if (capacity != capacity_) Reallocate(capacity);
   }
   void clear() {
     items_.reset();

@@ -26,6 +26,10 @@ TEST(RingDequeTest, BehavesAsADeque) {
       const std::size_t at = want.empty() ? 0 : rng() % (want.size() + 1);
       ring.insert(ring.begin() + static_cast<std::ptrdiff_t>(at), std::make_unique<int>(-step));
       want.insert(want.begin() + static_cast<std::ptrdiff_t>(at), -step);
+    } else if (op == 5 && step % 8 == 0) {  // room made ahead, as a detector's ring by count
+      const std::size_t room = want.size() + rng() % 50;
+      ring.reserve(room);
+      ASSERT_GE(ring.capacity(), room);
     } else if (op < 8 && !want.empty()) {
       ring.pop_front();
       want.pop_front();
@@ -44,6 +48,19 @@ TEST(RingDequeTest, BehavesAsADeque) {
   std::size_t i = 0;
   for (const auto& p : ring) EXPECT_EQ(*p, want[i++]);
   EXPECT_EQ(i, want.size());
+}
+
+// A ring whose final size is known is made once: no growth until it holds that many.
+TEST(RingDequeTest, ReserveMakesRoomOnce) {
+  RingDeque<double> ring;
+  ring.reserve(61);
+  EXPECT_EQ(ring.capacity(), 64u);
+  for (int i = 0; i < 61; ++i) ring.push_back(i);
+  EXPECT_EQ(ring.capacity(), 64u);
+  ring.reserve(10);  // never less room than it has
+  EXPECT_EQ(ring.capacity(), 64u);
+  EXPECT_EQ(ring.front(), 0);
+  EXPECT_EQ(ring.back(), 60);
 }
 
 TEST(RingDequeTest, IteratorsServeBinarySearch) {
