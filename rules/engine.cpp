@@ -98,7 +98,7 @@ struct Engine::Impl {
   // The alert lifecycle at event time `t` (window end, or the reading's time).
   void EvaluateAlert(RuleState& rs, const std::string& key_str, KeyState& ks, const Values& values,
                      std::optional<WindowBounds> window, std::int64_t t, std::vector<Event>* out) {
-    alerts.Evaluate(rs, key_str, ks, Source(*ks.key), values, window, t, out);
+    alerts.Evaluate(rs, key_str, ks, Source(rs.TagsOf(ks)), values, window, t, out);
   }
   // The rule `rule`'s index, or false.
   bool Find(const std::string& rule, std::size_t* at) const {
@@ -125,7 +125,7 @@ void Engine::Impl::Emit(RuleState& rs, const std::string& key_str, KeyState& ks,
       e.kind = EventKind::kAggregate;
       e.agent = agent;
       e.rule = rule.id;
-      e.key = *ks.key;
+      e.key = rs.TagsOf(ks);
       e.values = values;
       e.window = w.bounds;
       e.time = w.bounds.end;
@@ -157,7 +157,7 @@ void Engine::Impl::Emit(RuleState& rs, const std::string& key_str, KeyState& ks,
     if (rule.output) {
       const Value& v = w.values[rule.output->aggregate];
       if (!v.is_null() && std::isfinite(v.number)) {
-        derived.push_back(DerivedReading(rule, *ks.key, w.bounds, v.number));
+        derived.push_back(DerivedReading(rule, rs.TagsOf(ks), w.bounds, v.number));
       }
     }
   }
@@ -261,7 +261,7 @@ void Engine::Impl::ProcessJoin(RuleState& rs, const Reading& reading, Millis now
   }
   const WindowSpec& w = rule.window;
   const std::int64_t watermark = ks.Watermark(w);
-  const TagSource key = Source(*ks.key);
+  const TagSource key = Source(rs.TagsOf(ks));
   ks.join->Match(side, t, join.within.count(), [&](const internal::JoinBuffer::Entry& other) {
     double pair[2];
     pair[side] = reading.value;
@@ -384,7 +384,7 @@ StateChange TakeChange(RuleState& rs) {
   // and written once, not once for every row.
   auto [key_str, ks] = internal::TakeDirty(rs);
   if (ks == nullptr) return {rs.rule->id, std::move(key_str), std::nullopt};
-  return {rs.rule->id, std::move(key_str), internal::SerializeKey(*rs.rule, *ks)};
+  return {rs.rule->id, std::move(key_str), internal::SerializeKey(*rs.rule, rs.TagsOf(*ks), *ks)};
 }
 
 }  // namespace
@@ -420,6 +420,7 @@ void Engine::MarkAllChanged() {
 struct DecodedKey::State {
   std::size_t rule = 0;  // index in the engine's rules
   std::string key;
+  Tags tags;
   KeyState ks;
 };
 
@@ -432,19 +433,21 @@ DecodedKey Engine::Decode(const std::string& rule, const std::string& key,
                           const std::string& bytes) const {
   DecodedKey out;
   std::size_t at = 0;
+  Tags tags;
   KeyState ks;
   if (!impl_->Find(rule, &at) ||
-      !internal::DecodeKey(*impl_->index.rules[at].rule, key, bytes, &ks)) {
+      !internal::DecodeKey(*impl_->index.rules[at].rule, key, bytes, &tags, &ks)) {
     return out;
   }
-  out.state_ = std::make_unique<DecodedKey::State>(DecodedKey::State{at, key, std::move(ks)});
+  out.state_ = std::make_unique<DecodedKey::State>(
+      DecodedKey::State{at, key, std::move(tags), std::move(ks)});
   return out;
 }
 
 bool Engine::Adopt(DecodedKey decoded) {
   if (!decoded.ok()) return false;
   DecodedKey::State& d = *decoded.state_;
-  impl_->index.Adopt(d.rule, d.key, std::move(d.ks));
+  impl_->index.Adopt(d.rule, d.key, std::move(d.tags), std::move(d.ks));
   return true;
 }
 
@@ -477,7 +480,8 @@ Engine::Handover Engine::TakeStateOf(Engine& old) {
 void Engine::SnapshotAll(std::vector<StateChange>* out) const {
   for (const RuleState& rs : impl_->index.rules) {
     for (const auto& [key_str, ks] : internal::Sorted(rs)) {
-      out->push_back({rs.rule->id, *key_str, internal::SerializeKey(*rs.rule, *ks)});
+      out->push_back(
+          {rs.rule->id, *key_str, internal::SerializeKey(*rs.rule, rs.TagsOf(*ks), *ks)});
     }
   }
 }

@@ -61,7 +61,7 @@ Event AlertLifecycle::MakeEvent(const RuleState& rs, const std::string& key_str,
   e.kind = EventKind::kAlert;
   e.agent = agent_;
   e.rule = rule.id;
-  e.key = *ks.key;
+  e.key = rs.TagsOf(ks);
   e.state = state;
   e.severity = rule.alert->severity;
   e.summary = ks.Episode().summary;
@@ -153,7 +153,7 @@ void AlertLifecycle::ListFiring(const RuleState& rs, std::vector<FiringAlert>* o
             [](const auto& a, const auto& b) { return *a.first < *b.first; });
   for (const auto& [key_str, ks] : firing) {
     const AlertEpisode& ep = ks->Episode();
-    out->push_back({rs.rule->id, *ks->key, ep.alert_id, rs.rule->alert->severity, ep.summary,
+    out->push_back({rs.rule->id, rs.TagsOf(*ks), ep.alert_id, rs.rule->alert->severity, ep.summary,
                     Millis(ep.fired_at), rs.rule->alert->labels});
   }
 }

@@ -8,14 +8,14 @@
 
 namespace vigil::rules::internal {
 
-std::string SerializeKey(const CompiledRule& rule, const KeyState& ks) {
+std::string SerializeKey(const CompiledRule& rule, const Tags& tags, const KeyState& ks) {
   // MessagePack: smaller than JSON text, and doubles are kept as their bits, not printed and
   // parsed again (a restart with 100 000 keys reads them all). Written straight from the
   // state (rules/packed.h).
   std::string out;
   Packer p(&out);
-  p.Map(9).Str("fp").Str(rule.fingerprint).Str("key").Array(ks.key->size());
-  for (const auto& [name, value] : *ks.key) p.Array(2).Str(name).Str(value);
+  p.Map(9).Str("fp").Str(rule.fingerprint).Str("key").Array(tags.size());
+  for (const auto& [name, value] : tags) p.Array(2).Str(name).Str(value);
   p.Str("max_time").Int(ks.max_time).Str("last_seen").Int(ks.last_seen);
   p.Str("arrivals").Uint(ks.arrivals).Str("windows");
   if (ks.windows) {
@@ -42,7 +42,7 @@ std::string SerializeKey(const CompiledRule& rule, const KeyState& ks) {
 }
 
 bool DecodeKey(const CompiledRule& r, const std::string& key, const std::string& bytes,
-               KeyState* out) {
+               Tags* tags_out, KeyState* out) {
   using nlohmann::json;
   try {
     // MessagePack, or JSON text (it starts with `{`) as earlier versions wrote it.
@@ -57,7 +57,6 @@ bool DecodeKey(const CompiledRule& r, const std::string& key, const std::string&
     Tags tags;
     for (Packed tag : key_tags) tags.emplace_back(tag.at(0).Str(), tag.at(1).Str());
     if (EncodeKey(tags) != key) return false;
-    ks.key = std::make_shared<const Tags>(std::move(tags));  // interned when adopted
     ks.max_time = max_time.get<std::int64_t>();
     ks.last_seen = last_seen.get<std::int64_t>();
     ks.arrivals = arrivals.get<std::uint64_t>();
@@ -85,6 +84,7 @@ bool DecodeKey(const CompiledRule& r, const std::string& key, const std::string&
       ks.episode = std::make_unique<AlertEpisode>(std::move(ep));
     }
     *out = std::move(ks);
+    *tags_out = std::move(tags);
   } catch (const json::exception&) {
     return false;
   }

@@ -15,12 +15,13 @@ namespace vigil::rules::internal {
 
 // The key's state as checkpoint bytes: the rule's fingerprint, the key's tags, watermark base,
 // last reading's processing time, arrivals, windows, detector, join buffer, alert lifecycle.
-std::string SerializeKey(const CompiledRule& rule, const KeyState& ks);
+std::string SerializeKey(const CompiledRule& rule, const Tags& tags, const KeyState& ks);
 // The state of key `key` of `rule` from its checkpoint bytes (MessagePack, or the JSON text
 // earlier versions wrote). False when the fingerprint is not the rule's (the rule changed),
-// the bytes are of another key or malformed; *out is then unchanged. ks.key is not interned.
+// the bytes are of another key or malformed; *out and *tags are then unchanged. *tags: the
+// key's tags (EncodeKey of them is `key`).
 bool DecodeKey(const CompiledRule& rule, const std::string& key, const std::string& bytes,
-               KeyState* out);
+               Tags* tags, KeyState* out);
 
 // The rules' timers (when each next looks at its keys), one rule a line:
 // `<id> <fingerprint> <next idle check> <next absent check>`.

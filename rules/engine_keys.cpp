@@ -100,6 +100,7 @@ std::uint32_t KeyGroup::Hold(const std::string& key_str) {
     if (free.empty()) {
       found->second = static_cast<std::uint32_t>(keys.size());
       keys.push_back(nullptr);
+      tags.push_back(nullptr);
       refs.push_back(0);
     } else {
       found->second = free.back();
@@ -116,6 +117,7 @@ void KeyGroup::Release(std::uint32_t at) {
   if (--refs[at] != 0) return;
   slots.erase(slots.find(*keys[at]));  // by position: the string is the entry's own key
   keys[at] = nullptr;
+  tags[at].reset();
   free.push_back(at);
   reading = 0;  // the per-reading cache may name the freed slot
 }
@@ -147,18 +149,6 @@ void KeyIndex::AddRule(std::shared_ptr<const CompiledRule> rule) {
   if (rs.group == nullptr) rs.group = groups_.emplace_back(std::make_unique<KeyGroup>()).get();
   rs.rule = std::move(rule);
   rules.push_back(std::move(rs));
-}
-
-std::shared_ptr<const Tags> KeyIndex::Intern(const std::string& encoded, const Tags& tags) {
-  std::weak_ptr<const Tags>& slot = interned_keys_[encoded];
-  if (auto shared = slot.lock()) return shared;
-  auto shared = std::make_shared<const Tags>(tags);
-  slot = shared;
-  if (interned_keys_.size() >= next_intern_sweep_) {
-    std::erase_if(interned_keys_, [](const auto& entry) { return entry.second.expired(); });
-    next_intern_sweep_ = std::max<std::size_t>(1024, interned_keys_.size() * 2);
-  }
-  return shared;
 }
 
 void KeyIndex::Touched(RuleState& rs, std::int64_t now) {
@@ -197,7 +187,7 @@ void KeyIndex::Prefetch(const std::vector<std::size_t>& routed, const TagSource&
     const std::uint32_t slot = GroupSlot(rs, source, number);
     if (slot >= rs.by_slot.size() || rs.by_slot[slot] == RuleState::kNoKey) continue;
     const KeyState* ks = &rs.keys[rs.by_slot[slot]];
-    // Both cache lines an 80-byte state in a vector may span.
+    // Both cache lines a 64-byte state in a vector may span.
     __builtin_prefetch(ks);
     __builtin_prefetch(reinterpret_cast<const char*>(ks + 1) - 1);
     prefetched_.push_back(ks);
@@ -232,8 +222,7 @@ KeyState* KeyIndex::FindOrAdd(RuleState& rs, const std::string& key_str, const T
       rs.keys.size() == HighWater(rule.max_keys) + 1 || rs.keys.size() == rule.max_keys) {
     next_pressure_check_ = std::min(next_pressure_check_, now.count());
   }
-  Tags tags = KeyTags(rule, source);
-  ks.key = Intern(EncodeKey(tags), tags);
+  rs.group->SetTags(ks.slot, [&] { return KeyTags(rule, source); });
   if (rule.has_window) ks.windows = MakeWindowState(rule);
   if (rule.detector) ks.detector = MakeDetector(*rule.detector);
   if (rule.join) ks.join = std::make_unique<JoinBuffer>();
@@ -266,12 +255,12 @@ void KeyIndex::SetSchedules(RuleState& rs, const KeyState& ks) {
   next_pressure_check_ = kNoTime;  // the next Advance sees whether a limit is (nearly) reached
 }
 
-void KeyIndex::Adopt(std::size_t index, const std::string& key, KeyState ks) {
+void KeyIndex::Adopt(std::size_t index, const std::string& key, Tags tags, KeyState ks) {
   RuleState& rs = rules[index];
   SetSchedules(rs, ks);
-  ks.key = Intern(key, *ks.key);
   KeyState* into = rs.Find(key);
   if (into == nullptr) into = &Add(rs, key);
+  rs.group->SetTags(into->slot, [&] { return std::move(tags); });
   if (into->state == AlertState::kFiring) --rs.firing;
   ks.slot = into->slot;
   *into = std::move(ks);
@@ -290,18 +279,15 @@ std::size_t KeyIndex::MoveKeys(std::size_t index, RuleState&& from) {
   from.firing = 0;
   rs.keys.reserve(from.keys.size());
   for (KeyState& moved : from.keys) {
-    const std::string& key_str = from.KeyOf(moved);  // a slot of the other index's group
+    // The key's string and tags in the other index's group.
+    const std::string& key_str = from.KeyOf(moved);
+    const Tags& tags = from.TagsOf(moved);
     KeyState& ks = Add(rs, key_str);
     const std::uint32_t slot = ks.slot;
+    rs.group->SetTags(slot, [&] { return tags; });
     ks = std::move(moved);
     ks.slot = slot;
     SetSchedules(rs, ks);
-    std::weak_ptr<const Tags>& interned = interned_keys_[key_str];
-    if (auto shared = interned.lock()) {
-      ks.key = std::move(shared);
-    } else {
-      interned = ks.key;
-    }
   }
   from.keys.clear();
   from.by_slot.clear();
@@ -312,7 +298,6 @@ void KeyIndex::Evict(RuleState& rs, std::size_t at) {
   KeyGroup& g = *rs.group;
   KeyState& ks = rs.keys[at];
   const std::uint32_t slot = ks.slot;
-  if (ks.key.use_count() == 1) interned_keys_.erase(*g.keys[slot]);
   MarkDirty(rs, ks);  // its row is deleted at the next TakeChanges
   rs.by_slot[slot] = RuleState::kNoKey;
   g.Release(slot);
@@ -354,7 +339,6 @@ bool KeyIndex::EvictIdle(Millis now) {
       ShrinkIfSparse(rs.group->slots);
     }
   }
-  if (evicted) ShrinkIfSparse(interned_keys_);
   return evicted;
 }
 
@@ -451,7 +435,6 @@ bool KeyIndex::EvictUnderPressure(Millis now) {
       ShrinkIfSparse(rs.keys);
       ShrinkIfSparse(rs.group->slots);
     }
-    ShrinkIfSparse(interned_keys_);
   }
   return evicted > 0;
 }

@@ -2,9 +2,9 @@
 
 // The engine's key index and per-key state: one KeyState per (rule, key), held by its rule's
 // RuleState; the key strings of a reading and the group slots that find a reading's states
-// with one hash lookup for all the rules grouping alike; the interned key tags; and the key
-// limits with their eviction (rules/README.md "Cardinality and key eviction"). Internal to
-// rules/ (the engine's); not installed. Not thread-safe: the engine's thread owns it.
+// with one hash lookup for all the rules grouping alike, each key's tags held once by its
+// group; and the key limits with their eviction (rules/README.md "Cardinality and key eviction").
+// Internal to rules/ (the engine's); not installed. Not thread-safe: the engine's thread owns it.
 
 #include <algorithm>
 #include <cstdint>
@@ -44,10 +44,10 @@ struct TagSource {
 // EvalContext's tag lookup over a TagSource.
 const std::string* FindTagThunk(const void* source, std::string_view name);
 
+// 64 bytes: the key's string and tags are its group's (RuleState::KeyOf, TagsOf). Not aligned
+// to a cache line: aligned, engine_bench made 20–30% fewer evaluations a second (states of
+// the rules at the same offsets contending for cache sets, it seems; not verified).
 struct KeyState {
-  // The key's tags, shared by the keys of every rule with the same tags (KeyIndex::Intern):
-  // 100 rules grouping by device hold one copy per device.
-  std::shared_ptr<const Tags> key;
   std::int64_t max_time = kNoTime;  // largest event time accepted (watermark base)
   std::int64_t last_seen = 0;       // processing time of the last accepted reading
   std::uint64_t arrivals = 0;  // readings accepted: orders equal event times; > 1: not a one-off
@@ -75,6 +75,7 @@ struct KeyState {
     return max_time == kNoTime ? kNoWatermark : max_time - w.lateness.count();
   }
 };
+static_assert(sizeof(KeyState) == 64);
 
 // The keys of the rules with the same group_by, numbered: a key string has one slot, held by
 // every rule of the group that has the key, so that a reading finds its states under all
@@ -85,6 +86,9 @@ struct KeyGroup {
 
   std::unordered_map<std::string, std::uint32_t> slots;  // key string → slot
   std::vector<const std::string*> keys;  // slot → its string (a key of `slots`); nullptr: free
+  // slot → the key's tags (group_by's, or a join's `on` tags: the string encodes them), made
+  // with the first rule's state of the key (SetTags); null while only listings hold the slot.
+  std::vector<std::unique_ptr<const Tags>> tags;
   // Per slot: the rules of the group that hold the key, plus the rules' listings of it as
   // changed (RuleState::dirty), which keep the slot's string until TakeChanges.
   std::vector<std::uint32_t> refs;
@@ -96,8 +100,13 @@ struct KeyGroup {
 
   // The key's slot (made when nobody holds the key), with one more hold on it.
   std::uint32_t Hold(const std::string& key_str);
-  // One hold less on the slot; when it was the last, the slot and its string are free.
+  // One hold less on the slot; when it was the last, the slot, its string and tags are free.
   void Release(std::uint32_t slot);
+  // The slot's tags, made by `make` (returning Tags) when it has none.
+  template <typename Make>
+  void SetTags(std::uint32_t at, Make&& make) {
+    if (!tags[at]) tags[at] = std::make_unique<const Tags>(make());
+  }
 };
 
 struct RuleState {
@@ -130,6 +139,8 @@ struct RuleState {
 
   // The key's string (its group_by tags encoded: EncodeKey; a join's: its `on` tags).
   const std::string& KeyOf(const KeyState& ks) const { return *group->keys[ks.slot]; }
+  // The key's tags.
+  const Tags& TagsOf(const KeyState& ks) const { return *group->tags[ks.slot]; }
   // The state of the key, or nullptr.
   KeyState* Find(const std::string& key_str);
   // The state in `keys` that the group's slot names, or nullptr.
@@ -193,13 +204,14 @@ class KeyIndex {
   void Touched(RuleState& rs, std::int64_t now);
 
   // Puts a restored key's state in place (replacing the key's state if it has one), and sets
-  // the rule's timers and eviction schedules as its state asks.
-  void Adopt(std::size_t index, const std::string& key, KeyState ks);
+  // the rule's timers and eviction schedules as its state asks. `tags`: the key's (EncodeKey
+  // of them is `key`).
+  void Adopt(std::size_t index, const std::string& key, Tags tags, KeyState ks);
   // Reload: moves every key of `from` (the state of a rule of another engine with the same
   // definition, whose KeyIndex still lives) into the rule `index`, which has none yet, with
   // the changes not yet taken (RuleState::dirty); the rule keeps `from`'s rule object, which
-  // the keys' windows and detectors refer to. The keys get slots of this index's group, their
-  // tags are interned here, their timers and eviction set as Adopt sets them. `from` is left
+  // the keys' windows and detectors refer to. The keys get slots (and tags) of this index's
+  // group, their timers and eviction set as Adopt sets them. `from` is left
   // without keys. Returns the number of keys moved.
   std::size_t MoveKeys(std::size_t index, RuleState&& from);
 
@@ -212,7 +224,6 @@ class KeyIndex {
   std::vector<RuleState> rules;
 
  private:
-  std::shared_ptr<const Tags> Intern(const std::string& encoded, const Tags& tags);
   void SetSchedules(RuleState& rs, const KeyState& ks);
   // A new key of the rule, without a limit's check: its slot in the group (made when no rule
   // of the group has the key) and its place in rs.keys.
@@ -222,10 +233,6 @@ class KeyIndex {
   void Evict(RuleState& rs, std::size_t at);
   std::uint32_t GroupSlot(const RuleState& rs, const TagSource& source, std::uint64_t number);
 
-  // Key tags by their encoding (EncodeKey), for KeyState::key; expired ones are swept as the
-  // map doubles.
-  std::unordered_map<std::string, std::weak_ptr<const Tags>> interned_keys_;
-  std::size_t next_intern_sweep_ = 1024;
   std::vector<std::unique_ptr<KeyGroup>> groups_;  // RuleState::group
   std::vector<const KeyState*> prefetched_;        // scratch of Prefetch
   // The key budget (0: none) and the keys of all rules now.
