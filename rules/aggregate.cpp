@@ -393,26 +393,24 @@ BasicAcc<kFull> BasicAcc<kFull>::Load(const AggregateSpec& spec, const Packed& j
       case kMean:
         a.v = LoadDouble(value);
         break;
-      case kM2:
-        if constexpr (kFull) a.tail.m2 = LoadDouble(value);
-        break;
       case kMin:
       case kMax:
         a.v = value.get<double>();
         break;
+      case kM2:
       case kFirst:
-        if constexpr (kFull) {
-          load_end(value, &a.ends().first_t, &a.ends().first_arrival, &a.ends().first_v);
-        }
-        break;
       case kLast:
+      case kQuantiles:  // a SmallAcc's function reads none of these
         if constexpr (kFull) {
-          load_end(value, &a.ends().last_t, &a.ends().last_arrival, &a.ends().last_v);
-        }
-        break;
-      case kQuantiles:
-        if constexpr (kFull) {
-          if (!value.is_null()) a.quantiles().Load(value);
+          if (bit == kM2) {
+            a.tail.m2 = LoadDouble(value);
+          } else if (bit == kFirst) {
+            load_end(value, &a.ends().first_t, &a.ends().first_arrival, &a.ends().first_v);
+          } else if (bit == kLast) {
+            load_end(value, &a.ends().last_t, &a.ends().last_arrival, &a.ends().last_v);
+          } else if (!value.is_null()) {
+            a.quantiles().Load(value);
+          }
         }
         break;
       default:
@@ -427,7 +425,21 @@ BasicAcc<kFull> BasicAcc<kFull>::Load(const AggregateSpec& spec, const Packed& j
   return a;
 }
 
-template struct BasicAcc<true>;
-template struct BasicAcc<false>;
+// The members each accumulator uses, instantiated here (not the whole classes: SmallAcc has
+// no tail for ends(), quantiles() or distinct()).
+template bool BasicAcc<true>::Fits(const AggregateSpec&);
+template void BasicAcc<true>::Add(const AggregateSpec&, double, const std::string*, std::int64_t,
+                                  std::uint64_t);
+template void BasicAcc<true>::Merge(const AggregateSpec&, const BasicAcc<true>&);
+template Value BasicAcc<true>::Result(const AggregateSpec&) const;
+template void BasicAcc<true>::Save(const AggregateSpec&, Packer&) const;
+template BasicAcc<true> BasicAcc<true>::Load(const AggregateSpec&, const Packed&);
+template bool BasicAcc<false>::Fits(const AggregateSpec&);
+template void BasicAcc<false>::Add(const AggregateSpec&, double, const std::string*, std::int64_t,
+                                   std::uint64_t);
+template void BasicAcc<false>::Merge(const AggregateSpec&, const BasicAcc<false>&);
+template Value BasicAcc<false>::Result(const AggregateSpec&) const;
+template void BasicAcc<false>::Save(const AggregateSpec&, Packer&) const;
+template BasicAcc<false> BasicAcc<false>::Load(const AggregateSpec&, const Packed&);
 
 }  // namespace vigil::rules

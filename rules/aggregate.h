@@ -160,7 +160,4 @@ using Acc = BasicAcc<true>;
 using SmallAcc = BasicAcc<false>;
 static_assert(sizeof(Acc) == 32 && sizeof(SmallAcc) == 16);
 
-extern template struct BasicAcc<true>;
-extern template struct BasicAcc<false>;
-
 }  // namespace vigil::rules
