@@ -113,7 +113,7 @@ struct FirstAccs<0, A> {
 // open window is kept in the object, the others in `more_`, made only while there are any:
 // a tumbling key has one window open but for the moment between a reading of the next window
 // and the watermark closing the last (one heap object a key, not three). A: the accumulator,
-// SmallAcc when every aggregate fits one (a tumbling avg/max/count key: 96 bytes, not 144).
+// SmallAcc when every aggregate fits one (a tumbling avg/max/count key: 88 bytes, not 136).
 template <std::size_t N, typename A>
 class AlignedWindows final : public WindowState {
  public:
