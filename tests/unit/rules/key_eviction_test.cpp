@@ -56,6 +56,26 @@ RuleStats StatsOf(const Engine& engine, const std::string& rule) {
   return {};
 }
 
+// The state table a checkpoint writes: (rule, key) → bytes.
+using StateTable = std::map<std::pair<std::string, std::string>, std::string>;
+
+// A checkpoint as the agent takes it (`chunk` rows at a time) applied to `table`; returns how
+// many of its rows it deleted.
+std::size_t Checkpoint(Engine& engine, std::size_t chunk, StateTable* table) {
+  std::vector<StateChange> changes;
+  while (engine.TakeChanges(&changes, chunk)) {
+  }
+  std::size_t deleted = 0;
+  for (const auto& c : changes) {
+    if (c.bytes) {
+      (*table)[{c.rule, c.key}] = *c.bytes;
+    } else {
+      deleted += table->erase({c.rule, c.key});
+    }
+  }
+  return deleted;
+}
+
 // The process of one reading at its own time as the processing time.
 void Feed(Engine& engine, const Reading& r, std::vector<Event>* events) {
   engine.Process(r, r.time, events);
@@ -548,20 +568,9 @@ TEST(KeyEviction, TheCheckpointsRowsFollowKeysComingAndGoing) {
   const std::string text = "[" + Tumbling("a", R"json(, "evict_after": "20s")json") + "," +
                            Tumbling("b", R"json(, "evict_after": "45s")json") + "]";
   Engine engine("gw", Load(text));
-  std::map<std::pair<std::string, std::string>, std::string> store;  // the state table
+  StateTable store;
   std::size_t deleted = 0;
-  auto checkpoint = [&] {
-    std::vector<StateChange> changes;
-    while (engine.TakeChanges(&changes, 5)) {
-    }
-    for (const auto& c : changes) {
-      if (c.bytes) {
-        store[{c.rule, c.key}] = *c.bytes;
-      } else {
-        deleted += store.erase({c.rule, c.key});
-      }
-    }
-  };
+  auto checkpoint = [&] { deleted += Checkpoint(engine, 5, &store); };
   std::vector<Event> events;
   for (int step = 0; step < 4'000; ++step) {
     const std::int64_t now = kT0 + step * 250;
@@ -577,7 +586,7 @@ TEST(KeyEviction, TheCheckpointsRowsFollowKeysComingAndGoing) {
   EXPECT_GT(deleted, 30u);
   std::vector<StateChange> snapshot;
   engine.SnapshotAll(&snapshot);
-  std::map<std::pair<std::string, std::string>, std::string> expected;
+  StateTable expected;
   for (const auto& c : snapshot) expected[{c.rule, c.key}] = *c.bytes;
   EXPECT_EQ(store, expected);
 }
@@ -592,19 +601,8 @@ TEST(KeyEviction, CheckpointRoundTripAfterEvictions) {
                            "]";
   auto rules = Load(text, Budget(100));
   Engine original("gw", rules);
-  std::map<std::pair<std::string, std::string>, std::string> store;  // the state table
-  auto checkpoint = [&store](Engine& engine) {
-    std::vector<StateChange> changes;
-    while (engine.TakeChanges(&changes, 7)) {
-    }
-    for (const auto& c : changes) {
-      if (c.bytes) {
-        store[{c.rule, c.key}] = *c.bytes;
-      } else {
-        store.erase({c.rule, c.key});
-      }
-    }
-  };
+  StateTable store;
+  auto checkpoint = [&store](Engine& engine) { Checkpoint(engine, 7, &store); };
   std::vector<Event> events;
   for (int i = 0; i < 30; ++i) {
     for (const char* d : {"gone", "stays", "late"}) {
