@@ -406,6 +406,12 @@ std::string RegexProblem(std::string_view p) {
     const bool after_quantifier = last_quantifier;
     last_quantifier = false;
     if (c == '\\') {
+      // \cX: the character after c is the control letter, whatever it is (a \ too).
+      if (i + 1 < p.size() && p[i + 1] == 'c') {
+        i += 2;
+        last_group = false;
+        continue;
+      }
       std::size_t digits = 0;
       while (i + 1 + digits < p.size() &&
              std::isdigit(static_cast<unsigned char>(p[i + 1 + digits])))
@@ -419,7 +425,9 @@ std::string RegexProblem(std::string_view p) {
       // A class: up to the first ] not escaped. In ECMAScript a ] right after [ or [^ ends
       // it ([] matches nothing, [^] anything), so nothing after it may be skipped here.
       std::size_t j = i + 1;
-      while (j < p.size() && p[j] != ']') j += p[j] == '\\' ? 2 : 1;
+      while (j < p.size() && p[j] != ']') {
+        j += p[j] != '\\' ? 1 : (j + 1 < p.size() && p[j + 1] == 'c' ? 3 : 2);
+      }
       i = j;
       last_group = false;
       continue;
