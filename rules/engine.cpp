@@ -384,7 +384,7 @@ StateChange TakeChange(RuleState& rs) {
   // and written once, not once for every row.
   auto [key_str, ks] = internal::TakeDirty(rs);
   if (ks == nullptr) return {rs.rule->id, std::move(key_str), std::nullopt};
-  return {rs.rule->id, std::move(key_str), internal::SerializeKey(*rs.rule, rs.TagsOf(*ks), *ks)};
+  return {rs.rule->id, std::move(key_str), internal::SerializeKey(rs, *ks)};
 }
 
 }  // namespace
@@ -480,8 +480,7 @@ Engine::Handover Engine::TakeStateOf(Engine& old) {
 void Engine::SnapshotAll(std::vector<StateChange>* out) const {
   for (const RuleState& rs : impl_->index.rules) {
     for (const auto& [key_str, ks] : internal::Sorted(rs)) {
-      out->push_back(
-          {rs.rule->id, *key_str, internal::SerializeKey(*rs.rule, rs.TagsOf(*ks), *ks)});
+      out->push_back({rs.rule->id, *key_str, internal::SerializeKey(rs, *ks)});
     }
   }
 }

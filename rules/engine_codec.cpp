@@ -8,7 +8,9 @@
 
 namespace vigil::rules::internal {
 
-std::string SerializeKey(const CompiledRule& rule, const Tags& tags, const KeyState& ks) {
+std::string SerializeKey(const RuleState& rs, const KeyState& ks) {
+  const CompiledRule& rule = *rs.rule;
+  const Tags& tags = rs.TagsOf(ks);
   // MessagePack: smaller than JSON text, and doubles are kept as their bits, not printed and
   // parsed again (a restart with 100 000 keys reads them all). Written straight from the
   // state (rules/packed.h).

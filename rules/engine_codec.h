@@ -13,9 +13,10 @@
 
 namespace vigil::rules::internal {
 
-// The key's state as checkpoint bytes: the rule's fingerprint, the key's tags, watermark base,
-// last reading's processing time, arrivals, windows, detector, join buffer, alert lifecycle.
-std::string SerializeKey(const CompiledRule& rule, const Tags& tags, const KeyState& ks);
+// The state of a key of `rs` as checkpoint bytes: the rule's fingerprint, the key's tags,
+// watermark base, last reading's processing time, arrivals, windows, detector, join buffer,
+// alert lifecycle.
+std::string SerializeKey(const RuleState& rs, const KeyState& ks);
 // The state of key `key` of `rule` from its checkpoint bytes (MessagePack, or the JSON text
 // earlier versions wrote). False when the fingerprint is not the rule's (the rule changed),
 // the bytes are of another key or malformed; *out and *tags are then unchanged. *tags: the
